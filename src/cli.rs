@@ -1,0 +1,95 @@
+//! The command line: clap definitions and dispatch to the commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::LogFormat;
+
+/// vaultkeeper: watches a markdown vault, journals every change, and feeds a shadow
+/// cache, git and RabbitMQ.
+#[derive(Debug, Parser)]
+#[command(name = "vaultkeeper", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// The vault folder (default: found from the current folder upwards).
+    #[arg(long, global = true, env = "VAULTKEEPER_VAULT")]
+    pub vault: Option<PathBuf>,
+    /// The configuration file (default: $VAULTKEEPER_CONFIG, <vault>/.vaultkeeper.toml,
+    /// then $XDG_CONFIG_HOME/vaultkeeper/config.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon on a vault until SIGINT/SIGTERM.
+    Run {
+        /// The vault folder (same as --vault).
+        vault: Option<PathBuf>,
+    },
+    /// Write a starter configuration into a vault.
+    Init {
+        /// The vault folder (default: the current folder).
+        vault: Option<PathBuf>,
+        /// Overwrite an existing .vaultkeeper.toml.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the journal's events, one per line.
+    Events {
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep printing new events as they are journaled.
+        #[arg(long, short)]
+        follow: bool,
+        /// One JSON object per line (the event envelope).
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Show whether a daemon runs for the vault and how its consumers are doing.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match crate::commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vaultkeeper: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

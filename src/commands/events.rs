@@ -1,0 +1,86 @@
+//! `vaultkeeper events`: the journal, printed or followed.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::Context;
+use crate::cli::GlobalArgs;
+use crate::event::Event;
+use crate::journal::Journal;
+
+/// Prints events after `since`; with `follow`, keeps polling the journal for more.
+pub fn events(
+    global: &GlobalArgs,
+    since: u64,
+    follow: bool,
+    json: bool,
+    limit: Option<u64>,
+) -> Result<ExitCode> {
+    let ctx = Context::resolve(global, None)?;
+    let path = ctx.paths.journal();
+    if !path.exists() && !follow {
+        bail!(
+            "no journal at {} yet: start the daemon with `vaultkeeper run {}`",
+            path.display(),
+            ctx.paths.root.display()
+        );
+    }
+    let mut journal = None;
+    let mut pos = since;
+    let mut printed = 0u64;
+    let stdout = std::io::stdout();
+    loop {
+        if journal.is_none() && path.exists() {
+            journal = Some(Journal::open_readonly(&path)?);
+        }
+        let batch = match &journal {
+            Some(j) => j.read_after(pos, 1000)?,
+            None => Vec::new(),
+        };
+        let mut out = stdout.lock();
+        for event in &batch {
+            print_event(&mut out, event, json)?;
+            pos = event.seq;
+            printed += 1;
+            if limit.is_some_and(|l| printed >= l) {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        out.flush()?;
+        drop(out);
+        if batch.is_empty() {
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn print_event(out: &mut impl Write, e: &Event, json: bool) -> std::io::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, e)?;
+        writeln!(out)
+    } else {
+        let ts = e.timestamp.format("%Y-%m-%d %H:%M:%S%.3f");
+        match &e.old_path {
+            Some(old) => writeln!(
+                out,
+                "{:>8}  {ts}  {:<8}  {} <- {old}",
+                e.seq,
+                e.event.as_str(),
+                e.file_path
+            ),
+            None => writeln!(
+                out,
+                "{:>8}  {ts}  {:<8}  {}",
+                e.seq,
+                e.event.as_str(),
+                e.file_path
+            ),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! One module per command; `dispatch` finds the vault and calls it.
+
+mod events;
+mod init;
+mod run;
+mod status;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::{self, Loaded};
+use crate::paths::{self, VaultPaths};
+
+/// A vault, its configuration and its state folder: what every command starts from.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Where things are.
+    pub paths: VaultPaths,
+    /// The configuration and its source.
+    pub loaded: Loaded,
+}
+
+impl Context {
+    /// The one way to find the vault: the positional argument or `--vault`, else the
+    /// config's `vault`, else the nearest vault from the current folder upwards.
+    pub fn resolve(global: &GlobalArgs, vault: Option<&Path>) -> Result<Context> {
+        let explicit = vault.or(global.vault.as_deref());
+        let root = match explicit {
+            Some(v) => v.to_path_buf(),
+            None => {
+                let pre = config::load(global.config.as_deref(), None)?;
+                match pre.config.vault {
+                    Some(v) => v,
+                    None => paths::discover(&std::env::current_dir()?)?,
+                }
+            }
+        };
+        let root = expand_home(&root);
+        let loaded = config::load(global.config.as_deref(), Some(&root))?;
+        let state_dir = loaded.config.state_dir.as_deref().map(expand_home);
+        let paths = VaultPaths::new(&root, loaded.config.name.as_deref(), state_dir.as_deref())?;
+        Ok(Context { paths, loaded })
+    }
+}
+
+fn expand_home(p: &Path) -> std::path::PathBuf {
+    match (p.strip_prefix("~"), dirs::home_dir()) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        Command::Run { vault } => run::run(&global, vault.as_deref()),
+        Command::Init { vault, force } => init::init(&global, vault.as_deref(), force),
+        Command::Events {
+            since,
+            follow,
+            json,
+            limit,
+        } => events::events(&global, since, follow, json, limit),
+        Command::Status { json } => status::status(&global, json),
+    }
+}

@@ -1,0 +1,95 @@
+//! `vaultkeeper status`: is a daemon running, and how far is each consumer.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::Context;
+use crate::cli::GlobalArgs;
+use crate::journal::Journal;
+
+/// Prints the status; exit code 0 when a daemon runs and no consumer is failing.
+pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
+    let ctx = Context::resolve(global, None)?;
+    let pid = crate::lock::holder(&ctx.paths.lock());
+    let (head, cursors, dead) = match Journal::open_readonly(&ctx.paths.journal()) {
+        Ok(j) if ctx.paths.journal().exists() => (j.head()?, j.cursors()?, j.dead_letters()?),
+        _ => (0, Vec::new(), Vec::new()),
+    };
+    let live = pid.and_then(|_| crate::status::read_status(&ctx.paths));
+    let consumers: Vec<serde_json::Value> = cursors
+        .iter()
+        .map(|c| {
+            let live_entry = live
+                .as_ref()
+                .and_then(|l| l["consumers"].as_array())
+                .and_then(|a| a.iter().find(|x| x["name"] == c.consumer.as_str()))
+                .cloned();
+            json!({
+                "name": c.consumer,
+                "cursor": c.seq,
+                "lag": head.saturating_sub(c.seq),
+                "updated_at": c.updated_at,
+                "last_error": live_entry.as_ref().and_then(|l| l.get("last_error")).cloned(),
+                "detail": live_entry.as_ref().and_then(|l| l.get("detail")).cloned(),
+            })
+        })
+        .collect();
+    let failing = consumers.iter().any(|c| !c["last_error"].is_null());
+    let healthy = pid.is_some() && !failing;
+    let report = json!({
+        "healthy": healthy,
+        "vault": ctx.paths.name,
+        "root": ctx.paths.root.display().to_string(),
+        "state_dir": ctx.paths.state_dir.display().to_string(),
+        "daemon": pid.map(|p| json!({
+            "pid": p,
+            "started_at": live.as_ref().map(|l| l["started_at"].clone()),
+            "version": live.as_ref().map(|l| l["version"].clone()),
+            "ready": live.as_ref().map(|l| l["ready"].clone()),
+        })),
+        "journal": {"head": head},
+        "consumers": consumers,
+        "dead_letters": dead,
+    });
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        match pid {
+            Some(p) => writeln!(out, "daemon: running (pid {p})")?,
+            None => writeln!(out, "daemon: not running")?,
+        }
+        writeln!(
+            out,
+            "vault: {} ({})",
+            ctx.paths.name,
+            ctx.paths.root.display()
+        )?;
+        writeln!(out, "journal head: {head}")?;
+        for c in &consumers {
+            writeln!(
+                out,
+                "consumer {}: cursor {} lag {}{}",
+                c["name"].as_str().unwrap_or("?"),
+                c["cursor"],
+                c["lag"],
+                c["last_error"]
+                    .as_str()
+                    .map(|e| format!(" error: {e}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if !dead.is_empty() {
+            writeln!(out, "dead letters: {}", dead.len())?;
+        }
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

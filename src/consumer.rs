@@ -1,0 +1,375 @@
+//! The consumer trait and the one runner that drives every consumer the same way.
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::event::Event;
+
+/// How far a consumer's effects are durable after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// Every event with `seq <= n` has a durable effect; the cursor may move to `n`.
+    Upto(u64),
+    /// Nothing new is durable yet (the consumer holds work, e.g. waiting for a quiet period).
+    Unchanged,
+}
+
+/// A consumer's failure, telling the runner what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// Something outside is unavailable (a broker, a locked git index): retry the
+    /// same work later with backoff, never dead-letter.
+    #[error("{0}")]
+    Transient(String),
+    /// Handling failed. With `seq`, that event is to blame and counts towards its
+    /// dead letter; without, the runner retries the events one at a time to find it.
+    #[error("{reason}")]
+    Failed {
+        /// The event at fault, when known.
+        seq: Option<u64>,
+        /// What went wrong, naming the file where there is one.
+        reason: String,
+    },
+}
+
+impl ConsumerError {
+    /// A failure caused by one event.
+    pub fn event(seq: u64, reason: impl Into<String>) -> Self {
+        ConsumerError::Failed {
+            seq: Some(seq),
+            reason: reason.into(),
+        }
+    }
+
+    /// A failure not (yet) tied to one event.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        ConsumerError::Failed {
+            seq: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where a consumer without a cursor starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// From the first event the journal still holds.
+    Beginning,
+    /// From the journal's head: only events appended from now on.
+    Head,
+}
+
+/// Something that applies journal events: the cache, git, the AMQP forwarder, rules.
+///
+/// Handling must be idempotent: after a crash the runner hands over again every
+/// event above the durable cursor.
+pub trait Consumer: Send + 'static {
+    /// Stable name, used as the cursor key and in status output.
+    fn name(&self) -> &str;
+
+    /// Where to start when the journal has no cursor for this consumer.
+    fn start_at(&self) -> StartAt {
+        StartAt::Beginning
+    }
+
+    /// A cursor the consumer keeps itself, in the same transaction as its effect
+    /// (the cache does this). `None`: the runner's cursor in the journal is used.
+    fn own_cursor(&mut self) -> Result<Option<u64>, ConsumerError> {
+        Ok(None)
+    }
+
+    /// Handles events in `seq` order and says how far effects are durable.
+    fn handle(
+        &mut self,
+        batch: &[Event],
+    ) -> impl Future<Output = Result<Durable, ConsumerError>> + Send;
+
+    /// When the consumer wants [`Consumer::on_deadline`] called without new events.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called at [`Consumer::deadline`] (a quiet period ended, confirms are due).
+    fn on_deadline(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        async { Ok(Durable::Unchanged) }
+    }
+
+    /// Makes everything handled so far durable: on shutdown and on an explicit flush.
+    fn flush(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        async { Ok(Durable::Unchanged) }
+    }
+
+    /// A consumer-specific report for `status` (last commit, connection state, ...).
+    fn status(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+/// Settings shared by every runner.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Events handed over at once.
+    pub batch_size: usize,
+    /// Failures of one event before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Backoff bounds.
+    pub retry_min: std::time::Duration,
+    /// Backoff bounds.
+    pub retry_max: std::time::Duration,
+}
+
+impl From<&crate::config::RunnerConfig> for RunnerSettings {
+    fn from(c: &crate::config::RunnerConfig) -> Self {
+        RunnerSettings {
+            batch_size: c.batch_size,
+            max_attempts: c.max_attempts,
+            retry_min: c.retry_min,
+            retry_max: c.retry_max,
+        }
+    }
+}
+
+/// What a runner reports about its consumer, for `status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunnerStatus {
+    /// The consumer's name.
+    pub name: String,
+    /// Last seq whose effect is durable.
+    pub cursor: u64,
+    /// Last seq handed to the consumer.
+    pub read: u64,
+    /// The last error, if the consumer is failing now.
+    pub last_error: Option<String>,
+    /// Events given up on since start.
+    pub dead_letters: u64,
+    /// The consumer's own report.
+    pub detail: serde_json::Value,
+}
+
+/// Shared, live view of a runner.
+pub type StatusCell = std::sync::Arc<std::sync::Mutex<RunnerStatus>>;
+
+/// Signals a runner reacts to besides new events.
+#[derive(Clone, Default)]
+pub struct RunnerSignals {
+    /// Cancelled on shutdown: drain to the head, flush, stop.
+    pub stop: tokio_util::sync::CancellationToken,
+    /// Notified to flush now (`vaultkeeper commit`).
+    pub flush: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Drives one consumer: waits for new events, hands them over from its cursor in
+/// batches, moves the cursor only as far as the consumer says its effect is durable,
+/// retries with backoff, and dead-letters an event after `max_attempts` failures.
+/// On `stop` it drains up to the head, flushes and returns.
+pub async fn run<C: Consumer>(
+    mut consumer: C,
+    journal_path: std::path::PathBuf,
+    mut head: tokio::sync::watch::Receiver<u64>,
+    settings: RunnerSettings,
+    signals: RunnerSignals,
+    status: StatusCell,
+) -> Result<(), crate::journal::JournalError> {
+    use std::collections::{BTreeSet, HashMap};
+    use tracing::{error, info, warn};
+
+    let name = consumer.name().to_string();
+    let journal = crate::journal::Journal::open(&journal_path)?;
+    let own = match consumer.own_cursor() {
+        Ok(c) => c,
+        Err(e) => {
+            error!(consumer = %name, "cannot read its cursor: {e}");
+            None
+        }
+    };
+    let mut cursor = match (own, journal.cursor(&name)?) {
+        (Some(c), _) => c,
+        (None, Some(c)) => c,
+        (None, None) => match consumer.start_at() {
+            StartAt::Head => journal.head()?,
+            StartAt::Beginning => journal.first_seq()?.map_or(journal.head()?, |s| s - 1),
+        },
+    };
+    journal.set_cursor(&name, cursor)?;
+    let mut read_pos = cursor;
+    let mut skip: BTreeSet<u64> = journal
+        .dead_letters()?
+        .into_iter()
+        .filter(|d| d.consumer == name && d.seq > cursor)
+        .map(|d| d.seq)
+        .collect();
+    let mut attempts: HashMap<u64, u32> = HashMap::new();
+    let mut single_until: Option<u64> = None;
+    let mut backoff = crate::retry::Backoff::new(settings.retry_min, settings.retry_max);
+    let mut deadline_retry: Option<Instant> = None;
+    let update = |status: &StatusCell, f: &dyn Fn(&mut RunnerStatus)| {
+        if let Ok(mut s) = status.lock() {
+            f(&mut s);
+        }
+    };
+    update(&status, &|s| {
+        s.name = name.clone();
+        s.cursor = cursor;
+        s.read = cursor;
+    });
+
+    // Applies a durable report: the cursor only moves forward and never past what was read.
+    fn advance(
+        journal: &crate::journal::Journal,
+        name: &str,
+        d: Durable,
+        cursor: &mut u64,
+        read_pos: u64,
+    ) -> Result<(), crate::journal::JournalError> {
+        if let Durable::Upto(n) = d {
+            let n = n.min(read_pos);
+            if n > *cursor {
+                *cursor = n;
+                journal.set_cursor(name, n)?;
+            }
+        }
+        Ok(())
+    }
+
+    loop {
+        let stopping = signals.stop.is_cancelled();
+        let limit = if single_until.is_some_and(|s| read_pos < s) {
+            1
+        } else {
+            single_until = None;
+            settings.batch_size
+        };
+        let mut batch = journal.read_after(read_pos, limit)?;
+        let batch_end = batch.last().map(|e| e.seq);
+        batch.retain(|e| !skip.contains(&e.seq));
+        if let Some(end) = batch_end {
+            if batch.is_empty() {
+                read_pos = end;
+                continue;
+            }
+            match consumer.handle(&batch).await {
+                Ok(d) => {
+                    read_pos = end;
+                    advance(&journal, &name, d, &mut cursor, read_pos)?;
+                    backoff.reset();
+                    let detail = consumer.status();
+                    update(&status, &|s| {
+                        s.cursor = cursor;
+                        s.read = read_pos;
+                        s.last_error = None;
+                        s.detail = detail.clone();
+                    });
+                }
+                Err(err) => {
+                    let message = err.to_string();
+                    update(&status, &|s| s.last_error = Some(message.clone()));
+                    let blamed = match err {
+                        ConsumerError::Transient(_) => None,
+                        ConsumerError::Failed { seq: Some(s), .. } => Some(s),
+                        ConsumerError::Failed { seq: None, .. } if batch.len() > 1 => {
+                            // Find the culprit: one event at a time up to the batch's end.
+                            single_until = Some(end);
+                            continue;
+                        }
+                        ConsumerError::Failed { seq: None, .. } => Some(batch[0].seq),
+                    };
+                    if let Some(seq) = blamed {
+                        let n = attempts.entry(seq).or_insert(0);
+                        *n += 1;
+                        if *n >= settings.max_attempts {
+                            let n = *n;
+                            attempts.remove(&seq);
+                            if let Some(event) = batch.iter().find(|e| e.seq == seq) {
+                                error!(consumer = %name, seq, path = %event.file_path,
+                                    "giving up after {n} attempts, dead-lettered: {message}");
+                                journal.add_dead_letter(&name, event, &message, n)?;
+                            }
+                            skip.insert(seq);
+                            update(&status, &|s| s.dead_letters += 1);
+                            continue;
+                        }
+                    }
+                    let delay = backoff.next_delay();
+                    warn!(consumer = %name, "retrying in {delay:?}: {message}");
+                    if stopping {
+                        // Draining on shutdown: keep trying until the daemon's timeout.
+                        tokio::time::sleep(delay).await;
+                    } else {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = signals.stop.cancelled() => {}
+                        }
+                    }
+                    continue;
+                }
+            }
+            continue;
+        }
+
+        // Caught up with the journal.
+        if stopping {
+            loop {
+                match consumer.flush().await {
+                    Ok(d) => {
+                        advance(&journal, &name, d, &mut cursor, read_pos)?;
+                        break;
+                    }
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        warn!(consumer = %name, "flush failed, retrying in {delay:?}: {e}");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+            update(&status, &|s| s.cursor = cursor);
+            info!(consumer = %name, cursor, "stopped");
+            return Ok(());
+        }
+        let deadline = match (consumer.deadline(), deadline_retry) {
+            (Some(d), Some(r)) => Some(d.max(r)),
+            (d, _) => d,
+        };
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        enum Wake {
+            Events,
+            Deadline,
+            Flush,
+            Stop,
+        }
+        let wake = tokio::select! {
+            changed = head.changed() => if changed.is_ok() { Wake::Events } else { Wake::Stop },
+            _ = sleep => Wake::Deadline,
+            _ = signals.flush.notified() => Wake::Flush,
+            _ = signals.stop.cancelled() => Wake::Stop,
+        };
+        let result = match wake {
+            Wake::Events | Wake::Stop => continue,
+            Wake::Deadline => consumer.on_deadline().await,
+            Wake::Flush => consumer.flush().await,
+        };
+        match result {
+            Ok(d) => {
+                deadline_retry = None;
+                advance(&journal, &name, d, &mut cursor, read_pos)?;
+                let detail = consumer.status();
+                update(&status, &|s| {
+                    s.cursor = cursor;
+                    s.last_error = None;
+                    s.detail = detail.clone();
+                });
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(consumer = %name, "retrying in {delay:?}: {e}");
+                let message = e.to_string();
+                update(&status, &|s| s.last_error = Some(message.clone()));
+                deadline_retry = Some(Instant::now() + delay);
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Daemon life: the lock, the watcher, one runner per consumer, signals and shutdown.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures::{Stream, StreamExt};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, Loaded, Source};
+use crate::consumer::{self, Consumer, RunnerSettings, RunnerSignals, RunnerStatus, StatusCell};
+use crate::journal::Journal;
+use crate::lock::DaemonLock;
+use crate::paths::VaultPaths;
+use crate::status::{DaemonStatus, write_status};
+use crate::watch::Watcher;
+
+/// What the outside world asks of the daemon (signals in production, a channel in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SIGINT/SIGTERM: stop gracefully; a second one exits at once.
+    Stop,
+    /// SIGHUP: reload the configuration.
+    Reload,
+    /// SIGUSR1: consumers flush now (`vaultkeeper commit`).
+    Flush,
+}
+
+/// The production request stream: Unix signals through signal-hook.
+pub fn signal_requests() -> Result<impl Stream<Item = Request> + Unpin + Send> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let signals = signal_hook_tokio::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+        .context("cannot install signal handlers")?;
+    Ok(signals.map(|s| match s {
+        SIGHUP => Request::Reload,
+        SIGUSR1 => Request::Flush,
+        _ => Request::Stop,
+    }))
+}
+
+struct Running {
+    name: String,
+    task: JoinHandle<()>,
+    status: StatusCell,
+    flush: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Spawns the consumers the configuration enables, each on the one runner.
+struct Consumers<'a> {
+    paths: &'a VaultPaths,
+    settings: RunnerSettings,
+    head: tokio::sync::watch::Receiver<u64>,
+    stop: tokio_util::sync::CancellationToken,
+    running: Vec<Running>,
+}
+
+impl Consumers<'_> {
+    fn spawn<C: Consumer>(&mut self, consumer: C) {
+        let name = consumer.name().to_string();
+        let status: StatusCell = Default::default();
+        let signals = RunnerSignals {
+            stop: self.stop.clone(),
+            flush: Default::default(),
+        };
+        let flush = signals.flush.clone();
+        let task_name = name.clone();
+        let task = tokio::spawn(consumer::run(
+            consumer,
+            self.paths.journal(),
+            self.head.clone(),
+            self.settings.clone(),
+            signals,
+            status.clone(),
+        ));
+        let task = tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => error!(consumer = %task_name, "stopped on a journal error: {e}"),
+                Err(e) if e.is_panic() => error!(consumer = %task_name, "panicked"),
+                Err(_) => {}
+            }
+        });
+        self.running.push(Running {
+            name,
+            task,
+            status,
+            flush,
+        });
+    }
+}
+
+/// Builds the enabled consumers. Each later consumer is added here, once.
+fn spawn_consumers(_config: &Config, consumers: &mut Consumers<'_>) -> Result<()> {
+    let _ = consumers;
+    Ok(())
+}
+
+/// Runs the daemon until a stop request, then shuts down cleanly.
+pub async fn run(
+    paths: VaultPaths,
+    loaded: Loaded,
+    mut requests: impl Stream<Item = Request> + Unpin + Send,
+) -> Result<()> {
+    let started = chrono::Utc::now();
+    let config = loaded.config.clone();
+    paths.ensure_state_dir()?;
+    let _lock = DaemonLock::acquire(&paths.lock())?;
+    let journal = Journal::open(&paths.journal())?;
+    let (head_tx, head_rx) = tokio::sync::watch::channel(journal.head()?);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    info!(
+        vault = %paths.root.display(),
+        state = %paths.state_dir.display(),
+        config = %match &loaded.source { Source::File(p) => p.display().to_string(), Source::Defaults => "defaults".into() },
+        "starting vaultkeeper {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let watcher = Watcher::spawn(
+        &paths,
+        config.watch.clone(),
+        crate::watch::host_name(),
+        head_tx,
+        ready_tx,
+    )?;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut consumers = Consumers {
+        paths: &paths,
+        settings: RunnerSettings::from(&config.runner),
+        head: head_rx.clone(),
+        stop: stop.clone(),
+        running: Vec::new(),
+    };
+    spawn_consumers(&config, &mut consumers)?;
+    let running = consumers.running;
+    let names: Vec<&str> = running.iter().map(|r| r.name.as_str()).collect();
+    journal.retain_cursors(&names)?;
+
+    let status_of = |ready: bool| DaemonStatus {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started,
+        updated_at: chrono::Utc::now(),
+        vault: paths.name.clone(),
+        root: paths.root.display().to_string(),
+        ready,
+        stopping: false,
+        head: *head_rx.borrow(),
+        consumers: running
+            .iter()
+            .map(|r| {
+                r.status
+                    .lock()
+                    .map(|s| s.clone())
+                    .unwrap_or_else(|_| RunnerStatus::default())
+            })
+            .collect(),
+    };
+
+    // Wait for the first reconcile, still answering a stop.
+    tokio::select! {
+        ready = ready_rx => {
+            match ready {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.context("first scan of the vault failed")),
+                Err(_) => anyhow::bail!("the watcher stopped during the first scan"),
+            }
+        }
+        req = requests.next() => {
+            if matches!(req, Some(Request::Stop) | None) {
+                info!("stop requested during the first scan");
+                let status = status_of(false);
+                return shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+            }
+        }
+    }
+    info!("ready");
+    write_status(&paths, &status_of(true));
+
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut last_prune = Instant::now();
+    let mut reload_source = loaded.source.clone();
+    loop {
+        tokio::select! {
+            req = requests.next() => match req {
+                Some(Request::Stop) | None => break,
+                Some(Request::Reload) => {
+                    match reload(&reload_source, &paths) {
+                        Ok(new) => {
+                            watcher.control().reload(new.watch.clone());
+                            info!("configuration reloaded");
+                            if let Source::File(p) = &reload_source { reload_source = Source::File(p.clone()); }
+                        }
+                        Err(e) => error!("configuration not reloaded, keeping the current one: {e:#}"),
+                    }
+                }
+                Some(Request::Flush) => {
+                    for r in &running {
+                        r.flush.notify_one();
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                write_status(&paths, &status_of(true));
+                if last_prune.elapsed() > Duration::from_secs(3600) {
+                    last_prune = Instant::now();
+                    match journal.prune(config.journal.retention) {
+                        Ok(n) if n > 0 => info!(pruned = n, "journal retention"),
+                        Ok(_) => {}
+                        Err(e) => warn!("journal retention failed: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    let status = status_of(true);
+    shutdown(watcher, stop, running, &config, requests, &paths, status).await
+}
+
+fn reload(source: &Source, paths: &VaultPaths) -> Result<Config> {
+    let mut config = match source {
+        Source::File(p) => Config::read(p)?,
+        Source::Defaults => Config::default(),
+    };
+    if let Source::File(p) = source {
+        config.check_no_secrets_in_vault(p, &paths.root)?;
+    }
+    config.apply_env();
+    Ok(config)
+}
+
+async fn shutdown(
+    watcher: Watcher,
+    stop: tokio_util::sync::CancellationToken,
+    running: Vec<Running>,
+    config: &Config,
+    mut requests: impl Stream<Item = Request> + Unpin + Send,
+    paths: &VaultPaths,
+    mut status: DaemonStatus,
+) -> Result<()> {
+    info!("shutting down: journaling pending changes");
+    status.stopping = true;
+    write_status(paths, &status);
+    let graceful = async {
+        // The watcher flushes its debounced changes into the journal before it returns.
+        let _ = tokio::task::spawn_blocking(move || watcher.stop()).await;
+        stop.cancel();
+        let deadline = tokio::time::sleep(config.runner.shutdown_timeout);
+        tokio::pin!(deadline);
+        for r in running {
+            let name = r.name.clone();
+            let mut task = r.task;
+            tokio::select! {
+                _ = &mut task => {}
+                _ = &mut deadline => {
+                    warn!(consumer = %name, "did not drain within {:?}; stopping it (its cursor stays at its last durable point)", config.runner.shutdown_timeout);
+                    task.abort();
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = graceful => {}
+        req = requests.next() => {
+            if req == Some(Request::Stop) {
+                // Every append and cursor move is a committed SQLite transaction, so the
+                // journal is consistent whenever the process ends.
+                warn!("second stop signal: exiting now");
+                std::process::exit(130);
+            }
+        }
+    }
+    status.updated_at = chrono::Utc::now();
+    write_status(paths, &status);
+    info!("stopped");
+    Ok(())
+}

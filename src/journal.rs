@@ -1,0 +1,603 @@
+//! The embedded bus: a SQLite journal of events, consumer cursors, dead letters and
+//! the watcher's snapshot of the vault, all changed in single transactions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::event::Event;
+
+/// A journal failure, naming the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// SQLite refused.
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored event body does not parse (written by an incompatible version?).
+    #[error("journal {path}: event {seq} is unreadable: {message}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// The event's sequence number.
+        seq: u64,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+/// What the watcher last saw of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Inode number (0 where there is none), used to pair renames.
+    pub ino: u64,
+    /// blake3 hex of the content.
+    pub hash: String,
+}
+
+/// A change to the snapshot, written with the events that caused it.
+#[derive(Debug, Clone)]
+pub enum SnapshotChange {
+    /// The file is now in this state.
+    Put(String, FileState),
+    /// The file is gone.
+    Remove(String),
+}
+
+/// An event a consumer gave up on.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// Row id, for `dead-letters --retry/--drop`.
+    pub id: i64,
+    /// The consumer that failed.
+    pub consumer: String,
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The event's id.
+    pub event_id: String,
+    /// The file the event named.
+    pub path: String,
+    /// The last error.
+    pub reason: String,
+    /// How often it was tried.
+    pub attempts: u32,
+    /// When it was given up on (RFC 3339).
+    pub at: String,
+}
+
+/// A consumer's position.
+#[derive(Debug, Clone, Serialize)]
+pub struct CursorRow {
+    /// The consumer's name.
+    pub consumer: String,
+    /// The last seq whose effect is durable.
+    pub seq: u64,
+    /// When it last moved (RFC 3339).
+    pub updated_at: String,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    old_path TEXT,
+    hash TEXT,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_at ON events(at);
+CREATE TABLE IF NOT EXISTS cursors(
+    consumer TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files(
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dead_letters(
+    id INTEGER PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// An open journal. Each thread or task opens its own; SQLite's WAL lets readers
+/// and the one writer proceed together.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish()
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Journal {
+    /// Opens (creating and migrating) the journal for reading and writing.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let conn = Connection::open(path).map_err(|source| JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let journal = Journal {
+            conn,
+            path: path.to_path_buf(),
+        };
+        journal.setup()?;
+        Ok(journal)
+    }
+
+    /// Opens an existing journal read-only (queries, `events`, `status`).
+    pub fn open_readonly(path: &Path) -> Result<Journal, JournalError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let journal = Journal {
+            conn,
+            path: path.to_path_buf(),
+        };
+        journal
+            .conn
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(|e| journal.err(e))?;
+        Ok(journal)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> JournalError {
+        JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn setup(&self) -> Result<(), JournalError> {
+        // WAL: readers never block the writer. FULL: an appended event survives power
+        // loss, not only a crash; appends are batched, so the fsync is paid per flush.
+        self.conn
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.err(e))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version < SCHEMA_VERSION {
+            self.conn.execute_batch(SCHEMA).map_err(|e| self.err(e))?;
+            self.conn
+                .pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends events (assigning their `seq`) and applies snapshot changes, in one
+    /// transaction. Returns the new head.
+    pub fn append(
+        &mut self,
+        events: &mut [Event],
+        snapshot: &[SnapshotChange],
+    ) -> Result<u64, JournalError> {
+        let path = self.path.clone();
+        let e = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events(id, at, kind, path, old_path, hash, size, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(e)?;
+            for event in events.iter_mut() {
+                event.seq = 0;
+                let body = serde_json::to_string(&event).map_err(|err| JournalError::Corrupt {
+                    path: path.clone(),
+                    seq: 0,
+                    message: err.to_string(),
+                })?;
+                insert
+                    .execute(params![
+                        event.id,
+                        event
+                            .timestamp
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        event.event.as_str(),
+                        event.file_path,
+                        event.old_path,
+                        event.hash,
+                        event.size as i64,
+                        body,
+                    ])
+                    .map_err(e)?;
+                event.seq = tx.last_insert_rowid() as u64;
+            }
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO files(path, size, mtime_ns, ino, hash) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(path) DO UPDATE SET size = excluded.size,
+                       mtime_ns = excluded.mtime_ns, ino = excluded.ino, hash = excluded.hash",
+                )
+                .map_err(e)?;
+            let mut remove = tx
+                .prepare_cached("DELETE FROM files WHERE path = ?1")
+                .map_err(e)?;
+            for change in snapshot {
+                match change {
+                    SnapshotChange::Put(p, s) => {
+                        put.execute(params![p, s.size as i64, s.mtime_ns, s.ino as i64, s.hash])
+                            .map_err(e)?;
+                    }
+                    SnapshotChange::Remove(p) => {
+                        remove.execute(params![p]).map_err(e)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(e)?;
+        self.head()
+    }
+
+    /// The highest sequence number ever appended (0 for an empty journal).
+    pub fn head(&self) -> Result<u64, JournalError> {
+        // sqlite_sequence remembers the high-water mark even after pruning.
+        let seq: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The oldest sequence number still held, if any.
+    pub fn first_seq(&self) -> Result<Option<u64>, JournalError> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(seq.map(|s| s as u64))
+    }
+
+    /// Up to `limit` events with `seq > after`, in order.
+    pub fn read_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row.map_err(|e| self.err(e))?;
+            let mut event: Event =
+                serde_json::from_str(&body).map_err(|err| JournalError::Corrupt {
+                    path: self.path.clone(),
+                    seq: seq as u64,
+                    message: err.to_string(),
+                })?;
+            event.seq = seq as u64;
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    /// One event by seq.
+    pub fn get(&self, seq: u64) -> Result<Option<Event>, JournalError> {
+        Ok(self
+            .read_after(seq.saturating_sub(1), 1)?
+            .into_iter()
+            .find(|e| e.seq == seq))
+    }
+
+    /// A consumer's cursor, if it has one.
+    pub fn cursor(&self, consumer: &str) -> Result<Option<u64>, JournalError> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT seq FROM cursors WHERE consumer = ?1",
+                params![consumer],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(seq.map(|s| s as u64))
+    }
+
+    /// Moves a consumer's cursor.
+    pub fn set_cursor(&self, consumer: &str, seq: u64) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO cursors(consumer, seq, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![consumer, seq as i64, now_rfc3339()]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every consumer's cursor.
+    pub fn cursors(&self) -> Result<Vec<CursorRow>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT consumer, seq, updated_at FROM cursors ORDER BY consumer")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(CursorRow {
+                    consumer: r.get(0)?,
+                    seq: r.get::<_, i64>(1)? as u64,
+                    updated_at: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Forgets the cursors of consumers that are no longer configured, so they do not
+    /// hold back retention.
+    pub fn retain_cursors(&self, keep: &[&str]) -> Result<(), JournalError> {
+        for row in self.cursors()? {
+            if !keep.contains(&row.consumer.as_str()) {
+                self.conn
+                    .execute(
+                        "DELETE FROM cursors WHERE consumer = ?1",
+                        params![row.consumer],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records an event a consumer gave up on.
+    pub fn add_dead_letter(
+        &self,
+        consumer: &str,
+        event: &Event,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO dead_letters(consumer, seq, event_id, path, reason, attempts, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    consumer,
+                    event.seq as i64,
+                    event.id,
+                    event.file_path,
+                    reason,
+                    attempts,
+                    now_rfc3339()
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// All dead letters, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, consumer, seq, event_id, path, reason, attempts, at
+                 FROM dead_letters ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    consumer: r.get(1)?,
+                    seq: r.get::<_, i64>(2)? as u64,
+                    event_id: r.get(3)?,
+                    path: r.get(4)?,
+                    reason: r.get(5)?,
+                    attempts: r.get(6)?,
+                    at: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Removes a dead letter; returns whether it existed.
+    pub fn remove_dead_letter(&self, id: i64) -> Result<bool, JournalError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM dead_letters WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// The watcher's snapshot of the vault.
+    pub fn load_files(&self) -> Result<BTreeMap<String, FileState>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, size, mtime_ns, ino, hash FROM files")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    FileState {
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime_ns: r.get(2)?,
+                        ino: r.get::<_, i64>(3)? as u64,
+                        hash: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Deletes events that every consumer has passed and that are older than `max_age`.
+    /// Returns how many were removed.
+    pub fn prune(&self, max_age: Duration) -> Result<usize, JournalError> {
+        let min_cursor: Option<i64> = self
+            .conn
+            .query_row("SELECT MIN(seq) FROM cursors", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let Some(min_cursor) = min_cursor else {
+            return Ok(0);
+        };
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(3650));
+        let cutoff = cutoff.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM events WHERE seq <= ?1 AND at < ?2",
+                params![min_cursor, cutoff],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    /// A value from the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, JournalError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a value in the meta table.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Kind, Origin};
+
+    fn ev(path: &str) -> Event {
+        Event::new(
+            Kind::Created,
+            path.into(),
+            None,
+            1,
+            None,
+            Some("h".into()),
+            Some("x".into()),
+            "v",
+            "h",
+            Origin::Watch,
+        )
+    }
+
+    #[test]
+    fn append_assigns_seq_and_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(&dir.path().join("j.db")).expect("open");
+        let mut batch = vec![ev("a.md"), ev("b.md")];
+        let head = j
+            .append(
+                &mut batch,
+                &[SnapshotChange::Put(
+                    "a.md".into(),
+                    FileState {
+                        size: 1,
+                        mtime_ns: 2,
+                        ino: 3,
+                        hash: "h".into(),
+                    },
+                )],
+            )
+            .expect("append");
+        assert_eq!(head, 2);
+        assert_eq!(batch[0].seq, 1);
+        assert_eq!(batch[1].seq, 2);
+        let back = j.read_after(0, 10).expect("read");
+        assert_eq!(back, batch);
+        assert_eq!(j.read_after(1, 10).expect("read").len(), 1);
+        assert_eq!(j.load_files().expect("files").len(), 1);
+    }
+
+    #[test]
+    fn prune_respects_cursors_and_seq_never_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(&dir.path().join("j.db")).expect("open");
+        let mut batch: Vec<Event> = (0..10).map(|i| ev(&format!("{i}.md"))).collect();
+        j.append(&mut batch, &[]).expect("append");
+        // No cursor: nothing is pruned.
+        assert_eq!(j.prune(Duration::ZERO).expect("prune"), 0);
+        j.set_cursor("a", 10).expect("cursor");
+        j.set_cursor("b", 4).expect("cursor");
+        assert_eq!(j.prune(Duration::ZERO).expect("prune"), 4);
+        assert_eq!(j.first_seq().expect("first"), Some(5));
+        j.set_cursor("b", 10).expect("cursor");
+        assert_eq!(j.prune(Duration::ZERO).expect("prune"), 6);
+        let mut more = vec![ev("x.md")];
+        j.append(&mut more, &[]).expect("append");
+        assert_eq!(more[0].seq, 11, "sequence numbers are never reused");
+        assert_eq!(j.head().expect("head"), 11);
+    }
+}

@@ -1,0 +1,720 @@
+//! The watcher: kernel notifications are only hints; each debounced flush compares the
+//! hinted paths with the snapshot and journals what really changed. Start-up, overflow
+//! and polling run the same comparison over the whole vault.
+
+pub mod fswatch;
+pub mod ignore;
+pub mod reconcile;
+pub mod scan;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tracing::{debug, error, info, warn};
+
+use self::fswatch::{FsWatch, WatchError};
+use self::ignore::IgnoreRules;
+use self::reconcile::{Change, Diff};
+use self::scan::{Found, Probe};
+use crate::config::WatchConfig;
+use crate::event::{Event, Kind, Origin};
+use crate::journal::{FileState, Journal, SnapshotChange};
+use crate::paths::VaultPaths;
+use crate::retry::Backoff;
+
+/// Events journaled per transaction when a scan finds many changes.
+const CHUNK: usize = 1000;
+/// Capacity of the channel from notify's thread; beyond it, a rescan replaces the events.
+const CHANNEL: usize = 64 * 1024;
+
+/// A message to the watcher thread.
+pub enum Msg {
+    /// A notification from the kernel.
+    Fs(notify::Result<notify::Event>),
+    /// Compare the whole vault with the snapshot now.
+    Rescan(&'static str),
+    /// New settings (SIGHUP): rebuild the ignore rules and rescan.
+    Reload(WatchConfig),
+    /// Journal what is pending and stop.
+    Stop,
+}
+
+/// A handle to send control messages to a running watcher.
+#[derive(Clone)]
+pub struct Control(SyncSender<Msg>);
+
+impl Control {
+    /// Asks for a full rescan.
+    pub fn rescan(&self, reason: &'static str) {
+        let _ = self.0.send(Msg::Rescan(reason));
+    }
+
+    /// Applies new watch settings.
+    pub fn reload(&self, cfg: WatchConfig) {
+        let _ = self.0.send(Msg::Reload(cfg));
+    }
+}
+
+/// The running watcher thread.
+pub struct Watcher {
+    tx: SyncSender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts watching. The first full reconcile runs on the watcher's thread; `ready`
+    /// fires when it is journaled. Every append publishes the new head on `head`.
+    pub fn spawn(
+        paths: &VaultPaths,
+        cfg: WatchConfig,
+        host: String,
+        head: tokio::sync::watch::Sender<u64>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
+    ) -> Result<Watcher> {
+        let journal = Journal::open(&paths.journal())?;
+        let snapshot = journal.load_files()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL);
+        let state_rel = paths.state_dir_in_vault();
+        let (rules, warnings) = IgnoreRules::new(
+            &paths.root,
+            state_rel.as_deref(),
+            &cfg.ignore,
+            cfg.gitignore,
+        );
+        for w in warnings {
+            warn!("{}", w.0);
+        }
+        let mut state = WatchState {
+            root: paths.root.clone(),
+            vault: paths.name.clone(),
+            host,
+            state_rel,
+            cfg,
+            rules: Arc::new(rules),
+            journal,
+            snapshot: Arc::new(snapshot),
+            fs: None,
+            polling: false,
+            dirty: BTreeSet::new(),
+            full: None,
+            first_pending: None,
+            last_event: None,
+            next_poll: None,
+            retry_at: None,
+            backoff: Backoff::external(),
+            warned: HashSet::new(),
+            head,
+            overflow: Arc::new(AtomicBool::new(false)),
+        };
+        let tx_notify = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("vaultkeeper-watch".into())
+            .spawn(move || state.run(rx, tx_notify, ready))
+            .context("cannot start the watcher thread")?;
+        Ok(Watcher {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle for rescans and reloads.
+    pub fn control(&self) -> Control {
+        Control(self.tx.clone())
+    }
+
+    /// Journals pending changes and stops; blocks until the thread has finished.
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                error!("the watcher thread panicked");
+            }
+        }
+    }
+}
+
+struct WatchState {
+    root: PathBuf,
+    vault: String,
+    host: String,
+    state_rel: Option<String>,
+    cfg: WatchConfig,
+    rules: Arc<IgnoreRules>,
+    journal: Journal,
+    snapshot: Arc<BTreeMap<String, FileState>>,
+    fs: Option<FsWatch>,
+    /// Full rescans on a timer: configured, or the fallback when watching failed.
+    polling: bool,
+    dirty: BTreeSet<String>,
+    full: Option<&'static str>,
+    first_pending: Option<Instant>,
+    last_event: Option<Instant>,
+    next_poll: Option<Instant>,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    warned: HashSet<String>,
+    head: tokio::sync::watch::Sender<u64>,
+    overflow: Arc<AtomicBool>,
+}
+
+impl WatchState {
+    fn run(
+        &mut self,
+        rx: Receiver<Msg>,
+        tx: SyncSender<Msg>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
+    ) {
+        if self.cfg.poll {
+            self.start_polling("configured with watch.poll = true");
+        } else {
+            match FsWatch::new(tx, Arc::clone(&self.overflow)) {
+                Ok(fs) => self.fs = Some(fs),
+                Err(e) => {
+                    warn!("cannot start file notifications ({e}); polling instead");
+                    self.start_polling("notifications unavailable");
+                }
+            }
+        }
+        // Watches are placed during the first scan, so what changes during it is seen.
+        let first = self.snapshot.is_empty();
+        let result = self.full_scan(
+            if first { "first scan" } else { "start-up" },
+            Origin::Rescan,
+        );
+        let failed = result.is_err();
+        let _ = ready.send(result);
+        if failed {
+            return;
+        }
+        info!(
+            files = self.snapshot.len(),
+            folders = self.fs.as_ref().map_or(0, FsWatch::len),
+            polling = self.polling,
+            "watching {}",
+            self.root.display()
+        );
+        loop {
+            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            match rx.recv_timeout(timeout) {
+                Ok(Msg::Fs(Ok(event))) => self.note(event),
+                Ok(Msg::Fs(Err(e))) => self.notify_error(e),
+                Ok(Msg::Rescan(reason)) => self.want_full(reason),
+                Ok(Msg::Reload(cfg)) => self.reload(cfg),
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_now();
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.overflow.swap(false, Ordering::SeqCst) {
+                warn!("event queue overflowed; rescanning the vault so nothing is missed");
+                self.want_full("event queue overflow");
+            }
+            let now = Instant::now();
+            if self.polling && self.next_poll.is_some_and(|t| now >= t) {
+                self.next_poll = Some(now + self.cfg.poll_interval);
+                self.want_full_quiet();
+            }
+            if self.flush_due(now) {
+                self.flush_now();
+            }
+        }
+    }
+
+    fn start_polling(&mut self, why: &str) {
+        if !self.polling {
+            info!(
+                "polling the vault every {:?} ({why})",
+                self.cfg.poll_interval
+            );
+            self.polling = true;
+            self.next_poll = Some(Instant::now() + self.cfg.poll_interval);
+        }
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut t = far;
+        if let (Some(first), Some(last)) = (self.first_pending, self.last_event) {
+            t = t.min((last + self.cfg.debounce).min(first + self.cfg.max_latency));
+        }
+        if let Some(r) = self.retry_at {
+            t = t.max(r).min(far);
+        }
+        if let Some(p) = self.next_poll {
+            t = t.min(p);
+        }
+        t
+    }
+
+    fn flush_due(&self, now: Instant) -> bool {
+        let (Some(first), Some(last)) = (self.first_pending, self.last_event) else {
+            return false;
+        };
+        if self.retry_at.is_some_and(|r| now < r) {
+            return false;
+        }
+        now >= last + self.cfg.debounce || now >= first + self.cfg.max_latency
+    }
+
+    fn touch_pending(&mut self) {
+        let now = Instant::now();
+        self.first_pending.get_or_insert(now);
+        self.last_event = Some(now);
+    }
+
+    fn want_full(&mut self, reason: &'static str) {
+        self.full = Some(reason);
+        self.touch_pending();
+    }
+
+    /// A poll tick: a rescan that is not worth an info line.
+    fn want_full_quiet(&mut self) {
+        self.full.get_or_insert("poll");
+        self.touch_pending();
+    }
+
+    fn warn_once(&mut self, message: String) {
+        if self.warned.len() > 10_000 {
+            self.warned.clear();
+        }
+        if self.warned.insert(message.clone()) {
+            warn!("{message}");
+        }
+    }
+
+    fn reload(&mut self, cfg: WatchConfig) {
+        if cfg.poll && !self.polling {
+            self.start_polling("configured with watch.poll = true");
+        }
+        self.cfg = cfg;
+        self.rebuild_rules();
+        self.want_full("configuration reloaded");
+    }
+
+    fn rebuild_rules(&mut self) {
+        let (rules, warnings) = IgnoreRules::new(
+            &self.root,
+            self.state_rel.as_deref(),
+            &self.cfg.ignore,
+            self.cfg.gitignore,
+        );
+        for w in warnings {
+            self.warn_once(w.0);
+        }
+        self.rules = Arc::new(rules);
+    }
+
+    fn notify_error(&mut self, e: notify::Error) {
+        if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+            self.watch_limit();
+        } else {
+            warn!("file notification error ({e}); rescanning");
+            self.want_full("notification error");
+        }
+    }
+
+    fn watch_limit(&mut self) {
+        self.warn_once(
+            "the inotify watch limit is reached: raise it with \
+             `sudo sysctl fs.inotify.max_user_watches=524288` (and persist it in /etc/sysctl.d); \
+             until then the vault is also polled"
+                .to_string(),
+        );
+        self.start_polling("inotify watch limit reached");
+    }
+
+    fn note(&mut self, event: notify::Event) {
+        use notify::EventKind;
+        if event.need_rescan() {
+            warn!("the kernel dropped file events; rescanning the vault");
+            self.want_full("kernel queue overflow");
+            return;
+        }
+        if matches!(
+            event.kind,
+            EventKind::Access(notify::event::AccessKind::Open(_))
+                | EventKind::Access(notify::event::AccessKind::Read)
+                | EventKind::Access(notify::event::AccessKind::Close(
+                    notify::event::AccessMode::Read
+                ))
+        ) {
+            return;
+        }
+        for path in event.paths {
+            let Some(rel) = scan::relative(&self.root, &path) else {
+                if path.starts_with(&self.root) {
+                    self.warn_once(format!(
+                        "{}: name is not valid UTF-8, skipped",
+                        path.display()
+                    ));
+                }
+                continue;
+            };
+            if rel.is_empty() {
+                continue;
+            }
+            if IgnoreRules::is_rule_file(&rel) {
+                self.rebuild_rules();
+                self.full.get_or_insert(".gitignore changed");
+            }
+            if self.rules.is_ignored(&rel, false) {
+                continue;
+            }
+            self.dirty.insert(rel);
+            self.touch_pending();
+        }
+    }
+
+    fn flush_now(&mut self) {
+        self.first_pending = None;
+        self.last_event = None;
+        let dirty = std::mem::take(&mut self.dirty);
+        let result = match self.full.take() {
+            Some(reason) => {
+                if reason != "poll" {
+                    info!("rescanning the vault ({reason})");
+                }
+                self.full_scan(reason, Origin::Rescan)
+            }
+            None => self.incremental(dirty),
+        };
+        match result {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff.reset();
+            }
+            Err(e) => {
+                // The snapshot is unchanged, so a full rescan later finds every change again.
+                let delay = self.backoff.next_delay();
+                error!("cannot journal changes, retrying in {delay:?}: {e:#}");
+                self.retry_at = Some(Instant::now() + delay);
+                self.want_full("retry after a failed flush");
+            }
+        }
+    }
+
+    fn add_watch(&mut self, rel: &str) {
+        let abs = self.root.join(rel);
+        let ino = std::fs::symlink_metadata(&abs)
+            .map(|m| scan::quick_state(&m).ino)
+            .unwrap_or(0);
+        let Some(fs) = self.fs.as_mut() else { return };
+        match fs.add(&self.root, rel, ino) {
+            Ok(()) => {}
+            Err(WatchError::Limit) => self.watch_limit(),
+            Err(WatchError::Other(m)) => debug!("cannot watch {m}"),
+        }
+    }
+
+    fn incremental(&mut self, dirty: BTreeSet<String>) -> Result<()> {
+        let mut candidates: BTreeSet<String> = BTreeSet::new();
+        let mut dirs: Vec<String> = Vec::new();
+        for rel in dirty {
+            match std::fs::symlink_metadata(self.root.join(&rel)) {
+                Ok(meta) if meta.is_dir() => {
+                    let ino = scan::quick_state(&meta).ino;
+                    let current = self.fs.as_ref().is_some_and(|fs| fs.is_current(&rel, ino));
+                    if !current {
+                        dirs.push(rel);
+                    }
+                }
+                Ok(_) => {
+                    candidates.insert(rel);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // A vanished folder takes its files and its (now stale) watches along.
+                    let prefix = format!("{rel}/");
+                    candidates.extend(
+                        self.snapshot
+                            .range(prefix.clone()..)
+                            .take_while(|(k, _)| k.starts_with(&prefix))
+                            .map(|(k, _)| k.clone()),
+                    );
+                    if let Some(fs) = self.fs.as_mut() {
+                        fs.remove_under(&self.root, &rel);
+                    }
+                    candidates.insert(rel);
+                }
+                Err(e) => self.warn_once(format!("{}: {e}", self.root.join(&rel).display())),
+            }
+        }
+        let mut present = Vec::new();
+        for dir in dirs {
+            // A new folder's first files may exist before its watch does: walk it.
+            if let Some(fs) = self.fs.as_mut() {
+                fs.remove_under(&self.root, &dir);
+            }
+            let rules = Arc::clone(&self.rules);
+            let snapshot = Arc::clone(&self.snapshot);
+            let mut found = Vec::new();
+            scan::walk(&self.root, &dir, &rules, &snapshot, |f| found.push(f));
+            for f in found {
+                match f {
+                    Found::Dir(d) => self.add_watch(&d),
+                    Found::File(rel, probe) => {
+                        candidates.remove(&rel);
+                        match probe {
+                            Probe::Present(s) => present.push((rel, s)),
+                            Probe::Unreadable(m) => self.warn_once(m),
+                            Probe::Unchanged | Probe::Gone => {}
+                        }
+                    }
+                    Found::Skipped(m) => self.warn_once(m),
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        for rel in candidates {
+            if self.rules.is_ignored(&rel, false) {
+                if self.snapshot.contains_key(&rel) {
+                    gone.push(rel);
+                }
+                continue;
+            }
+            match scan::probe(&self.root, &rel, self.snapshot.get(&rel)) {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Gone => {
+                    if self.snapshot.contains_key(&rel) {
+                        gone.push(rel.clone());
+                    }
+                    let abs = self.root.join(&rel);
+                    if abs.is_symlink() {
+                        self.warn_once(format!("{}: symbolic link, not followed", abs.display()));
+                    }
+                }
+                Probe::Unchanged => {}
+                Probe::Unreadable(m) => self.warn_once(m),
+            }
+        }
+        let diff = reconcile::diff(&self.snapshot, present, gone);
+        self.apply(diff, Origin::Watch)
+    }
+
+    fn full_scan(&mut self, reason: &str, origin: Origin) -> Result<()> {
+        let started = Instant::now();
+        let first = self.snapshot.is_empty();
+        let bar = (first && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message("scanning the vault");
+            bar
+        });
+        let rules = Arc::clone(&self.rules);
+        let snapshot = Arc::clone(&self.snapshot);
+        let mut seen: HashSet<String> = HashSet::with_capacity(snapshot.len());
+        let mut present = Vec::new();
+        let mut dirs = Vec::new();
+        let mut skipped = Vec::new();
+        scan::walk(&self.root, "", &rules, &snapshot, |f| match f {
+            Found::File(rel, probe) => {
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+                match probe {
+                    Probe::Present(s) => {
+                        seen.insert(rel.clone());
+                        present.push((rel, s));
+                    }
+                    Probe::Unchanged => {
+                        seen.insert(rel);
+                    }
+                    Probe::Unreadable(m) => {
+                        // Kept as it was: an unreadable file is not a deleted one.
+                        seen.insert(rel);
+                        skipped.push(m);
+                    }
+                    Probe::Gone => {}
+                }
+            }
+            Found::Dir(d) => dirs.push(d),
+            Found::Skipped(m) => skipped.push(m),
+        });
+        for m in skipped {
+            self.warn_once(m);
+        }
+        if self.fs.is_some() {
+            let existing: BTreeSet<&String> = dirs.iter().collect();
+            let stale: Vec<String> = self
+                .fs
+                .as_ref()
+                .map(|fs| {
+                    fs.folders()
+                        .filter(|d| !existing.contains(d))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for d in stale {
+                if let Some(fs) = self.fs.as_mut() {
+                    fs.remove_under(&self.root, &d);
+                }
+            }
+            for d in &dirs {
+                self.add_watch(d);
+            }
+        }
+        let gone: Vec<String> = snapshot
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        drop(snapshot);
+        let diff = reconcile::diff(&self.snapshot, present, gone);
+        let n = diff.changes.len();
+        if let Some(bar) = &bar {
+            bar.set_message(format!("journaling {n} files"));
+        }
+        self.apply(diff, origin)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        if n > 0 || reason != "poll" {
+            debug!(
+                changes = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "{reason} done"
+            );
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, diff: Diff, origin: Origin) -> Result<()> {
+        if !diff.silent.is_empty() {
+            let changes: Vec<SnapshotChange> = diff
+                .silent
+                .iter()
+                .map(|(p, s)| SnapshotChange::Put(p.clone(), s.clone()))
+                .collect();
+            self.journal.append(&mut [], &changes)?;
+            let snap = Arc::make_mut(&mut self.snapshot);
+            for (p, s) in diff.silent {
+                snap.insert(p, s);
+            }
+        }
+        for chunk in diff.changes.chunks(CHUNK) {
+            let mut events = Vec::with_capacity(chunk.len());
+            let mut snap_changes = Vec::with_capacity(chunk.len());
+            for change in chunk {
+                self.build(change, origin, &mut events, &mut snap_changes);
+            }
+            if events.is_empty() && snap_changes.is_empty() {
+                continue;
+            }
+            let head = self.journal.append(&mut events, &snap_changes)?;
+            let snap = Arc::make_mut(&mut self.snapshot);
+            for c in snap_changes {
+                match c {
+                    SnapshotChange::Put(p, s) => {
+                        snap.insert(p, s);
+                    }
+                    SnapshotChange::Remove(p) => {
+                        snap.remove(&p);
+                    }
+                }
+            }
+            for e in &events {
+                debug!(seq = e.seq, kind = e.event.as_str(), path = %e.file_path, "event");
+            }
+            self.head.send_replace(head);
+        }
+        Ok(())
+    }
+
+    fn event(&self, kind: Kind, path: &str, old: Option<&str>, origin: Origin) -> Event {
+        Event::new(
+            kind,
+            path.to_string(),
+            old.map(str::to_string),
+            0,
+            None,
+            None,
+            None,
+            &self.vault,
+            &self.host,
+            origin,
+        )
+    }
+
+    /// Reads the file for its content and turns a change into an event and snapshot rows.
+    fn build(
+        &mut self,
+        change: &Change,
+        origin: Origin,
+        events: &mut Vec<Event>,
+        snap: &mut Vec<SnapshotChange>,
+    ) {
+        let deleted = |this: &Self, path: &str, prev: Option<&FileState>| {
+            let mut e = this.event(Kind::Deleted, path, None, origin);
+            e.hash = prev.map(|p| p.hash.clone());
+            e
+        };
+        if change.kind == Kind::Deleted {
+            events.push(deleted(self, &change.path, change.prev.as_ref()));
+            snap.push(SnapshotChange::Remove(change.path.clone()));
+            return;
+        }
+        let Some(state) = &change.state else { return };
+        let abs = self.root.join(&change.path);
+        match scan::read_file(&abs, self.cfg.max_content_bytes) {
+            Ok(read) => {
+                let mut e = self.event(
+                    change.kind,
+                    &change.path,
+                    change.old_path.as_deref(),
+                    origin,
+                );
+                e.size = read.size;
+                e.hash = Some(read.hash.clone());
+                e.content = read.content;
+                e.mtime = scan::mtime_of(state);
+                events.push(e);
+                if let Some(old) = &change.old_path {
+                    snap.push(SnapshotChange::Remove(old.clone()));
+                }
+                snap.push(SnapshotChange::Put(
+                    change.path.clone(),
+                    FileState {
+                        size: read.size,
+                        hash: read.hash,
+                        ..state.clone()
+                    },
+                ));
+            }
+            Err(err) => {
+                // It vanished or became unreadable after it was seen: whatever was at the
+                // old place is gone; the new place is picked up by its own notification.
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    self.warn_once(format!("{}: {err}", abs.display()));
+                }
+                let old = match change.kind {
+                    Kind::Renamed => change.old_path.clone(),
+                    Kind::Modified if err.kind() == std::io::ErrorKind::NotFound => {
+                        Some(change.path.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(old) = old {
+                    events.push(deleted(self, &old, change.prev.as_ref()));
+                    snap.push(SnapshotChange::Remove(old));
+                }
+            }
+        }
+    }
+}
+
+/// The host name used in events.
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// Makes a path relative to the vault for display.
+pub fn display_rel(root: &Path, p: &Path) -> String {
+    scan::relative(root, p).unwrap_or_else(|| p.display().to_string())
+}
