@@ -245,10 +245,10 @@ impl Config {
                 return Err(bad(&format!("watch.ignore[{i}]"), &e.to_string()));
             }
         }
-        if let Some(url) = &self.amqp.url {
-            if let Err(e) = url::Url::parse(url) {
-                return Err(bad("amqp.url", &format!("not a URL: {e}")));
-            }
+        if let Some(url) = &self.amqp.url
+            && let Err(e) = url::Url::parse(url)
+        {
+            return Err(bad("amqp.url", &format!("not a URL: {e}")));
         }
         Ok(())
     }

@@ -373,3 +373,265 @@ pub async fn run<C: Consumer>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Kind, Origin};
+    use crate::journal::Journal;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Records what it sees; fails as told.
+    struct Probe {
+        seen: Arc<Mutex<Vec<u64>>>,
+        poison: Option<u64>,
+        transient_left: u32,
+        /// Holds events until a deadline, like git's quiet period.
+        hold: Option<Duration>,
+        pending: Option<(u64, Instant)>,
+        flushed: Arc<Mutex<bool>>,
+    }
+
+    impl Probe {
+        fn new(seen: &Arc<Mutex<Vec<u64>>>) -> Probe {
+            Probe {
+                seen: Arc::clone(seen),
+                poison: None,
+                transient_left: 0,
+                hold: None,
+                pending: None,
+                flushed: Arc::new(Mutex::new(false)),
+            }
+        }
+    }
+
+    impl Consumer for Probe {
+        fn name(&self) -> &str {
+            "probe"
+        }
+
+        async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+            if self.transient_left > 0 {
+                self.transient_left -= 1;
+                return Err(ConsumerError::Transient("broker away".into()));
+            }
+            for e in batch {
+                if Some(e.seq) == self.poison {
+                    return Err(ConsumerError::failed(format!(
+                        "cannot handle {}",
+                        e.file_path
+                    )));
+                }
+            }
+            let mut seen = self.seen.lock().expect("lock");
+            seen.extend(batch.iter().map(|e| e.seq));
+            let last = batch.last().map_or(0, |e| e.seq);
+            match self.hold {
+                Some(d) => {
+                    self.pending = Some((last, Instant::now() + d));
+                    Ok(Durable::Unchanged)
+                }
+                None => Ok(Durable::Upto(last)),
+            }
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            self.pending.map(|(_, t)| t)
+        }
+
+        async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+            Ok(self
+                .pending
+                .take()
+                .map_or(Durable::Unchanged, |(s, _)| Durable::Upto(s)))
+        }
+
+        async fn flush(&mut self) -> Result<Durable, ConsumerError> {
+            *self.flushed.lock().expect("lock") = true;
+            self.on_deadline().await
+        }
+    }
+
+    fn append(j: &mut Journal, n: usize) -> u64 {
+        let mut batch: Vec<Event> = (0..n)
+            .map(|i| {
+                Event::new(
+                    Kind::Created,
+                    format!("n{i}.md"),
+                    None,
+                    1,
+                    None,
+                    Some("h".into()),
+                    None,
+                    "v",
+                    "h",
+                    Origin::Watch,
+                )
+            })
+            .collect();
+        j.append(&mut batch, &[]).expect("append")
+    }
+
+    fn settings() -> RunnerSettings {
+        RunnerSettings {
+            batch_size: 7,
+            max_attempts: 3,
+            retry_min: Duration::from_millis(5),
+            retry_max: Duration::from_millis(20),
+        }
+    }
+
+    async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        journal: Journal,
+        head: tokio::sync::watch::Sender<u64>,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.db");
+        let journal = Journal::open(&path).expect("open");
+        let (head, _) = tokio::sync::watch::channel(0);
+        Rig {
+            _dir: dir,
+            path,
+            journal,
+            head,
+        }
+    }
+
+    fn start(
+        rig: &Rig,
+        c: Probe,
+    ) -> (
+        RunnerSignals,
+        StatusCell,
+        tokio::task::JoinHandle<Result<(), crate::journal::JournalError>>,
+    ) {
+        let signals = RunnerSignals::default();
+        let status = StatusCell::default();
+        let task = tokio::spawn(run(
+            c,
+            rig.path.clone(),
+            rig.head.subscribe(),
+            settings(),
+            signals.clone(),
+            status.clone(),
+        ));
+        (signals, status, task)
+    }
+
+    #[tokio::test]
+    async fn delivers_everything_in_order_and_resumes_from_the_cursor() {
+        let mut rig = rig();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let head = append(&mut rig.journal, 20);
+        let (signals, _, task) = start(&rig, Probe::new(&seen));
+        rig.head.send_replace(head);
+        wait_for("20 events", || seen.lock().expect("lock").len() == 20).await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        assert_eq!(*seen.lock().expect("lock"), (1..=20).collect::<Vec<u64>>());
+        assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(20));
+
+        // A new runner starts after the cursor: nothing is handed over twice.
+        let head = append(&mut rig.journal, 5);
+        let seen2 = Arc::new(Mutex::new(Vec::new()));
+        let (signals, _, task) = start(&rig, Probe::new(&seen2));
+        rig.head.send_replace(head);
+        wait_for("5 more", || seen2.lock().expect("lock").len() == 5).await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        assert_eq!(
+            *seen2.lock().expect("lock"),
+            (21..=25).collect::<Vec<u64>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_errors_retry_without_dead_letters() {
+        let mut rig = rig();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut probe = Probe::new(&seen);
+        probe.transient_left = 5;
+        let head = append(&mut rig.journal, 3);
+        let (signals, _, task) = start(&rig, probe);
+        rig.head.send_replace(head);
+        wait_for("3 events", || seen.lock().expect("lock").len() == 3).await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        assert!(rig.journal.dead_letters().expect("dl").is_empty());
+        assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_poison_event_is_dead_lettered_and_the_rest_flows() {
+        let mut rig = rig();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut probe = Probe::new(&seen);
+        probe.poison = Some(4);
+        let head = append(&mut rig.journal, 10);
+        let (signals, status, task) = start(&rig, probe);
+        rig.head.send_replace(head);
+        wait_for("9 events", || seen.lock().expect("lock").len() == 9).await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        let seen = seen.lock().expect("lock").clone();
+        assert!(!seen.contains(&4), "{seen:?}");
+        assert_eq!(seen.len(), 9);
+        let dead = rig.journal.dead_letters().expect("dl");
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].seq, 4);
+        assert_eq!(dead[0].path, "n3.md");
+        assert!(dead[0].reason.contains("n3.md"), "{}", dead[0].reason);
+        assert_eq!(dead[0].attempts, 3);
+        assert_eq!(status.lock().expect("lock").dead_letters, 1);
+        assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(10));
+    }
+
+    #[tokio::test]
+    async fn cursor_waits_for_the_deadline_and_shutdown_flushes() {
+        let mut rig = rig();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut probe = Probe::new(&seen);
+        probe.hold = Some(Duration::from_millis(200));
+        let head = append(&mut rig.journal, 3);
+        let (signals, _, task) = start(&rig, probe);
+        rig.head.send_replace(head);
+        wait_for("3 events", || seen.lock().expect("lock").len() == 3).await;
+        assert_eq!(
+            rig.journal.cursor("probe").expect("cursor"),
+            Some(0),
+            "not durable yet"
+        );
+        wait_for("deadline commit", || {
+            rig.journal.cursor("probe").expect("cursor") == Some(3)
+        })
+        .await;
+
+        // Held work at shutdown is flushed before the runner returns.
+        let mut probe_seen = Probe::new(&seen);
+        probe_seen.hold = Some(Duration::from_secs(3600));
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        let flushed = Arc::clone(&probe_seen.flushed);
+        let head = append(&mut rig.journal, 2);
+        let (signals, _, task) = start(&rig, probe_seen);
+        rig.head.send_replace(head);
+        wait_for("2 more", || seen.lock().expect("lock").len() == 5).await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        assert!(*flushed.lock().expect("lock"));
+        assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(5));
+    }
+}

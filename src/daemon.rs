@@ -46,6 +46,7 @@ struct Running {
 }
 
 /// Spawns the consumers the configuration enables, each on the one runner.
+#[allow(dead_code)] // the consumers are wired in by the cache, git and amqp modules
 struct Consumers<'a> {
     paths: &'a VaultPaths,
     settings: RunnerSettings,
@@ -55,6 +56,7 @@ struct Consumers<'a> {
 }
 
 impl Consumers<'_> {
+    #[allow(dead_code)]
     fn spawn<C: Consumer>(&mut self, consumer: C) {
         let name = consumer.name().to_string();
         let status: StatusCell = Default::default();

@@ -73,10 +73,10 @@ impl IgnoreRules {
         let vault_gitignore = use_gitignore.then(|| {
             let mut b = GitignoreBuilder::new(root);
             for file in [root.join(".gitignore"), root.join(".git/info/exclude")] {
-                if file.is_file() {
-                    if let Some(e) = b.add(&file) {
-                        warnings.push(IgnoreWarning(format!("{}: {e}", file.display())));
-                    }
+                if file.is_file()
+                    && let Some(e) = b.add(&file)
+                {
+                    warnings.push(IgnoreWarning(format!("{}: {e}", file.display())));
                 }
             }
             b.build().unwrap_or_else(|e| {

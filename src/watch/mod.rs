@@ -132,10 +132,10 @@ impl Watcher {
     /// Journals pending changes and stops; blocks until the thread has finished.
     pub fn stop(mut self) {
         let _ = self.tx.send(Msg::Stop);
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                error!("the watcher thread panicked");
-            }
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            error!("the watcher thread panicked");
         }
     }
 }

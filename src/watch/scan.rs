@@ -124,10 +124,12 @@ pub fn probe(root: &Path, rel: &str, prev: Option<&FileState>) -> Probe {
 /// [`probe`] with metadata already at hand (from the walk).
 pub fn probe_meta(abs: &Path, meta: &Metadata, prev: Option<&FileState>) -> Probe {
     let quick = quick_state(meta);
-    if let Some(prev) = prev {
-        if prev.size == quick.size && prev.mtime_ns == quick.mtime_ns && prev.ino == quick.ino {
-            return Probe::Unchanged;
-        }
+    if let Some(prev) = prev
+        && prev.size == quick.size
+        && prev.mtime_ns == quick.mtime_ns
+        && prev.ino == quick.ino
+    {
+        return Probe::Unchanged;
     }
     // Only the hash is needed here; content is read when the event is built.
     match read_file(abs, 0) {

@@ -1,1 +1,5 @@
+//! Integration tests: the real binary on temporary vaults.
 
+mod daemon_life;
+mod util;
+mod watch;
