@@ -21,4 +21,5 @@ pub mod logging;
 pub mod paths;
 pub mod retry;
 pub mod status;
+pub mod vaultgen;
 pub mod watch;

@@ -447,28 +447,17 @@ impl WatchState {
             }
         }
         let mut present = Vec::new();
-        for dir in dirs {
-            // A new folder's first files may exist before its watch does: walk it.
+        for dir in &dirs {
             if let Some(fs) = self.fs.as_mut() {
-                fs.remove_under(&self.root, &dir);
+                fs.remove_under(&self.root, dir);
             }
-            let rules = Arc::clone(&self.rules);
-            let snapshot = Arc::clone(&self.snapshot);
-            let mut found = Vec::new();
-            scan::walk(&self.root, &dir, &rules, &snapshot, |f| found.push(f));
-            for f in found {
-                match f {
-                    Found::Dir(d) => self.add_watch(&d),
-                    Found::File(rel, probe) => {
-                        candidates.remove(&rel);
-                        match probe {
-                            Probe::Present(s) => present.push((rel, s)),
-                            Probe::Unreadable(m) => self.warn_once(m),
-                            Probe::Unchanged | Probe::Gone => {}
-                        }
-                    }
-                    Found::Skipped(m) => self.warn_once(m),
-                }
+        }
+        for (rel, probe) in self.watch_and_list(dirs) {
+            candidates.remove(&rel);
+            match probe {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged | Probe::Gone => {}
             }
         }
         let mut gone = Vec::new();
@@ -498,6 +487,63 @@ impl WatchState {
         self.apply(diff, Origin::Watch)
     }
 
+    /// Watches each folder FIRST and lists it after, folder by folder down the tree, so a
+    /// file created in a new folder is either listed here or reported by the new watch:
+    /// there is no window in which it can be missed.
+    fn watch_and_list(&mut self, mut queue: Vec<String>) -> Vec<(String, Probe)> {
+        let mut out = Vec::new();
+        let mut done: HashSet<String> = HashSet::new();
+        while let Some(dir) = queue.pop() {
+            if !done.insert(dir.clone()) {
+                continue;
+            }
+            self.add_watch(&dir);
+            let abs = if dir.is_empty() {
+                self.root.clone()
+            } else {
+                self.root.join(&dir)
+            };
+            let entries = match std::fs::read_dir(&abs) {
+                Ok(e) => e,
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        self.warn_once(format!("{}: {e}", abs.display()));
+                    }
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(rel) = scan::relative(&self.root, &path) else {
+                    self.warn_once(format!(
+                        "{}: name is not valid UTF-8, skipped",
+                        path.display()
+                    ));
+                    continue;
+                };
+                let Ok(ft) = entry.file_type() else { continue };
+                if self.rules.is_ignored(&rel, ft.is_dir()) {
+                    continue;
+                }
+                if ft.is_dir() {
+                    let ino = entry
+                        .metadata()
+                        .map(|m| scan::quick_state(&m).ino)
+                        .unwrap_or(0);
+                    if !self.fs.as_ref().is_some_and(|fs| fs.is_current(&rel, ino)) {
+                        queue.push(rel);
+                    }
+                } else if ft.is_symlink() {
+                    self.warn_once(format!("{}: symbolic link, not followed", path.display()));
+                } else if ft.is_file() {
+                    let probe = scan::probe(&self.root, &rel, self.snapshot.get(&rel));
+                    out.push((rel, probe));
+                }
+            }
+        }
+        out
+    }
+
     fn full_scan(&mut self, reason: &str, origin: Origin) -> Result<()> {
         let started = Instant::now();
         let first = self.snapshot.is_empty();
@@ -512,6 +558,7 @@ impl WatchState {
         let mut present = Vec::new();
         let mut dirs = Vec::new();
         let mut skipped = Vec::new();
+        let mut new_dirs = Vec::new();
         scan::walk(&self.root, "", &rules, &snapshot, |f| match f {
             Found::File(rel, probe) => {
                 if let Some(bar) = &bar {
@@ -557,7 +604,12 @@ impl WatchState {
                 }
             }
             for d in &dirs {
-                self.add_watch(d);
+                let ino = std::fs::symlink_metadata(self.root.join(d))
+                    .map(|m| scan::quick_state(&m).ino)
+                    .unwrap_or(0);
+                if !self.fs.as_ref().is_some_and(|fs| fs.is_current(d, ino)) {
+                    new_dirs.push(d.clone());
+                }
             }
         }
         let gone: Vec<String> = snapshot
@@ -574,6 +626,20 @@ impl WatchState {
         self.apply(diff, origin)?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
+        }
+        // Folders are watched after the parallel walk listed them: list each newly watched
+        // folder once more (stat only for what is unchanged) to close that window.
+        let mut present = Vec::new();
+        for (rel, probe) in self.watch_and_list(new_dirs) {
+            match probe {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged | Probe::Gone => {}
+            }
+        }
+        if !present.is_empty() {
+            let diff = reconcile::diff(&self.snapshot, present, Vec::new());
+            self.apply(diff, origin)?;
         }
         if n > 0 || reason != "poll" {
             debug!(

@@ -308,3 +308,26 @@ fn bad_input_is_logged_and_skipped_while_events_go_on() {
     let log = d.stop();
     assert!(log.contains("symbolic link, not followed"), "{log}");
 }
+
+#[test]
+fn a_burst_into_hundreds_of_new_folders_misses_nothing() {
+    // Regression: files written into a folder between its listing and its watch were lost.
+    let v = TestVault::new();
+    let d = v.start();
+    for i in 0..3000 {
+        let dir = v.path(&format!(
+            "burst/{}/g{:02}/s{:02}",
+            i % 3,
+            (i / 3) % 30,
+            (i / 90) % 10
+        ));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("n{i}.md")), format!("{i}\n")).expect("write");
+    }
+    let disk = v.files_on_disk();
+    assert_eq!(disk.len(), 3000);
+    wait_until("all 3000 journaled", Duration::from_secs(60), || {
+        live_paths(&v.events()) == disk
+    });
+    d.stop();
+}
