@@ -163,7 +163,7 @@ pub fn note_text(rng: &mut Rng, i: usize, n: usize) -> String {
         }
         t.push('\n');
     }
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         t.push_str(&format!("![[image {i}.png]]\n"));
     }
     t
