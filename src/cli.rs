@@ -72,6 +72,55 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the set-up and say what to fix.
+    Doctor {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List events consumers gave up on; retry or drop them.
+    DeadLetters {
+        /// Hand this dead letter to its consumer again.
+        #[arg(long, value_name = "ID", conflicts_with = "drop")]
+        retry: Option<i64>,
+        /// Forget this dead letter.
+        #[arg(long, value_name = "ID")]
+        drop: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install or remove the user service (systemd on Linux, launchd on macOS).
+    Service {
+        /// install or uninstall.
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// `vaultkeeper service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Write and enable the unit for the current user, printing what was done.
+    Install {
+        /// Only write the unit file; do not call systemctl/launchctl.
+        #[arg(long)]
+        no_enable: bool,
+    },
+    /// Disable and remove the unit.
+    Uninstall,
+}
+
+/// The clap command, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.

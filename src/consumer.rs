@@ -306,7 +306,24 @@ pub async fn run<C: Consumer>(
             continue;
         }
 
-        // Caught up with the journal.
+        // Caught up with the journal: replay dead letters someone asked to retry.
+        for (id, event) in journal.retries(&name)? {
+            let seq = event.seq;
+            let outcome = match consumer.handle(std::slice::from_ref(&event)).await {
+                Ok(_) => consumer.flush().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => {
+                    info!(consumer = %name, seq, path = %event.file_path, "dead letter retried successfully");
+                    journal.remove_dead_letter(id)?;
+                }
+                Err(e) => {
+                    warn!(consumer = %name, seq, path = %event.file_path, "dead letter retry failed: {e}");
+                    journal.retry_failed(id, &e.to_string())?;
+                }
+            }
+        }
         if stopping {
             loop {
                 match consumer.flush().await {

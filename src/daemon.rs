@@ -178,6 +178,9 @@ pub async fn run(
     }
     info!("ready");
     write_status(&paths, &status_of(true));
+    crate::systemd::ready(&format!("watching {}", paths.root.display()));
+    let watchdog = crate::systemd::watchdog_interval();
+    let mut last_watchdog = Instant::now();
 
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut last_prune = Instant::now();
@@ -204,6 +207,17 @@ pub async fn run(
             },
             _ = tick.tick() => {
                 write_status(&paths, &status_of(true));
+                if let Some(period) = watchdog {
+                    // Ping only while the watcher and every runner are alive: a wedged
+                    // daemon is then restarted by systemd.
+                    let healthy = watcher.is_alive() && running.iter().all(|r| !r.task.is_finished());
+                    if healthy && last_watchdog.elapsed() >= period / 4 {
+                        crate::systemd::watchdog();
+                        last_watchdog = Instant::now();
+                    } else if !healthy {
+                        warn!("unhealthy (the watcher or a consumer stopped): withholding the watchdog ping");
+                    }
+                }
                 if last_prune.elapsed() > Duration::from_secs(3600) {
                     last_prune = Instant::now();
                     match journal.prune(config.journal.retention) {
@@ -241,6 +255,7 @@ async fn shutdown(
     mut status: DaemonStatus,
 ) -> Result<()> {
     info!("shutting down: journaling pending changes");
+    crate::systemd::stopping();
     status.stopping = true;
     write_status(paths, &status);
     let graceful = async {

@@ -74,6 +74,8 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// When it was given up on (RFC 3339).
     pub at: String,
+    /// A retry was asked for and has not run yet.
+    pub retry_requested: bool,
 }
 
 /// A consumer's position.
@@ -122,7 +124,9 @@ CREATE TABLE IF NOT EXISTS dead_letters(
     path TEXT NOT NULL,
     reason TEXT NOT NULL,
     attempts INTEGER NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    retry INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
@@ -414,8 +418,8 @@ impl Journal {
     ) -> Result<(), JournalError> {
         self.conn
             .execute(
-                "INSERT INTO dead_letters(consumer, seq, event_id, path, reason, attempts, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO dead_letters(consumer, seq, event_id, path, reason, attempts, at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     consumer,
                     event.seq as i64,
@@ -423,7 +427,8 @@ impl Journal {
                     event.file_path,
                     reason,
                     attempts,
-                    now_rfc3339()
+                    now_rfc3339(),
+                    serde_json::to_string(event).unwrap_or_default()
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -435,7 +440,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, consumer, seq, event_id, path, reason, attempts, at
+                "SELECT id, consumer, seq, event_id, path, reason, attempts, at, retry
                  FROM dead_letters ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
@@ -450,10 +455,67 @@ impl Journal {
                     reason: r.get(5)?,
                     attempts: r.get(6)?,
                     at: r.get(7)?,
+                    retry_requested: r.get::<_, i64>(8)? != 0,
                 })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Asks for a dead letter to be handed to its consumer again; returns whether it exists.
+    pub fn request_retry(&self, id: i64) -> Result<bool, JournalError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE dead_letters SET retry = 1 WHERE id = ?1",
+                params![id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Dead letters of `consumer` waiting for a retry, with their events.
+    pub fn retries(&self, consumer: &str) -> Result<Vec<(i64, Event)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, seq, body FROM dead_letters WHERE consumer = ?1 AND retry = 1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![consumer], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, seq, body) = row.map_err(|e| self.err(e))?;
+            let mut event: Event =
+                serde_json::from_str(&body).map_err(|err| JournalError::Corrupt {
+                    path: self.path.clone(),
+                    seq: seq as u64,
+                    message: err.to_string(),
+                })?;
+            event.seq = seq as u64;
+            out.push((id, event));
+        }
+        Ok(out)
+    }
+
+    /// Records a failed retry: the letter stays, with the new reason.
+    pub fn retry_failed(&self, id: i64, reason: &str) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "UPDATE dead_letters SET retry = 0, attempts = attempts + 1, reason = ?2, at = ?3
+                 WHERE id = ?1",
+                params![id, reason, now_rfc3339()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Removes a dead letter; returns whether it existed.

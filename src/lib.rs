@@ -21,5 +21,6 @@ pub mod logging;
 pub mod paths;
 pub mod retry;
 pub mod status;
+pub mod systemd;
 pub mod vaultgen;
 pub mod watch;

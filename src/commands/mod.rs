@@ -1,8 +1,11 @@
 //! One module per command; `dispatch` finds the vault and calls it.
 
+mod deadletters;
+mod doctor;
 mod events;
 mod init;
 mod run;
+mod service;
 mod status;
 
 use std::path::Path;
@@ -66,5 +69,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             limit,
         } => events::events(&global, since, follow, json, limit),
         Command::Status { json } => status::status(&global, json),
+        Command::Doctor { json } => doctor::doctor(&global, json),
+        Command::DeadLetters { retry, drop, json } => {
+            deadletters::dead_letters(&global, retry, drop, json)
+        }
+        Command::Service { action } => service::service(&global, action),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::command(),
+                "vaultkeeper",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(crate::cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

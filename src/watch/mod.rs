@@ -124,6 +124,11 @@ impl Watcher {
         })
     }
 
+    /// True while the watcher thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// A handle for rescans and reloads.
     pub fn control(&self) -> Control {
         Control(self.tx.clone())

@@ -1,5 +1,6 @@
 //! Integration tests: the real binary on temporary vaults.
 
 mod daemon_life;
+mod service;
 mod util;
 mod watch;
