@@ -93,6 +93,9 @@ pub struct WatchConfig {
     pub gitignore: bool,
     /// Text files up to this many bytes carry their content in the event.
     pub max_content_bytes: u64,
+    /// Notifications buffered between the kernel and the watcher; beyond it they are
+    /// dropped and replaced by a rescan of the vault.
+    pub queue: usize,
 }
 
 impl Default for WatchConfig {
@@ -105,6 +108,7 @@ impl Default for WatchConfig {
             ignore: Vec::new(),
             gitignore: true,
             max_content_bytes: 1024 * 1024,
+            queue: 65536,
         }
     }
 }
@@ -233,6 +237,9 @@ impl Config {
         }
         if self.watch.poll_interval < Duration::from_millis(100) {
             return Err(bad("watch.poll_interval", "must be at least 100ms"));
+        }
+        if self.watch.queue < 16 {
+            return Err(bad("watch.queue", "must be at least 16"));
         }
         if self.runner.batch_size == 0 {
             return Err(bad("runner.batch_size", "must be at least 1"));

@@ -31,8 +31,6 @@ use crate::retry::Backoff;
 
 /// Events journaled per transaction when a scan finds many changes.
 const CHUNK: usize = 1000;
-/// Capacity of the channel from notify's thread; beyond it, a rescan replaces the events.
-const CHANNEL: usize = 64 * 1024;
 
 /// A message to the watcher thread.
 pub enum Msg {
@@ -80,7 +78,7 @@ impl Watcher {
     ) -> Result<Watcher> {
         let journal = Journal::open(&paths.journal())?;
         let snapshot = journal.load_files()?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL);
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue);
         let state_rel = paths.state_dir_in_vault();
         let (rules, warnings) = IgnoreRules::new(
             &paths.root,

@@ -331,3 +331,100 @@ fn a_burst_into_hundreds_of_new_folders_misses_nothing() {
     });
     d.stop();
 }
+
+#[test]
+fn an_overflowing_queue_triggers_a_rescan_and_loses_nothing() {
+    let v = TestVault::with_config("[watch]\nqueue = 16\ndebounce = \"300ms\"\n");
+    let d = v.start();
+    for i in 0..500 {
+        v.write(&format!("flood/n{i}.md"), &format!("{i}"));
+    }
+    let disk = v.files_on_disk();
+    wait_until("all 500 journaled", Duration::from_secs(30), || {
+        live_paths(&v.events()) == disk
+    });
+    let log = d.stop();
+    assert!(log.contains("overflowed"), "the overflow is logged: {log}");
+}
+
+#[test]
+fn an_unreadable_file_is_logged_and_skipped() {
+    use std::os::unix::fs::PermissionsExt;
+    let v = TestVault::new();
+    v.write("secret.md", "x");
+    std::fs::set_permissions(v.path("secret.md"), std::fs::Permissions::from_mode(0o000))
+        .expect("chmod");
+    v.write("open.md", "y");
+    // root reads everything: run the daemon as `nobody` so the permission bites.
+    let root_user = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("id");
+    let as_root = String::from_utf8_lossy(&root_user.stdout).trim() == "0";
+    for dir in [v.root.as_path(), v.state.path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod dir");
+    }
+    std::fs::set_permissions(v.path("open.md"), std::fs::Permissions::from_mode(0o666))
+        .expect("chmod");
+    std::fs::set_permissions(&v.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let log = v.state.path().join("nobody.log");
+    std::fs::File::create(&log).expect("log");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let mut cmd = if as_root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            crate::util::BIN,
+        ]);
+        c
+    } else {
+        std::process::Command::new(crate::util::BIN)
+    };
+    let state = v.state.path().join("nobody-state");
+    let mut child = cmd
+        .arg("run")
+        .arg(&v.root)
+        .env("VAULTKEEPER_STATE_DIR", &state)
+        .env("VAULTKEEPER_CONFIG", &v.config)
+        .env("VAULTKEEPER_LOG", "info")
+        .env("HOME", v.state.path())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .expect("log"),
+        )
+        .spawn()
+        .expect("spawn as nobody");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("ready", Duration::from_secs(30), || {
+        read_log().contains(" ready")
+    });
+    std::fs::write(v.path("later.md"), "z").expect("write");
+    let journal = state.join("journal.db");
+    wait_until("later.md journaled", Duration::from_secs(20), || {
+        vaultkeeper::journal::Journal::open_readonly(&journal)
+            .and_then(|j| j.read_after(0, 100))
+            .map(|e| e.iter().any(|e| e.file_path == "later.md"))
+            .unwrap_or(false)
+    });
+    let events = vaultkeeper::journal::Journal::open_readonly(&journal)
+        .and_then(|j| j.read_after(0, 100))
+        .expect("events");
+    assert!(
+        events.iter().all(|e| e.file_path != "secret.md"),
+        "unreadable file skipped"
+    );
+    assert!(events.iter().any(|e| e.file_path == "open.md"));
+    let text = read_log();
+    assert!(
+        text.contains("secret.md") && text.contains("Permission denied"),
+        "{text}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+}
