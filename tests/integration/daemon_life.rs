@@ -285,3 +285,28 @@ fn status_reports_running_and_stopped() {
     assert!(s["journal"]["head"].as_u64().unwrap_or(0) >= 1);
     d.stop();
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_the_journal_stays_consistent() {
+    let v = TestVault::new();
+    // A first scan long enough to signal during it.
+    vaultkeeper::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
+    let mut d = v.spawn();
+    d.wait_log("starting vaultkeeper", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(100));
+    d.signal(libc::SIGTERM);
+    d.wait_log("shutting down", Duration::from_secs(10));
+    let t = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(5));
+    assert!(t.elapsed() < Duration::from_secs(3), "exits at once");
+    assert!(!status.success(), "the hard exit is not a clean one");
+    assert!(d.log().contains("second stop signal"), "{}", d.log());
+    // The journal opens and a restart reconciles to the disk.
+    let d = v.start();
+    let disk = v.files_on_disk();
+    wait_until("journal equals disk", Duration::from_secs(60), || {
+        live_paths(&v.events()) == disk
+    });
+    d.stop();
+}
