@@ -310,3 +310,45 @@ fn a_second_signal_exits_at_once_and_the_journal_stays_consistent() {
     });
     d.stop();
 }
+
+#[test]
+fn logs_as_json_lines_and_without_timestamps_under_journald() {
+    let v = TestVault::new();
+    let run = |args: &[&str], env: Option<(&str, &str)>| -> String {
+        let log = v.state.path().join(format!("log-{}.txt", args.len()));
+        let mut cmd = v.cmd();
+        cmd.args(args)
+            .env("VAULTKEEPER_LOG", "info")
+            .stderr(std::fs::File::create(&log).expect("log"));
+        if let Some((k, val)) = env {
+            cmd.env(k, val);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        wait_until("ready", Duration::from_secs(20), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("ready")
+        });
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().expect("wait").success());
+        std::fs::read_to_string(&log).expect("log")
+    };
+    let text = run(&["--log-format", "json", "run"], None);
+    assert!(text.lines().count() >= 2, "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v.get("timestamp").is_some() && v.get("level").is_some(),
+            "{line}"
+        );
+    }
+    let text = run(&["run"], Some(("JOURNAL_STREAM", "8:1234")));
+    let first = text.lines().next().expect("a log line");
+    assert!(
+        first.trim_start().starts_with("INFO"),
+        "journald adds its own timestamp: {first}"
+    );
+}
