@@ -145,6 +145,27 @@ impl TestVault {
         events
     }
 
+    /// Writes a sentinel note and waits for its event, then returns every event before it.
+    /// Events are journaled in order, so anything the earlier activity caused is in there:
+    /// this checks for the absence of stray events without sleeping.
+    pub fn events_before_sentinel(&self) -> Vec<Event> {
+        let name = format!(
+            "zz-sentinel-{}.md",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        self.write(&name, "sentinel");
+        let mut events = Vec::new();
+        wait_until("the sentinel event", Duration::from_secs(20), || {
+            events = self.events();
+            events.iter().any(|e| e.file_path == name)
+        });
+        events.retain(|e| e.file_path != name);
+        events
+    }
+
     /// Files on disk, minus what vaultkeeper ignores by default.
     pub fn files_on_disk(&self) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
@@ -159,7 +180,7 @@ impl TestVault {
                     .expect("under root")
                     .to_string_lossy()
                     .into_owned();
-                if rel == ".git" || rel.ends_with('~') {
+                if rel == ".git" || rel.ends_with('~') || rel.starts_with("zz-sentinel-") {
                     continue;
                 }
                 if ft.is_dir() {

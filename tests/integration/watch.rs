@@ -62,16 +62,8 @@ fn vim_style_save_is_one_modified() {
     std::fs::rename(v.path("note.md"), v.path("note.md~")).expect("backup");
     std::fs::write(v.path("note.md"), "two\n").expect("write");
     std::fs::remove_file(v.path("note.md~")).expect("backup rm");
-    let events = v.wait_events(before + 1, "modified");
-    // Give a wrong extra event the chance to show up before asserting there is none.
-    std::thread::sleep(Duration::from_millis(400));
-    let events_after = v.events();
-    assert_eq!(
-        events_after.len(),
-        events.len(),
-        "{:?}",
-        summary(&events_after)
-    );
+    v.wait_events(before + 1, "modified");
+    let events_after = v.events_before_sentinel();
     assert_eq!(
         summary(&events_after[before..]),
         vec![s("modified", "note.md", None)]
@@ -112,15 +104,8 @@ fn real_vim_save_is_one_modified() {
         .status()
         .expect("vim");
     assert!(status.success());
-    let events = v.wait_events(before + 1, "modified");
-    std::thread::sleep(Duration::from_millis(400));
-    let events_after = v.events();
-    assert_eq!(
-        events_after.len(),
-        events.len(),
-        "{:?}",
-        summary(&events_after)
-    );
+    v.wait_events(before + 1, "modified");
+    let events_after = v.events_before_sentinel();
     assert_eq!(
         summary(&events_after[before..]),
         vec![s("modified", "note.md", None)]
@@ -140,8 +125,7 @@ fn temp_file_then_rename_save_is_one_modified() {
     std::fs::write(&tmp, "final\n").expect("temp");
     std::fs::rename(&tmp, v.path("Daily/2026-11-24.md")).expect("rename over");
     v.wait_events(before + 1, "modified");
-    std::thread::sleep(Duration::from_millis(400));
-    let events = v.events();
+    let events = v.events_before_sentinel();
     assert_eq!(
         summary(&events[before..]),
         vec![s("modified", "Daily/2026-11-24.md", None)]
@@ -162,10 +146,9 @@ fn files_in_fresh_nested_folders_are_all_seen() {
         let dir = ["a", "a/b", "a/b/c"][i % 3];
         std::fs::write(v.path(&format!("{dir}/n{i}.md")), format!("note {i}\n")).expect("write");
     }
-    let events = v.wait_events(50, "50 created");
-    std::thread::sleep(Duration::from_millis(300));
-    let events_after = v.events();
-    assert_eq!(events_after.len(), 50, "{:?}", summary(&events_after));
+    v.wait_events(50, "50 created");
+    let events = v.events_before_sentinel();
+    assert_eq!(events.len(), 50, "{:?}", summary(&events));
     assert!(events.iter().all(|e| e.event == Kind::Created));
     assert_eq!(live_paths(&events), v.files_on_disk());
     d.stop();
@@ -216,15 +199,18 @@ fn ignore_rules_gitignore_globs_and_sighup_reload() {
     v.write(".trash/old.md", "x");
     v.write("notes/.note.md.swp", "x");
     v.write("public/p.md", "x");
-    let _events = v.wait_events(2, "public note");
-    std::thread::sleep(Duration::from_millis(300));
-    let paths: Vec<String> = v.events().iter().map(|e| e.file_path.clone()).collect();
+    v.wait_events(2, "public note");
+    let paths: Vec<String> = v
+        .events_before_sentinel()
+        .iter()
+        .map(|e| e.file_path.clone())
+        .collect();
     assert_eq!(paths, vec![".gitignore", "public/p.md"]);
 
     // Drop the glob and reload: the drafts appear, through a rescan.
     v.set_config("");
     d.signal(libc::SIGHUP);
-    let events = v.wait_events(3, "drafts after reload");
+    let events = v.wait_events(4, "drafts after reload");
     let e = events.last().expect("event");
     assert_eq!(
         (e.event, e.file_path.as_str()),
