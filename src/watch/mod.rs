@@ -371,6 +371,7 @@ impl WatchState {
             if self.rules.is_ignored(&rel, false) {
                 continue;
             }
+            tracing::trace!(path = %rel, "change noted");
             self.dirty.insert(rel);
             self.touch_pending();
         }
@@ -550,6 +551,7 @@ impl WatchState {
     fn full_scan(&mut self, reason: &str, origin: Origin) -> Result<()> {
         let started = Instant::now();
         let first = self.snapshot.is_empty();
+        debug!("scanning the vault ({reason})");
         let bar = (first && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_message("scanning the vault");

@@ -117,9 +117,11 @@ fn sigterm_exits_zero_and_a_second_daemon_is_refused() {
 fn pending_changes_are_journaled_on_sigterm() {
     // A long debounce: the change is still pending when the signal arrives.
     let v = TestVault::with_config("[watch]\ndebounce = \"30s\"\nmax_latency = \"60s\"\n");
-    let d = v.start();
+    let mut cmd = v.cmd();
+    cmd.env("VAULTKEEPER_LOG", "vaultkeeper=trace");
+    let d = v.start_with(cmd);
     v.write("late.md", "x");
-    std::thread::sleep(Duration::from_millis(300)); // let the kernel event reach the daemon
+    d.wait_log("change noted", Duration::from_secs(10));
     assert!(v.events().is_empty(), "still debounced");
     d.stop();
     let events = v.events();
@@ -292,8 +294,7 @@ fn a_second_signal_exits_at_once_and_the_journal_stays_consistent() {
     // A first scan long enough to signal during it.
     vaultkeeper::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
     let mut d = v.spawn();
-    d.wait_log("starting vaultkeeper", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(100));
+    d.wait_log("scanning the vault", Duration::from_secs(10));
     d.signal(libc::SIGTERM);
     d.wait_log("shutting down", Duration::from_secs(10));
     let t = Instant::now();

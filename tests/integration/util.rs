@@ -98,8 +98,19 @@ impl TestVault {
         d
     }
 
+    /// Starts the daemon from a prepared command and waits until it is ready.
+    pub fn start_with(&self, cmd: Command) -> Daemon {
+        let d = self.spawn_cmd(cmd);
+        d.wait_ready();
+        d
+    }
+
     /// Starts the daemon without waiting.
     pub fn spawn(&self) -> Daemon {
+        self.spawn_cmd(self.cmd())
+    }
+
+    fn spawn_cmd(&self, mut cmd: Command) -> Daemon {
         let log = self.state.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -108,8 +119,7 @@ impl TestVault {
                 .unwrap_or(0)
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = self
-            .cmd()
+        let child = cmd
             .arg("run")
             .stdout(Stdio::null())
             .stderr(file)
