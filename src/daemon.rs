@@ -157,6 +157,7 @@ pub async fn run(
                     .unwrap_or_else(|_| RunnerStatus::default())
             })
             .collect(),
+        recent_problems: crate::logging::recent_problems(),
     };
 
     // Wait for the first reconcile, still answering a stop.

@@ -30,6 +30,9 @@ pub struct DaemonStatus {
     /// Each consumer's runner.
     #[serde(default, skip_deserializing)]
     pub consumers: Vec<RunnerStatus>,
+    /// The latest warnings and errors the daemon logged.
+    #[serde(default)]
+    pub recent_problems: Vec<crate::logging::RecentProblem>,
 }
 
 fn status_path(paths: &VaultPaths) -> std::path::PathBuf {

@@ -53,6 +53,7 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         "journal": {"head": head},
         "consumers": consumers,
         "dead_letters": dead,
+        "recent_problems": live.as_ref().map(|l| l["recent_problems"].clone()).unwrap_or(serde_json::Value::Array(vec![])),
     });
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -84,7 +85,33 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             )?;
         }
         if !dead.is_empty() {
-            writeln!(out, "dead letters: {}", dead.len())?;
+            writeln!(
+                out,
+                "dead letters: {} (see `vaultkeeper dead-letters`)",
+                dead.len()
+            )?;
+            for d in dead.iter().take(5) {
+                writeln!(
+                    out,
+                    "  {} {} seq {} {}: {}",
+                    d.id, d.consumer, d.seq, d.path, d.reason
+                )?;
+            }
+        }
+        if let Some(problems) = report["recent_problems"]
+            .as_array()
+            .filter(|p| !p.is_empty())
+        {
+            writeln!(out, "recent problems:")?;
+            for p in problems.iter().rev().take(5) {
+                writeln!(
+                    out,
+                    "  {} {} {}",
+                    p["at"].as_str().unwrap_or(""),
+                    p["level"].as_str().unwrap_or(""),
+                    p["message"].as_str().unwrap_or("")
+                )?;
+            }
         }
     }
     Ok(if healthy {

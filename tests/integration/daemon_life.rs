@@ -353,3 +353,28 @@ fn logs_as_json_lines_and_without_timestamps_under_journald() {
         "journald adds its own timestamp: {first}"
     );
 }
+
+#[test]
+fn status_shows_recent_problems() {
+    use std::os::unix::ffi::OsStrExt;
+    let v = TestVault::new();
+    let d = v.start();
+    let bad = v.root.join(std::ffi::OsStr::from_bytes(b"odd-\xfe.md"));
+    std::fs::write(&bad, "x").expect("write");
+    let mut last = serde_json::Value::Null;
+    wait_until("the problem in status", Duration::from_secs(20), || {
+        let out = v.run(&["status", "--json"]);
+        last = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        last["recent_problems"].as_array().is_some_and(|a| {
+            a.iter().any(|p| {
+                p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("not valid UTF-8"))
+            })
+        })
+    });
+    assert_eq!(last["recent_problems"][0]["level"], "WARN");
+    let out = v.run(&["status"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recent problems"));
+    d.stop();
+}
