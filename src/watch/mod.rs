@@ -554,6 +554,12 @@ impl WatchState {
         debug!("scanning the vault ({reason})");
         let bar = (first && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} files")
+            {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
             bar.set_message("scanning the vault");
             bar
         });
