@@ -191,6 +191,17 @@ impl Journal {
         }
     }
 
+    /// A stored body back into an event, with its sequence number.
+    fn parse_body(&self, seq: i64, body: &str) -> Result<Event, JournalError> {
+        let mut event: Event = serde_json::from_str(body).map_err(|err| JournalError::Corrupt {
+            path: self.path.clone(),
+            seq: seq as u64,
+            message: err.to_string(),
+        })?;
+        event.seq = seq as u64;
+        Ok(event)
+    }
+
     fn setup(&self) -> Result<(), JournalError> {
         // WAL: readers never block the writer. FULL: an appended event survives power
         // loss, not only a crash; appends are batched, so the fsync is paid per flush.
@@ -328,14 +339,7 @@ impl Journal {
         let mut out = Vec::new();
         for row in rows {
             let (seq, body) = row.map_err(|e| self.err(e))?;
-            let mut event: Event =
-                serde_json::from_str(&body).map_err(|err| JournalError::Corrupt {
-                    path: self.path.clone(),
-                    seq: seq as u64,
-                    message: err.to_string(),
-                })?;
-            event.seq = seq as u64;
-            out.push(event);
+            out.push(self.parse_body(seq, &body)?);
         }
         Ok(out)
     }
@@ -494,14 +498,7 @@ impl Journal {
         let mut out = Vec::new();
         for row in rows {
             let (id, seq, body) = row.map_err(|e| self.err(e))?;
-            let mut event: Event =
-                serde_json::from_str(&body).map_err(|err| JournalError::Corrupt {
-                    path: self.path.clone(),
-                    seq: seq as u64,
-                    message: err.to_string(),
-                })?;
-            event.seq = seq as u64;
-            out.push((id, event));
+            out.push((id, self.parse_body(seq, &body)?));
         }
         Ok(out)
     }
