@@ -33,6 +33,9 @@ pub struct GlobalArgs {
     /// Log format.
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Print JSON (one document, or one object per line for event streams).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// The commands.
@@ -59,25 +62,14 @@ pub enum Command {
         /// Keep printing new events as they are journaled.
         #[arg(long, short)]
         follow: bool,
-        /// One JSON object per line (the event envelope).
-        #[arg(long)]
-        json: bool,
         /// Stop after this many events.
         #[arg(long)]
         limit: Option<u64>,
     },
     /// Show whether a daemon runs for the vault and how its consumers are doing.
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Check the set-up and say what to fix.
-    Doctor {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Doctor,
     /// List events consumers gave up on; retry or drop them.
     DeadLetters {
         /// Hand this dead letter to its consumer again.
@@ -86,9 +78,6 @@ pub enum Command {
         /// Forget this dead letter.
         #[arg(long, value_name = "ID")]
         drop: Option<i64>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Install or remove the user service (systemd on Linux, launchd on macOS).
     Service {
@@ -96,6 +85,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Rebuild the shadow cache from the vault (also done on its own after a schema change).
+    Reindex,
+    /// Query the shadow cache.
+    #[command(flatten)]
+    Query(crate::cache::QueryCommand),
     /// Print shell completions.
     Completions {
         /// The shell.

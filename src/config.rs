@@ -70,6 +70,8 @@ pub struct Config {
     pub log: LogConfig,
     /// RabbitMQ.
     pub amqp: AmqpSection,
+    /// The shadow cache.
+    pub cache: crate::cache::CacheConfig,
 }
 
 /// `[watch]`: how changes are seen.

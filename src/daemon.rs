@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::{Stream, StreamExt};
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Loaded, Source};
@@ -40,13 +39,15 @@ pub fn signal_requests() -> Result<impl Stream<Item = Request> + Unpin + Send> {
 
 struct Running {
     name: String,
-    task: JoinHandle<()>,
+    /// Each runner has its own thread and single-threaded runtime, so a consumer doing
+    /// long synchronous work (a first full reindex, a big commit) never starves the others.
+    thread: std::thread::JoinHandle<()>,
+    done: tokio::sync::oneshot::Receiver<()>,
     status: StatusCell,
     flush: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Spawns the consumers the configuration enables, each on the one runner.
-#[allow(dead_code)] // the consumers are wired in by the cache, git and amqp modules
 struct Consumers<'a> {
     paths: &'a VaultPaths,
     settings: RunnerSettings,
@@ -56,8 +57,7 @@ struct Consumers<'a> {
 }
 
 impl Consumers<'_> {
-    #[allow(dead_code)]
-    fn spawn<C: Consumer>(&mut self, consumer: C) {
+    fn spawn<C: Consumer>(&mut self, consumer: C) -> Result<()> {
         let name = consumer.name().to_string();
         let status: StatusCell = Default::default();
         let signals = RunnerSignals {
@@ -65,36 +65,82 @@ impl Consumers<'_> {
             flush: Default::default(),
         };
         let flush = signals.flush.clone();
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let journal = self.paths.journal();
+        let head = self.head.clone();
+        let settings = self.settings.clone();
+        let cell = status.clone();
         let task_name = name.clone();
-        let task = tokio::spawn(consumer::run(
-            consumer,
-            self.paths.journal(),
-            self.head.clone(),
-            self.settings.clone(),
-            signals,
-            status.clone(),
-        ));
-        let task = tokio::spawn(async move {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => error!(consumer = %task_name, "stopped on a journal error: {e}"),
-                Err(e) if e.is_panic() => error!(consumer = %task_name, "panicked"),
-                Err(_) => {}
-            }
-        });
+        let thread = std::thread::Builder::new()
+            .name(format!("vk-{name}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        error!(consumer = %task_name, "cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                let result = runtime.block_on(consumer::run(
+                    consumer, journal, head, settings, signals, cell,
+                ));
+                if let Err(e) = result {
+                    error!(consumer = %task_name, "stopped on a journal error: {e}");
+                }
+                let _ = done_tx.send(());
+            })
+            .with_context(|| format!("cannot start the {name} consumer"))?;
         self.running.push(Running {
             name,
-            task,
+            thread,
+            done,
             status,
             flush,
         });
+        Ok(())
     }
 }
 
-/// Builds the enabled consumers. Each later consumer is added here, once.
-fn spawn_consumers(_config: &Config, consumers: &mut Consumers<'_>) -> Result<()> {
-    let _ = consumers;
+/// Builds the enabled consumers. Each consumer is added here, once.
+fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()> {
+    if config.cache.enabled {
+        let paths = consumers.paths;
+        let rules = crate::watch::ignore::IgnoreRules::new(
+            &paths.root,
+            paths.state_dir_in_vault().as_deref(),
+            &config.watch.ignore,
+            config.watch.gitignore,
+        )
+        .0;
+        let cache = crate::cache::CacheConsumer::open(
+            &paths.cache(),
+            Some(paths.root.clone()),
+            &config.cache,
+        )
+        .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
+        .with_file_lister(file_lister(rules));
+        consumers.spawn(cache)?;
+    }
     Ok(())
+}
+
+/// Lists the vault's files with the watcher's own ignore rules, so a full reindex sees
+/// exactly the files the journal speaks of.
+pub fn file_lister(rules: crate::watch::ignore::IgnoreRules) -> crate::cache::apply::FileLister {
+    let rules = std::sync::Arc::new(rules);
+    Box::new(move |root: &std::path::Path| {
+        let empty = std::sync::Arc::new(std::collections::BTreeMap::new());
+        let mut files = Vec::new();
+        crate::watch::scan::walk(root, "", &rules, &empty, |f| {
+            if let crate::watch::scan::Found::File(rel, _) = f {
+                files.push(rel);
+            }
+        });
+        Ok(files)
+    })
 }
 
 /// Runs the daemon until a stop request, then shuts down cleanly.
@@ -211,7 +257,7 @@ pub async fn run(
                 if let Some(period) = watchdog {
                     // Ping only while the watcher and every runner are alive: a wedged
                     // daemon is then restarted by systemd.
-                    let healthy = watcher.is_alive() && running.iter().all(|r| !r.task.is_finished());
+                    let healthy = watcher.is_alive() && running.iter().all(|r| !r.thread.is_finished());
                     if healthy && last_watchdog.elapsed() >= period / 4 {
                         crate::systemd::watchdog();
                         last_watchdog = Instant::now();
@@ -267,12 +313,14 @@ async fn shutdown(
         tokio::pin!(deadline);
         for r in running {
             let name = r.name.clone();
-            let mut task = r.task;
+            let mut done = r.done;
             tokio::select! {
-                _ = &mut task => {}
+                _ = &mut done => {
+                    let _ = r.thread.join();
+                }
                 _ = &mut deadline => {
-                    warn!(consumer = %name, "did not drain within {:?}; stopping it (its cursor stays at its last durable point)", config.runner.shutdown_timeout);
-                    task.abort();
+                    // The process ends with the thread; its cursor stays at its last durable point.
+                    warn!(consumer = %name, "did not drain within {:?}; leaving it", config.runner.shutdown_timeout);
                 }
             }
         }

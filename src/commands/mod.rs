@@ -4,6 +4,7 @@ mod deadletters;
 mod doctor;
 mod events;
 mod init;
+mod query;
 mod run;
 mod service;
 mod status;
@@ -65,14 +66,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Events {
             since,
             follow,
-            json,
             limit,
-        } => events::events(&global, since, follow, json, limit),
-        Command::Status { json } => status::status(&global, json),
-        Command::Doctor { json } => doctor::doctor(&global, json),
-        Command::DeadLetters { retry, drop, json } => {
-            deadletters::dead_letters(&global, retry, drop, json)
+        } => events::events(&global, since, follow, global.json, limit),
+        Command::Status => status::status(&global, global.json),
+        Command::Doctor => doctor::doctor(&global, global.json),
+        Command::DeadLetters { retry, drop } => {
+            deadletters::dead_letters(&global, retry, drop, global.json)
         }
+        Command::Reindex => query::reindex(&global),
+        Command::Query(q) => query::query(&global, &q),
         Command::Service { action } => service::service(&global, action),
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -1,0 +1,760 @@
+//! Read-only queries over the cache, each returning a `Serialize` result (the `--json` output).
+//!
+//! Open the connection with [`super::schema::open_ro`]. Notes named by the user (`note NAME`)
+//! are found by exact vault path first, then with the same resolver as links, from the vault
+//! root.
+//!
+//! Search syntax (what [`fts_query`] turns into FTS5 syntax, so user input never breaks it):
+//! - words are matched as terms, all required: `alpha beta`;
+//! - `"two words"` is a phrase; `word*` a prefix; `title:word` searches titles only;
+//! - `OR`, `AND`, `NOT` in capitals are operators;
+//! - anything else (quotes inside words, `-`, `:`, parentheses) is taken literally.
+
+use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
+use serde::Serialize;
+
+use super::CacheError;
+use super::resolve::{fold, resolve};
+
+fn q(e: rusqlite::Error) -> CacheError {
+    CacheError::BadQuery(e.to_string())
+}
+
+/// Finds the path of the note named `name_or_path` (exact path, else the link resolver).
+pub fn find_note(conn: &Connection, name_or_path: &str) -> Result<String, CacheError> {
+    let exact: Option<String> = conn
+        .query_row(
+            "SELECT path FROM notes WHERE path = ?1",
+            [name_or_path],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(q)?;
+    if let Some(p) = exact {
+        return Ok(p);
+    }
+    let mut st = conn
+        .prepare_cached("SELECT path FROM notes WHERE name_key = ?1")
+        .map_err(q)?;
+    let found = resolve("", name_or_path, &mut |k| {
+        st.query_map([k], |r| r.get(0))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
+            .unwrap_or_default()
+    });
+    match found {
+        Some(p) if !name_or_path.trim().is_empty() => Ok(p),
+        _ => Err(CacheError::NotFound(name_or_path.to_string())),
+    }
+}
+
+fn quote(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// Turns the user's search text into an FTS5 query (see the module docs).
+pub fn fts_query(user: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut chars = user.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        if c == '"' {
+            chars.next();
+            let phrase: String = chars.by_ref().take_while(|&c| c != '"').collect();
+            if !phrase.trim().is_empty() {
+                out.push(quote(phrase.trim()));
+            }
+            continue;
+        }
+        let mut word = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            word.push(c);
+            chars.next();
+        }
+        match word.as_str() {
+            "AND" | "OR" | "NOT" => {
+                // An operator needs terms on both sides; drop a dangling one.
+                if !out.is_empty() && chars.peek().is_some() {
+                    out.push(word);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let (column, term) = match word.split_once(':') {
+            Some((col @ ("title" | "body"), rest)) if !rest.is_empty() => (Some(col), rest),
+            _ => (None, word.as_str()),
+        };
+        let (term, prefix) = match term.strip_suffix('*') {
+            Some(t) if !t.is_empty() => (t, true),
+            _ => (term, false),
+        };
+        let mut piece = quote(term);
+        if prefix {
+            piece.push('*');
+        }
+        if let Some(col) = column {
+            piece = format!("{col} : {piece}");
+        }
+        out.push(piece);
+    }
+    while out
+        .last()
+        .is_some_and(|w| matches!(w.as_str(), "AND" | "OR" | "NOT"))
+    {
+        out.pop();
+    }
+    out.join(" ")
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    /// Vault path.
+    pub path: String,
+    /// Note title.
+    pub title: String,
+    /// bm25 score (lower is better; title matches weigh 10x).
+    pub score: f64,
+    /// Body excerpt with matches between `«` and `»`.
+    pub snippet: String,
+}
+
+/// `search` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// The query as given.
+    pub query: String,
+    /// The FTS5 query run.
+    pub fts: String,
+    /// Best first.
+    pub hits: Vec<SearchHit>,
+}
+
+/// Full-text search with optional tag (nested tags included) and path glob (SQLite `GLOB`:
+/// `*` also matches `/`) filters.
+pub fn search(
+    conn: &Connection,
+    query: &str,
+    tag: Option<&str>,
+    path_glob: Option<&str>,
+    limit: usize,
+) -> Result<SearchResult, CacheError> {
+    let fts = fts_query(query);
+    if fts.is_empty() {
+        return Err(CacheError::BadQuery(format!("empty search: {query:?}")));
+    }
+    let tag = tag.map(|t| fold(t.trim().trim_start_matches('#')));
+    let mut st = conn
+        .prepare_cached(
+            "SELECT n.path, n.title, bm25(notes_fts, 10.0, 1.0) AS score,
+                    snippet(notes_fts, 1, '«', '»', '…', 16)
+             FROM notes_fts JOIN notes n ON n.id = notes_fts.rowid
+             WHERE notes_fts MATCH ?1
+               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM tags t WHERE t.path = n.path
+                    AND (t.tag_key = ?2 OR substr(t.tag_key, 1, length(?2) + 1) = ?2 || '/')))
+               AND (?3 IS NULL OR n.path GLOB ?3)
+             ORDER BY score, n.path LIMIT ?4",
+        )
+        .map_err(q)?;
+    let hits = st
+        .query_map(
+            params![
+                fts,
+                tag,
+                path_glob,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok(SearchHit {
+                    path: r.get(0)?,
+                    title: r.get(1)?,
+                    score: r.get(2)?,
+                    snippet: r.get(3)?,
+                })
+            },
+        )
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| CacheError::BadQuery(format!("search {query:?}: {e}")))?;
+    Ok(SearchResult {
+        query: query.to_string(),
+        fts,
+        hits,
+    })
+}
+
+/// One link, outgoing or incoming.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkRow {
+    /// The note that contains the link.
+    pub path: String,
+    /// 1-based line in that note.
+    pub line: u32,
+    /// `wikilink`, `embed` or `markdown`.
+    pub kind: String,
+    /// The target as written.
+    pub target_raw: String,
+    /// The resolved vault path; `null` when unresolved.
+    pub target_path: Option<String>,
+    /// `#Heading` part.
+    pub heading: Option<String>,
+    /// `#^block` part.
+    pub block: Option<String>,
+    /// Display text.
+    pub display: Option<String>,
+}
+
+const LINK_COLS: &str = "path, line, kind, target_raw, target_path, heading, block, display";
+
+fn link_rows(
+    conn: &Connection,
+    where_sql: &str,
+    arg: Option<&str>,
+) -> Result<Vec<LinkRow>, CacheError> {
+    let sql = format!("SELECT {LINK_COLS} FROM links WHERE {where_sql} ORDER BY path, line, rowid");
+    let mut st = conn.prepare_cached(&sql).map_err(q)?;
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok(LinkRow {
+            path: r.get(0)?,
+            line: r.get(1)?,
+            kind: r.get(2)?,
+            target_raw: r.get(3)?,
+            target_path: r.get(4)?,
+            heading: r.get(5)?,
+            block: r.get(6)?,
+            display: r.get(7)?,
+        })
+    };
+    let rows = match arg {
+        Some(a) => st.query_map([a], map),
+        None => st.query_map([], map),
+    }
+    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+    .map_err(q)?;
+    Ok(rows)
+}
+
+/// A heading of a note.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadingRow {
+    /// 1 to 6.
+    pub level: u8,
+    /// Text.
+    pub text: String,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// `note` output: everything the cache knows about one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoteInfo {
+    /// Vault path.
+    pub path: String,
+    /// Title.
+    pub title: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time (RFC 3339).
+    pub mtime: Option<String>,
+    /// blake3 hex.
+    pub hash: Option<String>,
+    /// Word count.
+    pub words: u64,
+    /// A `.md` note (else an attachment).
+    pub is_markdown: bool,
+    /// Frontmatter as JSON.
+    pub frontmatter: serde_json::Value,
+    /// Aliases.
+    pub aliases: Vec<String>,
+    /// Distinct tags.
+    pub tags: Vec<String>,
+    /// Headings.
+    pub headings: Vec<HeadingRow>,
+    /// Outgoing links.
+    pub links: Vec<LinkRow>,
+    /// Incoming links.
+    pub backlinks: Vec<LinkRow>,
+    /// Number of tasks, and of open ones.
+    pub tasks: u64,
+    /// Open tasks (status not `x`, `X` or `-`).
+    pub open_tasks: u64,
+    /// Parse and read errors (malformed YAML …).
+    pub error: Option<String>,
+}
+
+/// Everything about one note.
+pub fn note(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, CacheError> {
+    let path = find_note(conn, name_or_path)?;
+    #[allow(clippy::type_complexity)]
+    let (title, size, mtime, hash, words, is_md, fm, aliases, error): (
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        i64,
+        bool,
+        Option<String>,
+        String,
+        Option<String>,
+    ) = conn
+        .query_row(
+            "SELECT title, size, mtime, hash, words, is_markdown, frontmatter, aliases, error
+             FROM notes WHERE path = ?1",
+            [&path],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .map_err(q)?;
+    let tags = conn
+        .prepare_cached("SELECT DISTINCT tag FROM tags WHERE path = ?1 ORDER BY tag")
+        .and_then(|mut st| {
+            st.query_map([&path], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .map_err(q)?;
+    let headings = conn
+        .prepare_cached("SELECT level, text, line FROM headings WHERE path = ?1 ORDER BY line")
+        .and_then(|mut st| {
+            st.query_map([&path], |r| {
+                Ok(HeadingRow {
+                    level: r.get(0)?,
+                    text: r.get(1)?,
+                    line: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(q)?;
+    let (tasks, open_tasks): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE status NOT IN ('x', 'X', '-')) FROM tasks WHERE path = ?1",
+            [&path],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(q)?;
+    Ok(NoteInfo {
+        links: link_rows(conn, "path = ?1", Some(&path))?,
+        backlinks: link_rows(conn, "target_path = ?1", Some(&path))?,
+        title,
+        size: u64::try_from(size).unwrap_or(0),
+        mtime,
+        hash,
+        words: u64::try_from(words).unwrap_or(0),
+        is_markdown: is_md,
+        frontmatter: fm
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or(serde_json::Value::Null),
+        aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+        tags,
+        headings,
+        tasks: u64::try_from(tasks).unwrap_or(0),
+        open_tasks: u64::try_from(open_tasks).unwrap_or(0),
+        error,
+        path,
+    })
+}
+
+/// `links` and `backlinks` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinksResult {
+    /// The note asked about.
+    pub note: String,
+    /// The links.
+    pub links: Vec<LinkRow>,
+}
+
+/// Links that resolve to the note.
+pub fn backlinks(conn: &Connection, name_or_path: &str) -> Result<LinksResult, CacheError> {
+    let path = find_note(conn, name_or_path)?;
+    Ok(LinksResult {
+        links: link_rows(conn, "target_path = ?1", Some(&path))?,
+        note: path,
+    })
+}
+
+/// Links written in the note.
+pub fn links(conn: &Connection, name_or_path: &str) -> Result<LinksResult, CacheError> {
+    let path = find_note(conn, name_or_path)?;
+    Ok(LinksResult {
+        links: link_rows(conn, "path = ?1", Some(&path))?,
+        note: path,
+    })
+}
+
+/// One tag and how much it is used.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagCount {
+    /// The tag (as first written, case folded for grouping).
+    pub tag: String,
+    /// Notes carrying it.
+    pub notes: u64,
+    /// Occurrences.
+    pub uses: u64,
+}
+
+/// `tags` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagsResult {
+    /// Sorted by tag.
+    pub tags: Vec<TagCount>,
+}
+
+/// Every tag with counts.
+pub fn tags(conn: &Connection) -> Result<TagsResult, CacheError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT min(tag), count(DISTINCT path), count(*) FROM tags GROUP BY tag_key ORDER BY tag_key",
+        )
+        .map_err(q)?;
+    let tags = st
+        .query_map([], |r| {
+            Ok(TagCount {
+                tag: r.get(0)?,
+                notes: r.get(1)?,
+                uses: r.get(2)?,
+            })
+        })
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(q)?;
+    Ok(TagsResult { tags })
+}
+
+/// Which tasks to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskFilter {
+    /// Every task.
+    #[default]
+    All,
+    /// Status other than `x`, `X` (done) and `-` (cancelled).
+    Open,
+    /// Status `x` or `X`.
+    Done,
+}
+
+/// One task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRow {
+    /// Note.
+    pub path: String,
+    /// 1-based line.
+    pub line: u32,
+    /// Status character.
+    pub status: String,
+    /// `x` or `X`.
+    pub done: bool,
+    /// Text after the checkbox.
+    pub text: String,
+}
+
+/// `tasks` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct TasksResult {
+    /// By path and line.
+    pub tasks: Vec<TaskRow>,
+}
+
+/// Tasks, filtered by state and by tag (a tag of the note or `#tag` in the task text).
+pub fn tasks(
+    conn: &Connection,
+    filter: TaskFilter,
+    tag: Option<&str>,
+) -> Result<TasksResult, CacheError> {
+    let tag = tag.map(|t| fold(t.trim().trim_start_matches('#')));
+    let state = match filter {
+        TaskFilter::All => "1",
+        TaskFilter::Open => "status NOT IN ('x', 'X', '-')",
+        TaskFilter::Done => "done = 1",
+    };
+    let sql = format!(
+        "SELECT path, line, status, done, text FROM tasks k WHERE {state}
+           AND (?1 IS NULL OR lower(text) LIKE '%#' || ?1 || '%' OR EXISTS (SELECT 1 FROM tags t WHERE t.path = k.path
+                AND (t.tag_key = ?1 OR substr(t.tag_key, 1, length(?1) + 1) = ?1 || '/')))
+         ORDER BY path, line"
+    );
+    let mut st = conn.prepare_cached(&sql).map_err(q)?;
+    let tasks = st
+        .query_map([tag], |r| {
+            Ok(TaskRow {
+                path: r.get(0)?,
+                line: r.get(1)?,
+                status: r.get(2)?,
+                done: r.get(3)?,
+                text: r.get(4)?,
+            })
+        })
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(q)?;
+    Ok(TasksResult { tasks })
+}
+
+/// `orphans` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrphansResult {
+    /// Markdown notes that no other note links to or embeds.
+    pub notes: Vec<String>,
+}
+
+/// Markdown notes with no incoming link from another note.
+pub fn orphans(conn: &Connection) -> Result<OrphansResult, CacheError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT path FROM notes n WHERE is_markdown = 1 AND NOT EXISTS
+               (SELECT 1 FROM links l WHERE l.target_path = n.path AND l.path <> n.path)
+             ORDER BY path",
+        )
+        .map_err(q)?;
+    let notes = st
+        .query_map([], |r| r.get(0))
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
+        .map_err(q)?;
+    Ok(OrphansResult { notes })
+}
+
+/// `unresolved` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnresolvedResult {
+    /// Links with no target file.
+    pub links: Vec<LinkRow>,
+}
+
+/// Links that resolve to no file.
+pub fn unresolved(conn: &Connection) -> Result<UnresolvedResult, CacheError> {
+    Ok(UnresolvedResult {
+        links: link_rows(conn, "target_path IS NULL", None)?,
+    })
+}
+
+/// One recently changed note.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentRow {
+    /// Vault path.
+    pub path: String,
+    /// Title.
+    pub title: String,
+    /// Modification time.
+    pub mtime: Option<String>,
+}
+
+/// `recent` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecentResult {
+    /// Newest first.
+    pub notes: Vec<RecentRow>,
+}
+
+/// The most recently modified markdown notes.
+pub fn recent(conn: &Connection, limit: usize) -> Result<RecentResult, CacheError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT path, title, mtime FROM notes WHERE is_markdown = 1
+             ORDER BY mtime DESC, path LIMIT ?1",
+        )
+        .map_err(q)?;
+    let notes = st
+        .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok(RecentRow {
+                path: r.get(0)?,
+                title: r.get(1)?,
+                mtime: r.get(2)?,
+            })
+        })
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(q)?;
+    Ok(RecentResult { notes })
+}
+
+/// One field value.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldRow {
+    /// Note.
+    pub path: String,
+    /// Key as written.
+    pub key: String,
+    /// Value as text.
+    pub value: String,
+    /// `frontmatter` or `inline`.
+    pub source: String,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// `fields` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldsResult {
+    /// By path and line.
+    pub fields: Vec<FieldRow>,
+}
+
+/// Fields named `key` (case-insensitive), optionally with a value (ASCII case-insensitive).
+pub fn fields(
+    conn: &Connection,
+    key: &str,
+    value: Option<&str>,
+) -> Result<FieldsResult, CacheError> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT path, key, value, source, line FROM fields
+             WHERE key_fold = ?1 AND (?2 IS NULL OR value = ?2 COLLATE NOCASE)
+             ORDER BY path, line, rowid",
+        )
+        .map_err(q)?;
+    let fields = st
+        .query_map(params![fold(key.trim()), value], |r| {
+            Ok(FieldRow {
+                path: r.get(0)?,
+                key: r.get(1)?,
+                value: r.get(2)?,
+                source: r.get(3)?,
+                line: r.get(4)?,
+            })
+        })
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(q)?;
+    Ok(FieldsResult { fields })
+}
+
+/// `sql` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlResult {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows; blobs are shown as `"<blob N bytes>"`.
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// The first keyword, after whitespace and comments, upper-cased.
+fn first_keyword(sql: &str) -> String {
+    let mut s = sql;
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    s.chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+const READ_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "user_version",
+    "schema_version",
+    "compile_options",
+    "database_list",
+    "function_list",
+];
+
+/// Runs one read-only statement. Refused: anything but `SELECT`/`WITH`/`VALUES`/`EXPLAIN` and
+/// a few reading `PRAGMA`s; more than one statement; anything SQLite says may write. The
+/// connection itself is read-only too (`open_ro`), so a refusal missed here still cannot write.
+pub fn sql(conn: &Connection, query: &str) -> Result<SqlResult, CacheError> {
+    let kw = first_keyword(query);
+    match kw.as_str() {
+        "SELECT" | "WITH" | "VALUES" | "EXPLAIN" => {}
+        "PRAGMA" => {
+            let body = query.trim().trim_end_matches(';');
+            let name: String = body
+                .trim_start()
+                .get(6..)
+                .unwrap_or("")
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if body.contains('=') || !READ_PRAGMAS.contains(&name.as_str()) {
+                return Err(CacheError::Refused(format!(
+                    "PRAGMA {name}: only reading pragmas are allowed ({})",
+                    READ_PRAGMAS.join(", ")
+                )));
+            }
+        }
+        "" => return Err(CacheError::Refused("empty statement".into())),
+        other => {
+            return Err(CacheError::Refused(format!(
+                "{other}: only SELECT, WITH, VALUES, EXPLAIN and reading PRAGMAs are allowed"
+            )));
+        }
+    }
+    let mut st = conn.prepare(query).map_err(|e| match e {
+        rusqlite::Error::MultipleStatement => {
+            CacheError::Refused("more than one statement".to_string())
+        }
+        other => CacheError::BadQuery(other.to_string()),
+    })?;
+    if !st.readonly() {
+        return Err(CacheError::Refused("statement may write".to_string()));
+    }
+    let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
+    let n = columns.len();
+    let mut rows = Vec::new();
+    let mut it = st.query([]).map_err(q)?;
+    while let Some(r) = it.next().map_err(q)? {
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            row.push(match r.get_ref(i).map_err(q)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(v) => v.into(),
+                ValueRef::Real(v) => v.into(),
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                ValueRef::Blob(b) => format!("<blob {} bytes>", b.len()).into(),
+            });
+        }
+        rows.push(row);
+    }
+    Ok(SqlResult { columns, rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_query_is_safe() {
+        assert_eq!(fts_query("alpha beta"), "\"alpha\" \"beta\"");
+        assert_eq!(fts_query("\"two words\" pre*"), "\"two words\" \"pre\"*");
+        assert_eq!(fts_query("a OR b NOT"), "\"a\" OR \"b\"");
+        assert_eq!(fts_query("title:x body:y*"), "title : \"x\" body : \"y\"*");
+        assert_eq!(
+            fts_query("it's (x) -y a:b"),
+            "\"it's\" \"(x)\" \"-y\" \"a:b\""
+        );
+        assert_eq!(fts_query("say\"hi"), "\"say\"\"hi\"");
+        assert_eq!(fts_query("   "), "");
+    }
+
+    #[test]
+    fn keywords() {
+        assert_eq!(first_keyword("  -- c\n /* x */ select 1"), "SELECT");
+        assert_eq!(first_keyword("/* unclosed"), "");
+    }
+}
