@@ -69,7 +69,7 @@ pub struct Config {
     /// Logging.
     pub log: LogConfig,
     /// RabbitMQ.
-    pub amqp: AmqpSection,
+    pub amqp: crate::amqp::AmqpConfig,
     /// The shadow cache.
     pub cache: crate::cache::CacheConfig,
 }
@@ -173,17 +173,6 @@ pub struct LogConfig {
     pub filter: Option<String>,
 }
 
-/// `[amqp]`: RabbitMQ. Only the URL is read here; the forwarder reads the rest.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct AmqpSection {
-    /// `amqp://user@host:5672/vhost`; the password belongs in the environment.
-    pub url: Option<String>,
-    /// Everything else in the section.
-    #[serde(flatten)]
-    pub rest: toml::Table,
-}
-
 /// Where the configuration came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -255,7 +244,7 @@ impl Config {
             }
         }
         if let Some(url) = &self.amqp.url
-            && let Err(e) = url::Url::parse(url)
+            && let Err(e) = url::Url::parse(url.expose())
         {
             return Err(bad("amqp.url", &format!("not a URL: {e}")));
         }
@@ -273,7 +262,7 @@ impl Config {
             return Ok(());
         }
         if let Some(url) = &self.amqp.url {
-            let has_password = url::Url::parse(url)
+            let has_password = url::Url::parse(url.expose())
                 .map(|u| u.password().is_some())
                 .unwrap_or(false);
             if has_password {
@@ -298,7 +287,7 @@ impl Config {
         if let Some(v) =
             env_nonempty("VAULTKEEPER_AMQP_URL").or_else(|| env_nonempty("RABBITMQ_URL"))
         {
-            self.amqp.url = Some(v);
+            self.amqp.url = Some(crate::amqp::SecretUrl::new(v));
         }
         if let Some(v) = env_nonempty("VAULTKEEPER_LOG_FORMAT") {
             match v.as_str() {

@@ -54,9 +54,34 @@ struct Consumers<'a> {
     head: tokio::sync::watch::Receiver<u64>,
     stop: tokio_util::sync::CancellationToken,
     running: Vec<Running>,
+    cells: std::sync::Arc<std::sync::Mutex<Vec<StatusCell>>>,
 }
 
 impl Consumers<'_> {
+    /// Counters for the AMQP heartbeat: journal head, each consumer's lag and errors.
+    fn counters(&self) -> crate::amqp::Counters {
+        let cells = std::sync::Arc::clone(&self.cells);
+        let head = self.head.clone();
+        std::sync::Arc::new(move || {
+            let head = *head.borrow();
+            let cells = cells.lock().map(|c| c.clone()).unwrap_or_default();
+            let consumers: Vec<serde_json::Value> = cells
+                .iter()
+                .filter_map(|c| c.lock().ok().map(|s| s.clone()))
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "cursor": s.cursor,
+                        "lag": head.saturating_sub(s.cursor),
+                        "dead_letters": s.dead_letters,
+                        "error": s.last_error,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "events": head, "consumers": consumers })
+        })
+    }
+
     fn spawn<C: Consumer>(&mut self, consumer: C) -> Result<()> {
         let name = consumer.name().to_string();
         let status: StatusCell = Default::default();
@@ -93,6 +118,9 @@ impl Consumers<'_> {
                 let _ = done_tx.send(());
             })
             .with_context(|| format!("cannot start the {name} consumer"))?;
+        if let Ok(mut cells) = self.cells.lock() {
+            cells.push(status.clone());
+        }
         self.running.push(Running {
             name,
             thread,
@@ -123,6 +151,18 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
         .with_file_lister(file_lister(rules));
         consumers.spawn(cache)?;
+    }
+    if config.amqp.effective_url().is_some() {
+        let counters = consumers.counters();
+        let forwarder = crate::amqp::Forwarder::new(&config.amqp, &crate::watch::host_name())
+            .context("RabbitMQ forwarder")?
+            .with_counters(counters);
+        info!(
+            url = %config.amqp.redacted_url().unwrap_or_default(),
+            exchange = %config.amqp.exchange,
+            "publishing events to RabbitMQ"
+        );
+        consumers.spawn(forwarder)?;
     }
     Ok(())
 }
@@ -178,6 +218,7 @@ pub async fn run(
         head: head_rx.clone(),
         stop: stop.clone(),
         running: Vec::new(),
+        cells: Default::default(),
     };
     spawn_consumers(&config, &mut consumers)?;
     let running = consumers.running;

@@ -9,6 +9,7 @@
 //! - [`cli`] and [`commands`] are the binary's front door; [`config`] and [`paths`]
 //!   say where everything is.
 
+pub mod amqp;
 pub mod cache;
 pub mod cli;
 pub mod commands;

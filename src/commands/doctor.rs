@@ -254,8 +254,8 @@ fn git_identity(root: &Path) -> Option<Check> {
 }
 
 fn broker(ctx: &Context) -> Option<Check> {
-    let raw = ctx.loaded.config.amqp.url.as_deref()?;
-    let url = url::Url::parse(raw).ok()?;
+    let raw = ctx.loaded.config.amqp.effective_url()?;
+    let url = url::Url::parse(&raw).ok()?;
     let host = url.host_str().unwrap_or("localhost").to_string();
     let port = url
         .port()

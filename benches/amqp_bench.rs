@@ -1,0 +1,274 @@
+//! AMQP benchmark against the real broker: events per second published with confirms by
+//! the forwarder (from a Vec, and in runner-sized batches), next to a Python pika publisher
+//! sending the same message bodies in the same run; then publish → remote consumer latency.
+//!
+//! `cargo bench --bench amqp_bench` (env: BENCH_N messages, default 20000; BENCH_SIZE
+//! content bytes, default 1024; VAULTKEEPER_AMQP_URL; VAULTKEEPER_PYTHON).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio_util::sync::CancellationToken;
+use vaultkeeper::amqp::{
+    AmqpConfig, Forwarder, SecretUrl, consume_queue, dead_letter_exchange, dead_queue,
+};
+use vaultkeeper::consumer::{Consumer, ConsumerError, Durable};
+use vaultkeeper::event::{Event, Kind, Origin};
+
+fn env_num(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn make_events(n: usize, size: usize) -> Vec<Event> {
+    let filler = "lorem ipsum dolor sit amet [[Link]] #tag ".repeat(size / 40 + 1);
+    (0..n)
+        .map(|i| {
+            let content = filler[..size].to_string();
+            let mut e = Event::new(
+                Kind::Modified,
+                format!("Notes/folder-{}/note-{i}.md", i % 50),
+                None,
+                content.len() as u64,
+                None,
+                Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
+                Some(content),
+                "bench",
+                "benchhost",
+                Origin::Watch,
+            );
+            e.seq = i as u64 + 1;
+            e
+        })
+        .collect()
+}
+
+async fn purge(ch: &Channel, queue: &str) {
+    let _ = ch
+        .queue_purge(queue.into(), QueuePurgeOptions::default())
+        .await;
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+struct LatencyRecorder(Arc<Mutex<Vec<Duration>>>);
+
+impl Consumer for LatencyRecorder {
+    fn name(&self) -> &str {
+        "latency"
+    }
+
+    async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        let now = chrono::Utc::now();
+        let mut v = self.0.lock().map_err(|_| ConsumerError::failed("lock"))?;
+        for e in batch {
+            v.push((now - e.timestamp).to_std().unwrap_or_default());
+        }
+        Ok(batch
+            .last()
+            .map_or(Durable::Unchanged, |e| Durable::Upto(e.seq)))
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n = env_num("BENCH_N", 20_000);
+    let size = env_num("BENCH_SIZE", 1024);
+    let url = std::env::var("VAULTKEEPER_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let exchange = format!("vk-bench-{tag}");
+    let queue = format!("vk-bench-q-{tag}");
+
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        queue.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    // BENCH_ROUTED=0 leaves the exchange without a queue: the client-side ceiling.
+    let routed = env_num("BENCH_ROUTED", 1) != 0;
+    if routed {
+        ch.queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            "file.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    }
+
+    let cfg = AmqpConfig {
+        url: Some(SecretUrl::new(url.clone())),
+        exchange: exchange.clone(),
+        heartbeat: Duration::ZERO,
+        ..AmqpConfig::default()
+    };
+    let events = make_events(n, size);
+    let body_size = serde_json::to_vec(&events[0])?.len();
+    println!(
+        "amqp bench: {n} persistent messages of {body_size} bytes, {}, confirms on",
+        if routed {
+            "routed to one durable classic queue"
+        } else {
+            "no queue bound (unroutable)"
+        }
+    );
+    // BENCH_PYTHON=0 skips the (slow) pika run.
+    let with_python = env_num("BENCH_PYTHON", 1) != 0;
+
+    let mut fwd = Forwarder::new(&cfg, "benchhost")?;
+    fwd.publish_events(&events[..100]).await?; // connect and warm up
+    purge(&ch, &queue).await;
+
+    let t = Instant::now();
+    fwd.publish_events(&events).await?;
+    let vec_time = t.elapsed();
+    println!(
+        "  rust forwarder, one Vec (max_in_flight {}): {:>9.0} msg/s ({:.2?})",
+        cfg.max_in_flight,
+        rate(n, vec_time),
+        vec_time
+    );
+    purge(&ch, &queue).await;
+
+    for batch in [100usize, 500] {
+        let t = Instant::now();
+        for chunk in events.chunks(batch) {
+            fwd.handle(chunk)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let d = t.elapsed();
+        println!(
+            "  rust forwarder, handle() batches of {batch:>4}:   {:>9.0} msg/s ({d:.2?})",
+            rate(n, d)
+        );
+        purge(&ch, &queue).await;
+    }
+    fwd.close().await;
+
+    // Python pika, same bodies, same exchange and queue.
+    let mut bodies = tempfile::NamedTempFile::new()?;
+    for e in &events {
+        bodies.write_all(&serde_json::to_vec(e)?)?;
+        bodies.write_all(b"\n")?;
+    }
+    bodies.flush()?;
+    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pika_publisher.py");
+    let out = if with_python {
+        tokio::process::Command::new(&python)
+            .arg(script)
+            .args(["--url", &url, "--exchange", &exchange, "--bodies"])
+            .arg(bodies.path())
+            .output()
+            .await?
+    } else {
+        tokio::process::Command::new("true").output().await?
+    };
+    if !with_python {
+    } else if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        println!(
+            "  python pika BlockingConnection + confirm_delivery: {:>9.0} msg/s ({:.2}s)",
+            v["per_second"].as_f64().unwrap_or(0.0),
+            v["seconds"].as_f64().unwrap_or(0.0)
+        );
+    } else {
+        println!(
+            "  python pika publisher failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    purge(&ch, &queue).await;
+
+    // Latency: events handed to the forwarder one at a time (as the runner does for a
+    // single edit) to a remote consumer on a quorum queue; measured from the event's
+    // creation to the consumer's handle (just before its ack).
+    let lat_queue = format!("vk-bench-lat-{tag}");
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let token = CancellationToken::new();
+    let consumer = {
+        let cfg = cfg.clone();
+        let q = lat_queue.clone();
+        let t = token.clone();
+        let rec = LatencyRecorder(samples.clone());
+        tokio::spawn(async move { consume_queue(&cfg, &q, &[], rec, t).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await; // let it declare and bind
+    let mut fwd = Forwarder::new(&cfg, "benchhost")?;
+    let count = 1000;
+    for i in 0..count {
+        let mut e = make_events(1, size).remove(0);
+        e.seq = i as u64 + 1;
+        fwd.handle(std::slice::from_ref(&e))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while samples.lock().map(|v| v.len()).unwrap_or(0) < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    token.cancel();
+    let _ = consumer.await;
+    fwd.close().await;
+    let mut v = samples.lock().map(|v| v.clone()).unwrap_or_default();
+    v.sort();
+    println!(
+        "  latency event → forwarder → quorum queue → consume_queue handle ({} events, one per handle): p50 {:.2?}  p95 {:.2?}  max {:.2?}",
+        v.len(),
+        percentile(&v, 0.50),
+        percentile(&v, 0.95),
+        v.last().copied().unwrap_or_default()
+    );
+
+    for q in [queue.clone(), lat_queue.clone(), dead_queue(&lat_queue)] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for e in [exchange.clone(), dead_letter_exchange(&exchange)] {
+        let _ = ch
+            .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    Ok(())
+}

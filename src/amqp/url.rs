@@ -1,0 +1,216 @@
+//! Broker URLs: parsing into lapin's `AMQPUri`, redaction for output, scrubbing of error text.
+
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use percent_encoding::percent_decode_str;
+
+use super::error::AmqpError;
+
+const HIDDEN: &str = "***";
+
+/// The URL with its password replaced by `***`; never fails and never echoes an unparseable input.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                // Cannot fail for URLs with a host, which any URL with a password has.
+                let _ = u.set_password(Some(HIDDEN));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable amqp url>".to_string(),
+    }
+}
+
+/// A parsed broker URL, ready for lapin, with what is needed to keep its password out of output.
+#[derive(Clone)]
+pub(crate) struct BrokerUrl {
+    pub(crate) uri: AMQPUri,
+    pub(crate) redacted: String,
+    password: String,
+}
+
+impl std::fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+fn decode(s: &str, what: &str, redacted: &str) -> Result<String, AmqpError> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| AmqpError::InvalidUrl {
+            url: redacted.to_string(),
+            reason: format!("{what} is not valid UTF-8 once percent-decoded"),
+        })
+}
+
+fn query_num<T: std::str::FromStr>(
+    u: &url::Url,
+    key: &str,
+    redacted: &str,
+) -> Result<Option<T>, AmqpError> {
+    match u.query_pairs().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) => v.parse().map(Some).map_err(|_| AmqpError::InvalidUrl {
+            url: redacted.to_string(),
+            reason: format!("query parameter {key}={v} is not a number"),
+        }),
+    }
+}
+
+impl BrokerUrl {
+    /// Parses `amqp://` or `amqps://` URLs. A missing path, or `/`, means the default vhost
+    /// `/` (as pika reads it); `%2f` also works; any other path is the vhost name.
+    pub(crate) fn parse(url: &str) -> Result<BrokerUrl, AmqpError> {
+        let redacted = redact(url);
+        let u = url::Url::parse(url).map_err(|e| AmqpError::InvalidUrl {
+            url: redacted.clone(),
+            reason: e.to_string(),
+        })?;
+        let scheme = match u.scheme() {
+            "amqp" => AMQPScheme::AMQP,
+            "amqps" => AMQPScheme::AMQPS,
+            other => {
+                return Err(AmqpError::InvalidUrl {
+                    url: redacted,
+                    reason: format!("scheme {other}: is not amqp: or amqps:"),
+                });
+            }
+        };
+        let host = match u.host() {
+            Some(url::Host::Domain(d)) => decode(d, "the host", &redacted)?,
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => {
+                return Err(AmqpError::InvalidUrl {
+                    url: redacted,
+                    reason: "no host".to_string(),
+                });
+            }
+        };
+        let defaults = AMQPUserInfo::default();
+        let username = match u.username() {
+            "" => defaults.username,
+            name => decode(name, "the user name", &redacted)?,
+        };
+        let password = match u.password() {
+            None => defaults.password,
+            Some(p) => decode(p, "the password", &redacted)?,
+        };
+        let path = u.path();
+        let vhost = match path {
+            "" | "/" => "/".to_string(),
+            p => decode(&p[1..], "the vhost", &redacted)?,
+        };
+        let query = AMQPQueryString {
+            frame_max: query_num(&u, "frame_max", &redacted)?,
+            channel_max: query_num(&u, "channel_max", &redacted)?,
+            heartbeat: query_num(&u, "heartbeat", &redacted)?,
+            connection_timeout: query_num(&u, "connection_timeout", &redacted)?,
+            auth_mechanism: None,
+        };
+        let port = u.port().unwrap_or_else(|| scheme.default_port());
+        Ok(BrokerUrl {
+            uri: AMQPUri {
+                scheme,
+                authority: AMQPAuthority {
+                    userinfo: AMQPUserInfo {
+                        username,
+                        password: password.clone(),
+                    },
+                    host,
+                    port,
+                },
+                vhost,
+                query,
+            },
+            redacted,
+            password,
+        })
+    }
+
+    /// `text` with the password (plain and percent-encoded) replaced by `***`, for any
+    /// message that came from outside (lapin, the broker) before it is logged or stored.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        scrub_secret(text, &self.password)
+    }
+}
+
+fn scrub_secret(text: &str, secret: &str) -> String {
+    // Very short secrets would turn every message into noise; they are guessable anyway.
+    if secret.len() < 3 {
+        return text.to_string();
+    }
+    let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    text.replace(secret, HIDDEN).replace(&encoded, HIDDEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_and_unparseable_input() {
+        assert_eq!(
+            redact("amqp://bob:pa%40ss@host:5672/v"),
+            "amqp://bob:***@host:5672/v"
+        );
+        assert_eq!(redact("amqp://host/"), "amqp://host/");
+        assert_eq!(redact("amqp://bob@host"), "amqp://bob@host");
+        let bad = redact("amqp//bob:secretpw@");
+        assert!(!bad.contains("secretpw"));
+    }
+
+    #[test]
+    fn parses_hosts_vhosts_and_query() {
+        let b = BrokerUrl::parse("amqp://bob:pa%40ss@10.1.2.3:5673/my%2fvhost?heartbeat=7")
+            .expect("parse");
+        assert_eq!(b.uri.authority.host, "10.1.2.3");
+        assert_eq!(b.uri.authority.port, 5673);
+        assert_eq!(b.uri.authority.userinfo.username, "bob");
+        assert_eq!(b.uri.authority.userinfo.password, "pa@ss");
+        assert_eq!(b.uri.vhost, "my/vhost");
+        assert_eq!(b.uri.query.heartbeat, Some(7));
+        assert!(!b.redacted.contains("pa"), "{}", b.redacted);
+
+        let d = BrokerUrl::parse("amqps://rabbit.example").expect("parse");
+        assert_eq!(d.uri.authority.port, 5671);
+        assert_eq!(d.uri.vhost, "/");
+        assert_eq!(d.uri.authority.userinfo.username, "guest");
+        assert_eq!(BrokerUrl::parse("amqp://h/").expect("parse").uri.vhost, "/");
+        assert_eq!(
+            BrokerUrl::parse("amqp://h/%2f").expect("parse").uri.vhost,
+            "/"
+        );
+        assert_eq!(
+            BrokerUrl::parse("amqp://[::1]:1/")
+                .expect("parse")
+                .uri
+                .authority
+                .host,
+            "::1"
+        );
+    }
+
+    #[test]
+    fn errors_never_show_the_password() {
+        for bad in [
+            "http://bob:hunter22@host/",
+            "amqp://bob:hunter22@host:99999/",
+            "amqp://bob:hunter22@host/?heartbeat=x",
+            "not a url hunter22",
+        ] {
+            let e = BrokerUrl::parse(bad).expect_err(bad).to_string();
+            assert!(!e.contains("hunter22"), "{e}");
+        }
+    }
+
+    #[test]
+    fn scrubs_plain_and_encoded_secrets() {
+        assert_eq!(scrub_secret("x p@ss! y", "p@ss!"), "x *** y");
+        assert_eq!(scrub_secret("x p%40ss%21 y", "p@ss!"), "x *** y");
+        assert_eq!(scrub_secret("ab", "a"), "ab");
+    }
+}
