@@ -90,6 +90,9 @@ pub enum Command {
     /// Query the shadow cache.
     #[command(flatten)]
     Query(crate::cache::QueryCommand),
+    /// Serve the vault to AI assistants: a Model Context Protocol server on stdin/stdout
+    /// (read-only: search, notes, backlinks, tags, tasks, recent changes, SQL).
+    Mcp,
     /// Print shell completions.
     Completions {
         /// The shell.

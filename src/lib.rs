@@ -20,6 +20,7 @@ pub mod event;
 pub mod journal;
 pub mod lock;
 pub mod logging;
+pub mod mcp;
 pub mod paths;
 pub mod retry;
 pub mod status;

@@ -4,6 +4,7 @@ mod deadletters;
 mod doctor;
 mod events;
 mod init;
+mod mcp;
 mod query;
 mod run;
 mod service;
@@ -76,6 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Reindex => query::reindex(&global),
         Command::Query(q) => query::query(&global, &q),
         Command::Service { action } => service::service(&global, action),
+        Command::Mcp => mcp::mcp(&global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

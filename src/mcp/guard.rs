@@ -1,0 +1,144 @@
+//! Keeping every file the MCP server reads inside the vault, and the `vault:///` note URIs.
+//!
+//! A note's URI is `vault:///` followed by its vault path with each segment percent-encoded,
+//! e.g. `vault:///Folder/My%20note.md`.
+
+use std::path::{Component, Path, PathBuf};
+
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+
+/// The scheme and empty authority of note URIs.
+pub const URI_PREFIX: &str = "vault:///";
+
+// RFC 3986 path segments: everything outside unreserved / sub-delims / ':' '@' is encoded.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Refuses a vault-relative path that is empty, absolute, or climbs out with `..`.
+pub fn check_relative(rel: &str) -> Result<(), String> {
+    if rel.trim().is_empty() {
+        return Err("empty path".to_string());
+    }
+    if rel.contains('\0') {
+        return Err(format!("refused: {rel:?} is not a valid path"));
+    }
+    let p = Path::new(rel);
+    let escapes = rel.starts_with('/')
+        || rel.starts_with('\\')
+        || p.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::RootDir | Component::Prefix(_)
+            )
+        })
+        || rel.split(['/', '\\']).any(|s| s == "..");
+    if escapes {
+        return Err(format!(
+            "refused: {rel:?} is outside the vault (give a path relative to the vault root, without `..`)"
+        ));
+    }
+    Ok(())
+}
+
+/// The file at vault path `rel`, canonical, refused unless it stays inside `root` (canonical)
+/// once symlinks are followed.
+pub fn resolve_in_vault(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    check_relative(rel)?;
+    let canon = root
+        .join(rel)
+        .canonicalize()
+        .map_err(|e| format!("{rel}: {e}"))?;
+    if !canon.starts_with(root) {
+        return Err(format!(
+            "refused: {rel:?} resolves outside the vault (a symlink?)"
+        ));
+    }
+    Ok(canon)
+}
+
+/// Reads the text of vault path `rel` (refusing paths outside the vault).
+pub fn read_text(root: &Path, rel: &str) -> Result<String, String> {
+    let file = resolve_in_vault(root, rel)?;
+    let bytes = std::fs::read(&file).map_err(|e| format!("{rel}: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("{rel} is not UTF-8 text"))
+}
+
+/// The URI of a vault path.
+pub fn uri_of(path: &str) -> String {
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
+        .collect();
+    format!("{URI_PREFIX}{}", segments.join("/"))
+}
+
+/// The vault path of a note URI (checked with [`check_relative`]).
+pub fn path_of(uri: &str) -> Result<String, String> {
+    let rest = uri.strip_prefix(URI_PREFIX).ok_or_else(|| {
+        format!("unknown resource {uri:?}: note URIs look like {URI_PREFIX}Folder/Note.md")
+    })?;
+    let path = percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| format!("resource {uri:?} is not valid UTF-8 once decoded"))?
+        .into_owned();
+    check_relative(&path)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escapes() {
+        for bad in ["../x.md", "a/../../x", "/etc/passwd", "a/..", "", "..\\x"] {
+            assert!(check_relative(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["a.md", "Folder/My note.md", "a..b.md", ".obsidian/x"] {
+            assert!(check_relative(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn uris_round_trip() {
+        for p in ["a.md", "Folder/My note #1?.md", "é/ü 100%.md"] {
+            let u = uri_of(p);
+            assert!(!u.contains(' '), "{u}");
+            assert_eq!(path_of(&u).as_deref(), Ok(p));
+        }
+        assert!(path_of("vault:///..%2F..%2Fetc/passwd").is_err());
+        assert!(path_of("file:///etc/passwd").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_escape_is_refused() {
+        let vault = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret.md"), "s").expect("write");
+        std::fs::write(vault.path().join("in.md"), "i").expect("write");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.md"),
+            vault.path().join("link.md"),
+        )
+        .expect("symlink");
+        let root = vault.path().canonicalize().expect("canon");
+        assert_eq!(read_text(&root, "in.md").as_deref(), Ok("i"));
+        let err = read_text(&root, "link.md").expect_err("escape");
+        assert!(err.contains("outside the vault"), "{err}");
+    }
+}
