@@ -72,6 +72,11 @@ pub struct Config {
     pub amqp: crate::amqp::AmqpConfig,
     /// The shadow cache.
     pub cache: crate::cache::CacheConfig,
+    /// `[rules]`: settings shared by the rules.
+    pub rules: crate::rules::RulesSection,
+    /// `[[rule]]`: commands run for matching events.
+    #[serde(rename = "rule")]
+    pub rule: Vec<crate::rules::RuleConfig>,
 }
 
 /// `[watch]`: how changes are seen.
@@ -247,6 +252,10 @@ impl Config {
             && let Err(e) = url::Url::parse(url.expose())
         {
             return Err(bad("amqp.url", &format!("not a URL: {e}")));
+        }
+        let vault = self.vault.as_deref().unwrap_or(Path::new("."));
+        if let Err(e) = crate::rules::RuleSet::compile(&self.rule, &self.rules, vault) {
+            return Err(bad(&e.key, &e.message));
         }
         Ok(())
     }

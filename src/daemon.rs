@@ -55,6 +55,8 @@ struct Consumers<'a> {
     stop: tokio_util::sync::CancellationToken,
     running: Vec<Running>,
     cells: std::sync::Arc<std::sync::Mutex<Vec<StatusCell>>>,
+    /// The live configuration; consumers that follow reloads (rules) watch it.
+    config: tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
 }
 
 impl Consumers<'_> {
@@ -152,6 +154,15 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         .with_file_lister(file_lister(rules));
         consumers.spawn(cache)?;
     }
+    if !config.rule.is_empty() {
+        let rules = crate::rules::RulesConsumer::new(
+            consumers.paths.root.clone(),
+            consumers.paths.journal(),
+            consumers.settings.max_attempts,
+            consumers.config.clone(),
+        )?;
+        consumers.spawn(rules)?;
+    }
     if config.amqp.effective_url().is_some() {
         let counters = consumers.counters();
         let forwarder = crate::amqp::Forwarder::new(&config.amqp, &crate::watch::host_name())
@@ -212,6 +223,7 @@ pub async fn run(
     )?;
 
     let stop = tokio_util::sync::CancellationToken::new();
+    let (config_tx, config_rx) = tokio::sync::watch::channel(std::sync::Arc::new(config.clone()));
     let mut consumers = Consumers {
         paths: &paths,
         settings: RunnerSettings::from(&config.runner),
@@ -219,6 +231,7 @@ pub async fn run(
         stop: stop.clone(),
         running: Vec::new(),
         cells: Default::default(),
+        config: config_rx,
     };
     spawn_consumers(&config, &mut consumers)?;
     let running = consumers.running;
@@ -281,6 +294,10 @@ pub async fn run(
                     match reload(&reload_source, &paths) {
                         Ok(new) => {
                             watcher.control().reload(new.watch.clone());
+                            if !new.rule.is_empty() && !running.iter().any(|r| r.name == crate::rules::NAME) {
+                                warn!("rules were added while none were configured: they start on the next restart");
+                            }
+                            config_tx.send_replace(std::sync::Arc::new(new));
                             info!("configuration reloaded");
                             if let Source::File(p) = &reload_source { reload_source = Source::File(p.clone()); }
                         }

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod mcp;
 pub mod paths;
 pub mod retry;
+pub mod rules;
 pub mod status;
 pub mod systemd;
 pub mod vaultgen;

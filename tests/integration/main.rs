@@ -4,6 +4,7 @@ mod amqp_lib;
 mod cache_lib;
 mod daemon_life;
 mod mcp;
+mod rules;
 mod service;
 mod util;
 mod watch;
