@@ -53,6 +53,9 @@ pub enum Command {
         /// Overwrite an existing .vaultkeeper.toml.
         #[arg(long)]
         force: bool,
+        /// Also make the vault a git repository (with a sensible .gitignore), for auto-commit.
+        #[arg(long)]
+        git: bool,
     },
     /// Print the journal's events, one per line.
     Events {
@@ -85,6 +88,8 @@ pub enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Commit pending changes now (flush git auto-commit).
+    Commit,
     /// Rebuild the shadow cache from the vault (also done on its own after a schema change).
     Reindex,
     /// Query the shadow cache.

@@ -72,6 +72,8 @@ pub struct Config {
     pub amqp: crate::amqp::AmqpConfig,
     /// The shadow cache.
     pub cache: crate::cache::CacheConfig,
+    /// Git auto-commit.
+    pub git: crate::git::GitConfig,
     /// `[rules]`: settings shared by the rules.
     pub rules: crate::rules::RulesSection,
     /// `[[rule]]`: commands run for matching events.

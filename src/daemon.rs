@@ -154,6 +154,20 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         .with_file_lister(file_lister(rules));
         consumers.spawn(cache)?;
     }
+    match crate::git::start(
+        &consumers.paths.root,
+        &config.git,
+        &consumers.paths.name,
+        &crate::watch::host_name(),
+    )
+    .context("git auto-commit")?
+    {
+        crate::git::GitStart::On(git) => {
+            info!("git auto-commit is on");
+            consumers.spawn(*git)?;
+        }
+        crate::git::GitStart::Off(reason) => info!("git auto-commit is off: {reason}"),
+    }
     if !config.rule.is_empty() {
         let rules = crate::rules::RulesConsumer::new(
             consumers.paths.root.clone(),

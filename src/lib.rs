@@ -17,6 +17,7 @@ pub mod config;
 pub mod consumer;
 pub mod daemon;
 pub mod event;
+pub mod git;
 pub mod journal;
 pub mod lock;
 pub mod logging;

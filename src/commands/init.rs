@@ -9,7 +9,7 @@ use crate::cli::GlobalArgs;
 use crate::config::{VAULT_CONFIG_NAME, starter};
 
 /// Writes `<vault>/.vaultkeeper.toml`.
-pub fn init(global: &GlobalArgs, vault: Option<&Path>, force: bool) -> Result<ExitCode> {
+pub fn init(global: &GlobalArgs, vault: Option<&Path>, force: bool, git: bool) -> Result<ExitCode> {
     let root = match vault.or(global.vault.as_deref()) {
         Some(v) => v.to_path_buf(),
         None => std::env::current_dir()?,
@@ -31,6 +31,22 @@ pub fn init(global: &GlobalArgs, vault: Option<&Path>, force: bool) -> Result<Ex
     std::fs::write(&file, starter(&name))
         .with_context(|| format!("cannot write {}", file.display()))?;
     println!("wrote {}", file.display());
+    if git {
+        let state = std::env::var_os("VAULTKEEPER_STATE_DIR").map(std::path::PathBuf::from);
+        let paths = crate::paths::VaultPaths::new(&root, None, state.as_deref())?;
+        let outcome = crate::git::init_repo(&root, paths.state_dir_in_vault().as_deref())?;
+        if outcome.created {
+            println!("created a git repository in {}", root.display());
+        } else {
+            println!("{} is already in a git repository", root.display());
+        }
+        if !outcome.gitignore_added.is_empty() {
+            println!(
+                "added to .gitignore: {}",
+                outcome.gitignore_added.join(", ")
+            );
+        }
+    }
     println!("start the daemon with: vaultkeeper run {}", root.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! One module per command; `dispatch` finds the vault and calls it.
 
+mod commit;
 mod deadletters;
 mod doctor;
 mod events;
@@ -63,7 +64,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let global = cli.global;
     match cli.command {
         Command::Run { vault } => run::run(&global, vault.as_deref()),
-        Command::Init { vault, force } => init::init(&global, vault.as_deref(), force),
+        Command::Init { vault, force, git } => init::init(&global, vault.as_deref(), force, git),
+        Command::Commit => commit::commit(&global),
         Command::Events {
             since,
             follow,
