@@ -262,7 +262,11 @@ pub async fn run<C: Consumer>(
                 }
                 Err(err) => {
                     let message = err.to_string();
-                    update(&status, &|s| s.last_error = Some(message.clone()));
+                    let detail = consumer.status();
+                    update(&status, &|s| {
+                        s.last_error = Some(message.clone());
+                        s.detail = detail.clone();
+                    });
                     let blamed = match err {
                         ConsumerError::Transient(_) => None,
                         ConsumerError::Failed { seq: Some(s), .. } => Some(s),
@@ -384,7 +388,11 @@ pub async fn run<C: Consumer>(
                 let delay = backoff.next_delay();
                 warn!(consumer = %name, "retrying in {delay:?}: {e}");
                 let message = e.to_string();
-                update(&status, &|s| s.last_error = Some(message.clone()));
+                let detail = consumer.status();
+                update(&status, &|s| {
+                    s.last_error = Some(message.clone());
+                    s.detail = detail.clone();
+                });
                 deadline_retry = Some(Instant::now() + delay);
             }
         }

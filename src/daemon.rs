@@ -57,6 +57,8 @@ struct Consumers<'a> {
     cells: std::sync::Arc<std::sync::Mutex<Vec<StatusCell>>>,
     /// The live configuration; consumers that follow reloads (rules) watch it.
     config: tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
+    /// Consumers left off, and why.
+    off: Vec<crate::status::OffConsumer>,
 }
 
 impl Consumers<'_> {
@@ -166,7 +168,13 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
             info!("git auto-commit is on");
             consumers.spawn(*git)?;
         }
-        crate::git::GitStart::Off(reason) => info!("git auto-commit is off: {reason}"),
+        crate::git::GitStart::Off(reason) => {
+            info!("git auto-commit is off: {reason}");
+            consumers.off.push(crate::status::OffConsumer {
+                name: "git".into(),
+                reason,
+            });
+        }
     }
     if !config.rule.is_empty() {
         let rules = crate::rules::RulesConsumer::new(
@@ -177,7 +185,12 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         )?;
         consumers.spawn(rules)?;
     }
-    if config.amqp.effective_url().is_some() {
+    if config.amqp.effective_url().is_none() {
+        consumers.off.push(crate::status::OffConsumer {
+            name: "amqp".into(),
+            reason: "no broker configured ([amqp] url or VAULTKEEPER_AMQP_URL)".into(),
+        });
+    } else {
         let counters = consumers.counters();
         let forwarder = crate::amqp::Forwarder::new(&config.amqp, &crate::watch::host_name())
             .context("RabbitMQ forwarder")?
@@ -246,9 +259,11 @@ pub async fn run(
         running: Vec::new(),
         cells: Default::default(),
         config: config_rx,
+        off: Vec::new(),
     };
     spawn_consumers(&config, &mut consumers)?;
     let running = consumers.running;
+    let off = consumers.off;
     let names: Vec<&str> = running.iter().map(|r| r.name.as_str()).collect();
     journal.retain_cursors(&names)?;
 
@@ -271,6 +286,7 @@ pub async fn run(
                     .unwrap_or_else(|_| RunnerStatus::default())
             })
             .collect(),
+        off: off.clone(),
         recent_problems: crate::logging::recent_problems(),
     };
 

@@ -30,9 +30,21 @@ pub struct DaemonStatus {
     /// Each consumer's runner.
     #[serde(default, skip_deserializing)]
     pub consumers: Vec<RunnerStatus>,
+    /// Consumers that are off, with the reason (git in a folder that is not a repository).
+    #[serde(default)]
+    pub off: Vec<OffConsumer>,
     /// The latest warnings and errors the daemon logged.
     #[serde(default)]
     pub recent_problems: Vec<crate::logging::RecentProblem>,
+}
+
+/// A consumer that is not running, and why; off is not unhealthy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffConsumer {
+    /// The consumer.
+    pub name: String,
+    /// Why it is off.
+    pub reason: String,
 }
 
 fn status_path(paths: &VaultPaths) -> std::path::PathBuf {

@@ -37,8 +37,10 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             })
         })
         .collect();
+    // Healthy: a daemon runs, no consumer is failing right now, and nothing was given up
+    // on. Lag alone is not a fault (git waits for its quiet period by design).
     let failing = consumers.iter().any(|c| !c["last_error"].is_null());
-    let healthy = pid.is_some() && !failing;
+    let healthy = pid.is_some() && !failing && dead.is_empty();
     let report = json!({
         "healthy": healthy,
         "vault": ctx.paths.name,
@@ -53,6 +55,7 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         "journal": {"head": head},
         "consumers": consumers,
         "dead_letters": dead,
+        "off": live.as_ref().map(|l| l["off"].clone()).unwrap_or(serde_json::Value::Array(vec![])),
         "recent_problems": live.as_ref().map(|l| l["recent_problems"].clone()).unwrap_or(serde_json::Value::Array(vec![])),
     });
     let mut out = std::io::stdout().lock();
@@ -83,6 +86,34 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
                     .map(|e| format!(" error: {e}"))
                     .unwrap_or_default()
             )?;
+            if let Some(d) = c["detail"].as_object() {
+                if let Some(commit) = d.get("last_commit").and_then(|v| v.as_str()) {
+                    let at = d
+                        .get("last_commit_at")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("?");
+                    writeln!(out, "  last commit {commit} at {at}")?;
+                }
+                if let Some(connected) = d.get("connected").and_then(|v| v.as_bool()) {
+                    let url = d.get("url").and_then(|v| v.as_str()).unwrap_or("");
+                    let state = if connected {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    };
+                    writeln!(out, "  broker {url} {state}")?;
+                }
+            }
+        }
+        if let Some(off) = report["off"].as_array() {
+            for o in off {
+                writeln!(
+                    out,
+                    "consumer {}: off ({})",
+                    o["name"].as_str().unwrap_or("?"),
+                    o["reason"].as_str().unwrap_or("")
+                )?;
+            }
         }
         if !dead.is_empty() {
             writeln!(

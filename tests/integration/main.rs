@@ -7,5 +7,6 @@ mod git_lib;
 mod mcp;
 mod rules;
 mod service;
+mod status;
 mod util;
 mod watch;
