@@ -103,7 +103,6 @@ CREATE TABLE IF NOT EXISTS events(
     size INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_at ON events(at);
 CREATE TABLE IF NOT EXISTS cursors(
     consumer TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
