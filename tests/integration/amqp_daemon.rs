@@ -770,3 +770,88 @@ async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     daemon.stop();
     probe.cleanup().await;
 }
+
+fn count_notes(db: &Path) -> usize {
+    if !db.exists() {
+        return 0;
+    }
+    cache_rows(db).get("notes").map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_fills_a_remote_cache_and_git_exec_say_not_available() {
+    let _shared = BROKER.read().await;
+    let exchange = unique("ex");
+    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    // A journal with a head above 0, from a daemon without AMQP.
+    let daemon = tv.start();
+    tv.write("a.md", "# A\n#alpha [[b]]\n");
+    tv.write("b.md", "# B\n#beta\n");
+    tv.write("deep/c.md", "# C\n[[a]]\n");
+    tv.wait_events(3, "three notes journaled");
+    daemon.stop();
+
+    let remote = tempfile::tempdir().expect("tempdir");
+    let queue = unique("snapq");
+    let log = tv.state.path().join("consume.log");
+    let mut consume = spawn_consume(&tv.config, remote.path(), &queue, &log);
+    wait_until("consume is consuming", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("amqp consume: consuming"))
+    });
+    for _ in 0..2 {
+        // Twice: the second snapshot changes nothing.
+        let mut cmd = tv.cmd();
+        cmd.env("VAULTKEEPER_AMQP_URL", broker_url());
+        let out = cmd
+            .args(["publish", "--snapshot", "--json"])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["published"], 3);
+    }
+    let db = remote.path().join("cache.db");
+    wait_until(
+        "three notes in the remote cache",
+        Duration::from_secs(30),
+        || count_notes(&db) == 3,
+    );
+    let local = tv.run(&["reindex"]);
+    assert!(local.status.success());
+    let (l, r) = (
+        cache_rows(&tv.state_dir().join("cache.db")),
+        cache_rows(&db),
+    );
+    for table in ["notes", "links", "tags"] {
+        assert_eq!(l[table], r[table], "table {table} differs");
+    }
+    Command::new("kill")
+        .args(["-TERM", &consume.id().to_string()])
+        .status()
+        .expect("kill");
+    wait_until("consume exits", Duration::from_secs(30), || {
+        consume.try_wait().expect("try_wait").is_some()
+    });
+
+    for target in ["git", "exec"] {
+        let out = Command::new(BIN)
+            .args(["consume", target, "--queue", "x", "--into"])
+            .arg(remote.path())
+            .env("VAULTKEEPER_AMQP_URL", broker_url())
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not available in this build yet"), "{err}");
+    }
+    let mut probe = Probe::new().await;
+    probe.queues.extend([queue.clone(), dead_queue(&queue)]);
+    probe
+        .exchanges
+        .extend([exchange.clone(), dead_letter_exchange(&exchange)]);
+    probe.cleanup().await;
+}
