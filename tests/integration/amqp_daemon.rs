@@ -673,7 +673,11 @@ async fn consume_cache_elsewhere_equals_the_local_cache_after_a_burst() {
 async fn wrong_password_is_reported_without_it_and_journaling_goes_on() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    // With the broker refusing, draining the forwarder on shutdown can only time out.
+    let tv = TestVault::with_config(&format!(
+        "{}shutdown_timeout = \"2s\"\n",
+        amqp_toml(&exchange)
+    ));
     let secret = "Wr0ngPassw0rd-xyz";
     let daemon = start_daemon(&tv, &format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"));
     tv.write("one.md", "1");
