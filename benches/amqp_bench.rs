@@ -1,9 +1,11 @@
 //! AMQP benchmark against the real broker: events per second published with confirms by
 //! the forwarder (from a Vec, and in runner-sized batches), next to a Python pika publisher
-//! sending the same message bodies in the same run; then publish → remote consumer latency.
+//! sending the same message bodies in the same run; then publish → remote consumer latency,
+//! and end to end: a file written into a running daemon's vault → the remote consumer's ack.
 //!
 //! `cargo bench --bench amqp_bench` (env: BENCH_N messages, default 20000; BENCH_SIZE
-//! content bytes, default 1024; VAULTKEEPER_AMQP_URL; VAULTKEEPER_PYTHON).
+//! content bytes, default 1024; BENCH_E2E samples, default 200, 0 skips;
+//! VAULTKEEPER_AMQP_URL; VAULTKEEPER_PYTHON).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -79,6 +81,138 @@ impl Consumer for LatencyRecorder {
             .last()
             .map_or(Durable::Unchanged, |e| Durable::Upto(e.seq)))
     }
+}
+
+/// Records when each file's event reached the remote consumer (just before its ack).
+struct ArrivalRecorder(Arc<Mutex<Vec<(String, Instant)>>>);
+
+impl Consumer for ArrivalRecorder {
+    fn name(&self) -> &str {
+        "arrivals"
+    }
+
+    async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        let now = Instant::now();
+        let mut v = self.0.lock().map_err(|_| ConsumerError::failed("lock"))?;
+        for e in batch {
+            v.push((e.file_path.clone(), now));
+        }
+        Ok(batch
+            .last()
+            .map_or(Durable::Unchanged, |e| Durable::Upto(e.seq)))
+    }
+}
+
+/// The real daemon on a temporary vault publishing to `exchange`; a `consume_queue`
+/// consumer in this process. One note written at a time, the next once the previous one
+/// was handled: latency from the write to the consumer's handle, which acks right after.
+async fn e2e_latency(url: &str, exchange: &str, tag: &str, samples: usize) -> anyhow::Result<()> {
+    let vault = tempfile::tempdir()?;
+    let state = tempfile::tempdir()?;
+    let config = state.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[amqp]\nexchange = \"{exchange}\"\nheartbeat = \"0s\"\n"),
+    )?;
+    let log = state.path().join("daemon.log");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_vaultkeeper"))
+        .arg("run")
+        .env("VAULTKEEPER_VAULT", vault.path())
+        .env("VAULTKEEPER_STATE_DIR", state.path().join("state"))
+        .env("VAULTKEEPER_CONFIG", &config)
+        .env("VAULTKEEPER_AMQP_URL", url)
+        .env("XDG_CONFIG_HOME", state.path().join("xdg"))
+        .env("VAULTKEEPER_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let queue = format!("vk-bench-e2e-{tag}");
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let token = CancellationToken::new();
+    let cfg = AmqpConfig {
+        url: Some(SecretUrl::new(url.to_string())),
+        exchange: exchange.to_string(),
+        heartbeat: Duration::ZERO,
+        ..AmqpConfig::default()
+    };
+    let consumer = {
+        let cfg = cfg.clone();
+        let q = queue.clone();
+        let t = token.clone();
+        let rec = ArrivalRecorder(arrivals.clone());
+        tokio::spawn(async move { consume_queue(&cfg, &q, &[], rec, t).await })
+    };
+    let arrived = |name: &str| {
+        arrivals
+            .lock()
+            .map(|v| v.iter().find(|(p, _)| p == name).map(|(_, t)| *t))
+            .unwrap_or(None)
+    };
+    // Warm up until the daemon is ready, the forwarder connected and the queue bound.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut warm = 0;
+    'warm: loop {
+        let name = format!("warmup-{warm}.md");
+        std::fs::write(vault.path().join(&name), "warm")?;
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if arrived(&name).is_some() {
+                break 'warm;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        warm += 1;
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the daemon never delivered: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let mut lat = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let name = format!("Notes/e2e-{i}.md");
+        if i == 0 {
+            std::fs::create_dir_all(vault.path().join("Notes"))?;
+        }
+        let written = Instant::now();
+        std::fs::write(
+            vault.path().join(&name),
+            format!("# Note {i}\n[[Other]] #tag\n"),
+        )?;
+        let until = Instant::now() + Duration::from_secs(30);
+        let at = loop {
+            if let Some(t) = arrived(&name) {
+                break t;
+            }
+            anyhow::ensure!(Instant::now() < until, "{name} never arrived");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        lat.push(at.saturating_duration_since(written));
+    }
+    token.cancel();
+    let _ = consumer.await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status();
+    let _ = daemon.wait();
+    lat.sort();
+    println!(
+        "  end to end, file write → daemon (debounce 100ms default) → quorum queue → consume_queue ack ({} notes, one at a time): p50 {:.2?}  p95 {:.2?}  max {:.2?}",
+        lat.len(),
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.95),
+        lat.last().copied().unwrap_or_default()
+    );
+    let conn = Connection::connect(url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    for q in [queue.clone(), dead_queue(&queue)] {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "done".into()).await;
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -258,6 +392,11 @@ async fn main() -> anyhow::Result<()> {
         percentile(&v, 0.95),
         v.last().copied().unwrap_or_default()
     );
+
+    let e2e = env_num("BENCH_E2E", 200);
+    if e2e > 0 {
+        e2e_latency(&url, &exchange, &tag, e2e).await?;
+    }
 
     for q in [queue.clone(), lat_queue.clone(), dead_queue(&lat_queue)] {
         let _ = ch

@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Print JSON (one document, or one object per line for event streams).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Query this shadow cache file instead of the vault's (e.g. one built by
+    /// `consume cache --into DIR`: DIR/cache.db); no vault needed.
+    #[arg(long, global = true, env = "VAULTKEEPER_CACHE", value_name = "FILE")]
+    pub cache: Option<PathBuf>,
 }
 
 /// The commands.
@@ -90,6 +94,27 @@ pub enum Command {
     },
     /// Commit pending changes now (flush git auto-commit).
     Commit,
+    /// Run a consumer on this machine from a RabbitMQ queue (no vault needed with --into).
+    Consume {
+        /// What to do with the events.
+        #[arg(value_enum)]
+        target: ConsumeTarget,
+        /// The durable queue to consume (declared and bound if needed; `<NAME>.dead` too).
+        #[arg(long, value_name = "NAME")]
+        queue: String,
+        /// A routing key to bind the queue with (repeatable; default `file.#`).
+        #[arg(long = "bind", value_name = "KEY")]
+        binds: Vec<String>,
+        /// The folder to build into (cache: DIR/cache.db; git: the repository).
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+    },
+    /// Publish events to RabbitMQ outside the journal.
+    Publish {
+        /// One `origin: snapshot` event per current file of the vault.
+        #[arg(long, required = true)]
+        snapshot: bool,
+    },
     /// Rebuild the shadow cache from the vault (also done on its own after a schema change).
     Reindex,
     /// Query the shadow cache.
@@ -105,6 +130,17 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
+}
+
+/// What `vaultkeeper consume` feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsumeTarget {
+    /// A shadow cache built from the events' content.
+    Cache,
+    /// A git repository mirroring the vault.
+    Git,
+    /// The rules consumer (user commands).
+    Exec,
 }
 
 /// `vaultkeeper service …`.

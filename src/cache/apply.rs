@@ -20,7 +20,7 @@ use super::resolve::{fold, name_key, resolve, target_key};
 use super::schema::{self, read_cursor, write_cursor};
 use super::{CacheConfig, CacheError};
 use crate::consumer::{Consumer, ConsumerError, Durable};
-use crate::event::{Event, Kind, extension_of};
+use crate::event::{Event, Kind, Origin, extension_of};
 
 /// What the cache knows about one file before parsing.
 #[derive(Debug, Clone)]
@@ -385,7 +385,10 @@ impl CacheConsumer {
         let cfg = self.cfg.clone();
         let mut dirty = Dirty::default();
         for e in batch {
-            if cursor.is_some_and(|c| e.seq <= c) {
+            if let Some(c) = cursor
+                && e.seq <= c
+                && !snapshot_fills_in(&tx, e, c).map_err(dbe)?
+            {
                 continue;
             }
             apply_event(&tx, e, root.as_deref(), &cfg, &mut dirty)
@@ -417,6 +420,16 @@ impl Consumer for CacheConsumer {
         let r = self.apply(batch);
         async move { r }
     }
+}
+
+/// A `publish --snapshot` event carries the origin's journal head as its seq and is not a
+/// replay: it applies at that head, and past it only to files the cache lacks (files never
+/// published live, e.g. from before the forwarder was turned on).
+fn snapshot_fills_in(tx: &Connection, e: &Event, cursor: u64) -> rusqlite::Result<bool> {
+    if e.origin != Origin::Snapshot {
+        return Ok(false);
+    }
+    Ok(e.seq == cursor || get_row(tx, &e.file_path)?.is_none())
 }
 
 fn apply_event(

@@ -1,11 +1,14 @@
 //! One module per command; `dispatch` finds the vault and calls it.
 
 mod commit;
+mod consume;
 mod deadletters;
 mod doctor;
 mod events;
 mod init;
 mod mcp;
+mod mirror;
+mod publish;
 mod query;
 mod run;
 mod service;
@@ -76,6 +79,13 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::DeadLetters { retry, drop } => {
             deadletters::dead_letters(&global, retry, drop, global.json)
         }
+        Command::Consume {
+            target,
+            queue,
+            binds,
+            into,
+        } => consume::consume(&global, target, &queue, &binds, into.as_deref()),
+        Command::Publish { snapshot } => publish::publish(&global, snapshot),
         Command::Reindex => query::reindex(&global),
         Command::Query(q) => query::query(&global, &q),
         Command::Service { action } => service::service(&global, action),

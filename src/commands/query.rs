@@ -10,6 +10,16 @@ use crate::cli::GlobalArgs;
 
 /// Runs one query against the vault's cache, read-only (safe while the daemon runs).
 pub fn query(global: &GlobalArgs, cmd: &crate::cache::QueryCommand) -> Result<ExitCode> {
+    if let Some(db) = &global.cache {
+        // A cache given by name (e.g. built by `consume cache --into`): no vault involved.
+        if !db.is_file() {
+            anyhow::bail!("no shadow cache at {}", db.display());
+        }
+        let mut out = std::io::stdout().lock();
+        crate::cache::run_query(db, cmd, global.json, &mut out)?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = Context::resolve(global, None)?;
     let db = ctx.paths.cache();
     if !db.exists() {

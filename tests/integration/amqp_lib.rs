@@ -26,7 +26,7 @@ use vaultkeeper::consumer::{Consumer, ConsumerError, Durable, StartAt};
 use vaultkeeper::event::{Event, Kind, Origin};
 use vaultkeeper::retry::Backoff;
 
-static BROKER: RwLock<()> = RwLock::const_new(());
+pub(crate) static BROKER: RwLock<()> = RwLock::const_new(());
 
 fn broker_url() -> String {
     ["VAULTKEEPER_AMQP_URL", "RABBITMQ_URL"]
