@@ -1,5 +1,5 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
-//! with what it was compared against in the same run. Sections: journal, scan, latency, memory.
+//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +35,143 @@ fn main() {
     if want("memory") {
         bench_memory();
     }
+    if want("cache") {
+        bench_cache_index(10_000, true);
+        if std::env::var_os("VAULTKEEPER_BENCH_LARGE").is_some() {
+            bench_cache_index(100_000, false);
+        }
+        bench_cache_latency();
+    }
+}
+
+/// CPU time (user + system) of this process so far, from /proc/self/stat (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Full index of a generated vault (library call, the same code as `vaultkeeper reindex`), and
+/// with `search`, search p50 on it next to `rg -l` over the same files.
+fn bench_cache_index(n: usize, search: bool) {
+    use vaultkeeper::cache::bench::{bench_reindex, search_latencies};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault");
+    let generated = vaultkeeper::vaultgen::generate(&vault, n, 42).expect("generate");
+    let db = dir.path().join("cache.db");
+    let cpu0 = cpu_time();
+    let started = Instant::now();
+    let stats = bench_reindex(&vault, &db).expect("reindex");
+    let wall = started.elapsed();
+    let cpu = cpu_time().zip(cpu0).map(|(a, b)| a.saturating_sub(b));
+    println!(
+        "cache full index of {n} notes + {} attachments: {:.2} s wall, {} CPU ({} links, {} unresolved; aim: {})",
+        generated.attachments,
+        wall.as_secs_f64(),
+        cpu.map_or("?".to_string(), |c| format!("{:.2} s", c.as_secs_f64())),
+        stats.links,
+        stats.unresolved,
+        if n <= 10_000 {
+            "under 1 s"
+        } else {
+            "under 15 s"
+        }
+    );
+    if !search {
+        return;
+    }
+    // Words of the generator's vocabulary: search for each, read-only connection, limit 20.
+    let terms = ["lantern", "harvest", "compass", "meeting", "quartz"];
+    let mut ours = search_latencies(&db, &terms, 5).expect("search");
+    ours.sort();
+    let mut rg = Vec::new();
+    for _ in 0..3 {
+        for t in &terms {
+            let t0 = Instant::now();
+            let out = Command::new("rg")
+                .args(["-l", "-i", "--", t])
+                .arg(&vault)
+                .stdout(Stdio::null())
+                .status();
+            match out {
+                Ok(_) => rg.push(t0.elapsed()),
+                Err(e) => {
+                    println!("cache search: rg not available ({e}); no comparison");
+                    return;
+                }
+            }
+        }
+    }
+    rg.sort();
+    let (a, b) = (percentile(&ours, 0.5), percentile(&rg, 0.5));
+    println!(
+        "cache search p50 on {n} notes: {:.2} ms (FTS5 bm25 + snippets, top 20) vs `rg -l -i WORD` {:.1} ms over the same files: {:.0}x faster ({} and {} runs)",
+        a.as_secs_f64() * 1000.0,
+        b.as_secs_f64() * 1000.0,
+        b.as_secs_f64() / a.as_secs_f64().max(1e-9),
+        ours.len(),
+        rg.len()
+    );
+}
+
+/// Save-to-queryable with the real daemon: write a note with a unique word, poll the cache
+/// (read-only) until a search finds it; the debounce is subtracted.
+fn bench_cache_latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault");
+    vaultkeeper::vaultgen::generate(&vault, 1000, 7).expect("generate");
+    let state = dir.path().join("vk");
+    let debounce = Duration::from_millis(100);
+    let d = Daemon::start(&vault, &state, "[watch]\ndebounce = \"100ms\"\n");
+    d.wait_ready(Duration::from_secs(120));
+    let db = state.join("state/cache.db");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let conn = loop {
+        if let Ok(c) = vaultkeeper::cache::schema::open_ro(&db)
+            && vaultkeeper::cache::schema::read_cursor(&c)
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no cache");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut samples = Vec::new();
+    for i in 0..50 {
+        let word = format!("uniqueword{i}zz");
+        let t0 = Instant::now();
+        std::fs::write(
+            vault.join(format!("lat{i}.md")),
+            format!("# L{i}\n\n{word}\n"),
+        )
+        .expect("write");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = vaultkeeper::cache::query::search(&conn, &word, None, None, 1)
+                .map(|r| !r.hits.is_empty())
+                .unwrap_or(false);
+            if found {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{word} never searchable");
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        samples.push(t0.elapsed().saturating_sub(debounce));
+    }
+    d.stop();
+    samples.sort();
+    println!(
+        "cache save-to-queryable beyond the {} ms debounce (daemon, 1000-note vault, search polled read-only): p50 {:.1} ms, p95 {:.1} ms ({} writes; aim under 50 ms)",
+        debounce.as_millis(),
+        percentile(&samples, 0.5).as_secs_f64() * 1000.0,
+        percentile(&samples, 0.95).as_secs_f64() * 1000.0,
+        samples.len()
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -7,7 +7,7 @@
 //! - [`apply`]: the `cache` consumer and the full [`reindex`].
 //! - [`query`]: read-only queries with serializable results; [`render`]: their human output
 //!   and the clap commands ([`QueryCommand`], [`run_query`]).
-//! - [`bench`]: a generated vault and a timed full index, for the benchmarks.
+//! - [`bench`]: a timed full index and search latencies, for the benchmarks.
 
 pub mod apply;
 pub mod bench;

@@ -2,6 +2,7 @@
 
 mod amqp_daemon;
 mod amqp_lib;
+mod cache_daemon;
 mod cache_lib;
 mod daemon_life;
 mod git_lib;
