@@ -1,5 +1,5 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
-//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache.
+//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache, git.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,6 +41,9 @@ fn main() {
             bench_cache_index(100_000, false);
         }
         bench_cache_latency();
+    }
+    if want("git") {
+        bench_git();
     }
 }
 
@@ -172,6 +175,21 @@ fn bench_cache_latency() {
         percentile(&samples, 0.95).as_secs_f64() * 1000.0,
         samples.len()
     );
+}
+
+/// Git consumer vs `git add -A && git commit -q` on the same repositories in the same run
+/// (10,000 tracked files; also 100,000 with VAULTKEEPER_BENCH_LARGE), a 10,000-file burst
+/// and the resident memory around it. The figures come from `vaultkeeper::git::bench::run`.
+fn bench_git() {
+    let mut sizes = vec![10_000];
+    if std::env::var_os("VAULTKEEPER_BENCH_LARGE").is_some() {
+        sizes.push(100_000);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    println!("git: vaultkeeper commit vs git add -A && git commit -q (median of 5)");
+    if let Err(e) = vaultkeeper::git::bench::run(dir.path(), &sizes, 10_000, 5) {
+        println!("git: benchmark failed: {e}");
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

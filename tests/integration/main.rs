@@ -5,6 +5,7 @@ mod amqp_lib;
 mod cache_daemon;
 mod cache_lib;
 mod daemon_life;
+mod git_daemon;
 mod git_lib;
 mod mcp;
 mod rules;
