@@ -484,7 +484,7 @@ pub fn tasks(
     };
     let sql = format!(
         "SELECT path, line, status, done, text FROM tasks k WHERE {state}
-           AND (?1 IS NULL OR lower(text) LIKE '%#' || ?1 || '%' OR EXISTS (SELECT 1 FROM tags t WHERE t.path = k.path
+           AND (?1 IS NULL OR (lower(text) || ' ') GLOB ('*#' || ?1 || '[^a-z0-9_-]*') OR EXISTS (SELECT 1 FROM tags t WHERE t.path = k.path
                 AND (t.tag_key = ?1 OR substr(t.tag_key, 1, length(?1) + 1) = ?1 || '/')))
          ORDER BY path, line"
     );

@@ -968,3 +968,34 @@ fn remote_consumer_without_content_indexes_metadata() {
     );
     assert_eq!(query::note(&c, "Far").expect("far").size, 99_000_000);
 }
+
+#[test]
+fn task_tag_filter_matches_whole_tags_only() {
+    let src = tempfile::tempdir().expect("tempdir");
+    // A note's tags count for all its tasks, so the near-miss lives in a note of its own.
+    std::fs::write(
+        src.path().join("a.md"),
+        "# A\n\n- [ ] file the #work report\n",
+    )
+    .expect("write");
+    std::fs::write(
+        src.path().join("b.md"),
+        "# B\n\n- [ ] nested #work/admin form\n",
+    )
+    .expect("write");
+    std::fs::write(
+        src.path().join("c.md"),
+        "# C\n\n- [ ] fix the #workshop bench\n",
+    )
+    .expect("write");
+    let (_dir, _vault, db) = index_copy(src.path());
+    let conn = open_ro(&db).expect("open");
+    let texts: Vec<String> = query::tasks(&conn, TaskFilter::All, Some("work"))
+        .expect("tasks")
+        .tasks
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts.iter().all(|t| !t.contains("workshop")), "{texts:?}");
+}
