@@ -86,8 +86,9 @@ fn a_lagging_consumer_shows_its_lag() {
 
 #[test]
 fn a_broker_that_is_down_makes_status_unhealthy_without_the_password() {
+    // The forwarder cannot drain without a broker: a short drain keeps stop() quick.
     let v = TestVault::with_config(
-        "[amqp]\nexchange = \"vk.test.status-down\"\nconnect_timeout = \"1s\"\n",
+        "[amqp]\nexchange = \"vk.test.status-down\"\nconnect_timeout = \"1s\"\n\n[runner]\nshutdown_timeout = \"2s\"\n",
     );
     let mut cmd = v.cmd();
     cmd.env(
