@@ -18,19 +18,8 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use vaultkeeper::amqp::{dead_letter_exchange, dead_queue};
 use vaultkeeper::event::{Event, Kind, Origin};
 
-use crate::amqp_lib::BROKER;
+use crate::amqp_lib::{BROKER, broker_url, unique};
 use crate::util::{BIN, Daemon, TestVault, wait_until};
-
-fn broker_url() -> String {
-    ["VAULTKEEPER_AMQP_URL", "RABBITMQ_URL"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
-
-fn unique(what: &str) -> String {
-    format!("vk-dtest-{what}-{}", uuid::Uuid::now_v7().simple())
-}
 
 /// A config with its own exchange and short retry delays (broker outages heal fast).
 fn amqp_toml(exchange: &str) -> String {

@@ -28,14 +28,16 @@ use vaultkeeper::retry::Backoff;
 
 pub(crate) static BROKER: RwLock<()> = RwLock::const_new(());
 
-fn broker_url() -> String {
+/// The broker the tests use (shared with the daemon-level tests).
+pub(crate) fn broker_url() -> String {
     ["VAULTKEEPER_AMQP_URL", "RABBITMQ_URL"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
 }
 
-fn unique(what: &str) -> String {
+/// A name no other test run uses.
+pub(crate) fn unique(what: &str) -> String {
     format!("vk-test-{what}-{}", uuid::Uuid::now_v7().simple())
 }
 
