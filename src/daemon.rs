@@ -140,20 +140,18 @@ impl Consumers<'_> {
 fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()> {
     if config.cache.enabled {
         let paths = consumers.paths;
-        let rules = crate::watch::ignore::IgnoreRules::new(
-            &paths.root,
-            paths.state_dir_in_vault().as_deref(),
-            &config.watch.ignore,
-            config.watch.gitignore,
-        )
-        .0;
+        let rules = std::sync::Arc::new(
+            crate::watch::ignore::IgnoreRules::for_vault(paths, &config.watch).0,
+        );
         let cache = crate::cache::CacheConsumer::open(
             &paths.cache(),
             Some(paths.root.clone()),
             &config.cache,
         )
         .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
-        .with_file_lister(file_lister(rules));
+        .with_file_lister(Box::new(move |root: &std::path::Path| {
+            Ok(crate::watch::scan::list_files(root, &rules))
+        }));
         consumers.spawn(cache)?;
     }
     match crate::git::start(
@@ -203,22 +201,6 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         consumers.spawn(forwarder)?;
     }
     Ok(())
-}
-
-/// Lists the vault's files with the watcher's own ignore rules, so a full reindex sees
-/// exactly the files the journal speaks of.
-pub fn file_lister(rules: crate::watch::ignore::IgnoreRules) -> crate::cache::apply::FileLister {
-    let rules = std::sync::Arc::new(rules);
-    Box::new(move |root: &std::path::Path| {
-        let empty = std::sync::Arc::new(std::collections::BTreeMap::new());
-        let mut files = Vec::new();
-        crate::watch::scan::walk(root, "", &rules, &empty, |f| {
-            if let crate::watch::scan::Found::File(rel, _) = f {
-                files.push(rel);
-            }
-        });
-        Ok(files)
-    })
 }
 
 /// Runs the daemon until a stop request, then shuts down cleanly.

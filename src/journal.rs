@@ -300,6 +300,14 @@ impl Journal {
         self.head()
     }
 
+    /// The head of the journal at `path`, or 0 when there is no journal yet.
+    pub fn head_of(path: &Path) -> Result<u64, JournalError> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        Journal::open_readonly(path)?.head()
+    }
+
     /// The highest sequence number ever appended (0 for an empty journal).
     pub fn head(&self) -> Result<u64, JournalError> {
         // sqlite_sequence remembers the high-water mark even after pruning.

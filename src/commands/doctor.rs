@@ -187,13 +187,8 @@ fn inotify(ctx: &Context) -> Check {
             None,
         );
     };
-    let state_rel = ctx.paths.state_dir_in_vault();
-    let (rules, _) = crate::watch::ignore::IgnoreRules::new(
-        &ctx.paths.root,
-        state_rel.as_deref(),
-        &ctx.loaded.config.watch.ignore,
-        ctx.loaded.config.watch.gitignore,
-    );
+    let (rules, _) =
+        crate::watch::ignore::IgnoreRules::for_vault(&ctx.paths, &ctx.loaded.config.watch);
     let rules = std::sync::Arc::new(rules);
     let empty = std::sync::Arc::new(std::collections::BTreeMap::new());
     let mut folders = 0u64;

@@ -29,21 +29,13 @@ pub fn publish(global: &GlobalArgs, snapshot: bool) -> Result<ExitCode> {
     if config.amqp.effective_url().is_none() {
         return Err(crate::amqp::AmqpError::NoUrl.into());
     }
-    let rules = crate::watch::ignore::IgnoreRules::new(
-        &ctx.paths.root,
-        ctx.paths.state_dir_in_vault().as_deref(),
-        &config.watch.ignore,
-        config.watch.gitignore,
-    )
-    .0;
+    let rules = std::sync::Arc::new(
+        crate::watch::ignore::IgnoreRules::for_vault(&ctx.paths, &config.watch).0,
+    );
     // The journal's head before the files are read: every file is at least that new. Snapshot
     // events carry it as their seq, so a remote cache can tell them from older live events.
-    let head = match crate::journal::Journal::open_readonly(&ctx.paths.journal()) {
-        Ok(j) if ctx.paths.journal().exists() => j.head()?,
-        _ => 0,
-    };
-    let mut lister = crate::daemon::file_lister(rules);
-    let mut files = lister(&ctx.paths.root).context("cannot list the vault")?;
+    let head = crate::journal::Journal::head_of(&ctx.paths.journal())?;
+    let mut files = crate::watch::scan::list_files(&ctx.paths.root, &rules);
     files.sort();
     let host = crate::watch::host_name();
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use super::Context;
 use crate::cli::GlobalArgs;
@@ -40,20 +40,12 @@ pub fn reindex(global: &GlobalArgs) -> Result<ExitCode> {
     let ctx = Context::resolve(global, None)?;
     ctx.paths.ensure_state_dir()?;
     let config = &ctx.loaded.config;
-    let rules = crate::watch::ignore::IgnoreRules::new(
-        &ctx.paths.root,
-        ctx.paths.state_dir_in_vault().as_deref(),
-        &config.watch.ignore,
-        config.watch.gitignore,
-    )
-    .0;
-    let mut lister = crate::daemon::file_lister(rules);
-    let files = lister(&ctx.paths.root).context("cannot list the vault")?;
+    let rules = std::sync::Arc::new(
+        crate::watch::ignore::IgnoreRules::for_vault(&ctx.paths, &config.watch).0,
+    );
+    let files = crate::watch::scan::list_files(&ctx.paths.root, &rules);
     // The disk is at least as new as every journaled event, so the cache may claim the head.
-    let head = match crate::journal::Journal::open_readonly(&ctx.paths.journal()) {
-        Ok(j) if ctx.paths.journal().exists() => j.head()?,
-        _ => 0,
-    };
+    let head = crate::journal::Journal::head_of(&ctx.paths.journal())?;
     let started = std::time::Instant::now();
     let stats = crate::cache::reindex(
         &ctx.paths.cache(),

@@ -96,6 +96,20 @@ impl IgnoreRules {
         )
     }
 
+    /// The rules of a vault as its configuration says: the one place the watcher, the
+    /// cache's reindex, `publish --snapshot` and `doctor` get them from.
+    pub fn for_vault(
+        paths: &crate::paths::VaultPaths,
+        cfg: &crate::config::WatchConfig,
+    ) -> (IgnoreRules, Vec<IgnoreWarning>) {
+        IgnoreRules::new(
+            &paths.root,
+            paths.state_dir_in_vault().as_deref(),
+            &cfg.ignore,
+            cfg.gitignore,
+        )
+    }
+
     /// True when the vault-relative path (with `/`) is ignored, itself or through a parent.
     pub fn is_ignored(&self, rel: &str, is_dir: bool) -> bool {
         if rel.is_empty() {

@@ -80,12 +80,7 @@ impl Watcher {
         let snapshot = journal.load_files()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue);
         let state_rel = paths.state_dir_in_vault();
-        let (rules, warnings) = IgnoreRules::new(
-            &paths.root,
-            state_rel.as_deref(),
-            &cfg.ignore,
-            cfg.gitignore,
-        );
+        let (rules, warnings) = IgnoreRules::for_vault(paths, &cfg);
         for w in warnings {
             warn!("{}", w.0);
         }

@@ -262,6 +262,18 @@ fn classify(
     Some(Found::File(rel, probe))
 }
 
+/// Every file of the vault the rules let through, vault-relative: what the journal speaks of.
+pub fn list_files(root: &Path, rules: &Arc<IgnoreRules>) -> Vec<String> {
+    let empty = Arc::new(BTreeMap::new());
+    let mut files = Vec::new();
+    walk(root, "", rules, &empty, |f| {
+        if let Found::File(rel, _) = f {
+            files.push(rel);
+        }
+    });
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
