@@ -402,7 +402,6 @@ pub async fn run<C: Consumer>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Kind, Origin};
     use crate::journal::Journal;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -480,20 +479,7 @@ mod tests {
 
     fn append(j: &mut Journal, n: usize) -> u64 {
         let mut batch: Vec<Event> = (0..n)
-            .map(|i| {
-                Event::new(
-                    Kind::Created,
-                    format!("n{i}.md"),
-                    None,
-                    1,
-                    None,
-                    Some("h".into()),
-                    None,
-                    "v",
-                    "h",
-                    Origin::Watch,
-                )
-            })
+            .map(|i| crate::event::sample(&format!("n{i}.md")))
             .collect();
         j.append(&mut batch, &[]).expect("append")
     }

@@ -153,6 +153,23 @@ impl Event {
     }
 }
 
+/// A created event for `path` with fixed values, for unit tests.
+#[cfg(test)]
+pub(crate) fn sample(path: &str) -> Event {
+    Event::new(
+        Kind::Created,
+        path.to_string(),
+        None,
+        1,
+        None,
+        Some("h".into()),
+        Some("x".into()),
+        "v",
+        "h",
+        Origin::Watch,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -602,22 +602,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Kind, Origin};
-
-    fn ev(path: &str) -> Event {
-        Event::new(
-            Kind::Created,
-            path.into(),
-            None,
-            1,
-            None,
-            Some("h".into()),
-            Some("x".into()),
-            "v",
-            "h",
-            Origin::Watch,
-        )
-    }
+    use crate::event::sample as ev;
 
     #[test]
     fn append_assigns_seq_and_reads_back() {

@@ -329,7 +329,6 @@ impl Consumer for RulesConsumer {
 mod tests {
     use super::*;
     use crate::consumer::{RunnerSettings, RunnerSignals, StatusCell, run};
-    use crate::event::{Kind, Origin};
     use crate::journal::Journal;
     use std::time::Duration;
 
@@ -343,23 +342,7 @@ mod tests {
     }
 
     fn append(j: &mut Journal, paths: &[&str]) -> u64 {
-        let mut batch: Vec<Event> = paths
-            .iter()
-            .map(|p| {
-                Event::new(
-                    Kind::Created,
-                    p.to_string(),
-                    None,
-                    1,
-                    None,
-                    None,
-                    None,
-                    "v",
-                    "h",
-                    Origin::Watch,
-                )
-            })
-            .collect();
+        let mut batch: Vec<Event> = paths.iter().map(|p| crate::event::sample(p)).collect();
         j.append(&mut batch, &[]).expect("append")
     }
 
