@@ -1,5 +1,6 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
-//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache, git.
+//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache, git,
+//! spine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -44,6 +45,12 @@ fn main() {
     }
     if want("git") {
         bench_git();
+    }
+    if want("spine") {
+        bench_spine(10_000);
+        if std::env::var_os("VAULTKEEPER_BENCH_LARGE").is_some() {
+            bench_spine(100_000);
+        }
     }
 }
 
@@ -417,5 +424,102 @@ fn bench_memory() {
         after as f64 / 1024.0,
         peak as f64 / 1024.0,
         burst_time.as_secs_f64()
+    );
+}
+
+/// Waits until `cond` holds on the daemon's journal, or panics after `limit`; returns the wait.
+fn wait_journal(
+    journal: &Journal,
+    limit: Duration,
+    what: &str,
+    cond: impl Fn(&Journal) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    while !cond(journal) {
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not reached within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
+
+/// The whole daemon on an `n`-note vault, cache on (the default): first start to READY and
+/// to a complete cache, with peak and settled RSS; the cache catching up after a 10,000-edit
+/// burst; SIGTERM to exit once idle.
+fn bench_spine(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault");
+    let generated = vaultkeeper::vaultgen::generate(&vault, n, 42).expect("generate");
+    let state = dir.path().join("vk");
+    let started = Instant::now();
+    let mut d = Daemon::start(&vault, &state, "");
+    d.wait_ready(Duration::from_secs(600));
+    let ready = started.elapsed();
+    let peak_ready = d.rss_kib("VmHWM:");
+    let journal = Journal::open_readonly(&state.join("state/journal.db")).expect("journal");
+    let caught_up = |j: &Journal| {
+        let head = j.head().unwrap_or(u64::MAX);
+        j.cursor("cache").ok().flatten().is_some_and(|c| c >= head)
+    };
+    wait_journal(&journal, Duration::from_secs(600), "first index", caught_up);
+    let complete = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let settled = d.rss_kib("VmRSS:");
+    let peak_first = d.rss_kib("VmHWM:");
+
+    // 10,000 edits (or every note of a smaller vault), each appending a line.
+    let edits = generated.note_paths.len().min(10_000);
+    let head0 = journal.head().expect("head");
+    let burst_started = Instant::now();
+    for rel in generated.note_paths.iter().take(edits) {
+        let path = vault.join(rel);
+        let mut text = std::fs::read_to_string(&path).expect("read note");
+        text.push_str("\nedited in the burst\n");
+        std::fs::write(&path, text).expect("write note");
+    }
+    let written = burst_started.elapsed();
+    let target = head0 + edits as u64;
+    wait_journal(&journal, Duration::from_secs(600), "burst journaled", |j| {
+        j.head().unwrap_or(0) >= target
+    });
+    let journaled = burst_started.elapsed();
+    wait_journal(
+        &journal,
+        Duration::from_secs(600),
+        "burst indexed",
+        caught_up,
+    );
+    let indexed = burst_started.elapsed();
+    let peak_burst = d.rss_kib("VmHWM:");
+
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(d.child.id().to_string())
+        .status();
+    let exit = d.child.wait().expect("wait");
+    let stop = t0.elapsed();
+    println!(
+        "spine on {n} notes: first start READY {:.2} s, cache complete {:.2} s; peak RSS {:.1} MiB at READY, {:.1} MiB after the first index, settled {:.1} MiB",
+        ready.as_secs_f64(),
+        complete.as_secs_f64(),
+        peak_ready as f64 / 1024.0,
+        peak_first as f64 / 1024.0,
+        settled as f64 / 1024.0
+    );
+    println!(
+        "spine on {n} notes: {edits}-edit burst written in {:.2} s, journaled {:.2} s, cache caught up {:.2} s after the first write ({:.2} s after the last; peak RSS {:.1} MiB)",
+        written.as_secs_f64(),
+        journaled.as_secs_f64(),
+        indexed.as_secs_f64(),
+        (indexed.saturating_sub(written)).as_secs_f64(),
+        peak_burst as f64 / 1024.0
+    );
+    println!(
+        "spine on {n} notes: SIGTERM to exit when idle {:.0} ms ({exit})",
+        stop.as_secs_f64() * 1000.0
     );
 }

@@ -118,7 +118,7 @@ fn ro(db: &Path) -> Connection {
     Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open cache ro")
 }
 
-fn cache_cursor(db: &Path) -> Option<u64> {
+pub(crate) fn cache_cursor(db: &Path) -> Option<u64> {
     if !db.exists() {
         return None;
     }
@@ -136,7 +136,7 @@ fn cache_cursor(db: &Path) -> Option<u64> {
 /// rows are keyed by the note's path instead), and `notes.mtime` (an event's mtime is the stat
 /// made when it was observed; a later write with the same content is, by design, no work for
 /// the cache, so its mtime may lag the disk while every derived row is identical).
-fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
+pub(crate) fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
     let c = ro(db);
     let queries = [
         (
@@ -188,6 +188,40 @@ fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
             (name.to_string(), rows)
         })
         .collect()
+}
+
+/// Rebuilds the vault's cache with `reindex` into a fresh state folder and asserts that `db`
+/// holds the same rows, table by table; returns the live dump.
+pub(crate) fn assert_cache_equals_fresh_reindex(
+    v: &TestVault,
+    db: &Path,
+) -> Vec<(String, Vec<String>)> {
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let out = v
+        .cmd()
+        .env("VAULTKEEPER_STATE_DIR", fresh.path())
+        .args(["reindex"])
+        .output()
+        .expect("reindex");
+    assert!(
+        out.status.success(),
+        "reindex failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = dump(db);
+    let rebuilt = dump(&fresh.path().join("cache.db"));
+    for ((name, a), (_, b)) in live.iter().zip(&rebuilt) {
+        if a != b {
+            let only_live: Vec<_> = a.iter().filter(|r| !b.contains(r)).take(5).collect();
+            let only_fresh: Vec<_> = b.iter().filter(|r| !a.contains(r)).take(5).collect();
+            panic!(
+                "table {name}: {} rows live, {} rebuilt\nonly live: {only_live:#?}\nonly rebuilt: {only_fresh:#?}",
+                a.len(),
+                b.len()
+            );
+        }
+    }
+    live
 }
 
 #[test]
@@ -253,31 +287,7 @@ fn cache_after_kill9_during_a_burst_equals_a_fresh_reindex() {
     d.stop();
 
     // The sentinel note from events_before_sentinel is in both (it exists on disk).
-    let fresh = tempfile::tempdir().expect("tempdir");
-    let out = v
-        .cmd()
-        .env("VAULTKEEPER_STATE_DIR", fresh.path())
-        .args(["reindex"])
-        .output()
-        .expect("reindex");
-    assert!(
-        out.status.success(),
-        "reindex failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let live = dump(&db);
-    let rebuilt = dump(&fresh.path().join("cache.db"));
-    for ((name, a), (_, b)) in live.iter().zip(&rebuilt) {
-        if a != b {
-            let only_live: Vec<_> = a.iter().filter(|r| !b.contains(r)).take(5).collect();
-            let only_fresh: Vec<_> = b.iter().filter(|r| !a.contains(r)).take(5).collect();
-            panic!(
-                "table {name}: {} rows live, {} rebuilt\nonly live: {only_live:#?}\nonly rebuilt: {only_fresh:#?}",
-                a.len(),
-                b.len()
-            );
-        }
-    }
+    let live = assert_cache_equals_fresh_reindex(&v, &db);
     let notes = &live[0].1;
     assert!(notes.len() >= 1250, "{} notes", notes.len());
 }

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use crate::util::{Daemon, TestVault, wait_until};
 
-const FAST: &str = "[git]\nquiet = \"300ms\"\nmax_delay = \"5s\"\n";
+pub(crate) const FAST: &str = "[git]\nquiet = \"300ms\"\nmax_delay = \"5s\"\n";
 
 /// A vault that is the root of a git repository, with git's configuration isolated.
-struct GitVault {
-    v: TestVault,
+pub(crate) struct GitVault {
+    pub(crate) v: TestVault,
     home: PathBuf,
 }
 
 impl GitVault {
     /// A repository at the vault's root with a fixed identity and no signing.
-    fn new(toml: &str) -> GitVault {
+    pub(crate) fn new(toml: &str) -> GitVault {
         let g = GitVault::plain(toml);
         g.git(&["init", "-q", "-b", "main"]);
         g.git(&["config", "user.name", "Test User"]);
@@ -44,7 +44,7 @@ impl GitVault {
             .env("GIT_SEQUENCE_EDITOR", "sed -i s/pick/edit/");
     }
 
-    fn try_git(&self, args: &[&str]) -> (bool, String) {
+    pub(crate) fn try_git(&self, args: &[&str]) -> (bool, String) {
         let mut c = Command::new("git");
         c.current_dir(&self.v.root).args(args);
         self.isolate(&mut c);
@@ -57,7 +57,7 @@ impl GitVault {
         (out.status.success(), text)
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         let (ok, text) = self.try_git(args);
         assert!(ok, "git {args:?} failed: {text}");
         text
@@ -72,11 +72,11 @@ impl GitVault {
         }
     }
 
-    fn porcelain(&self) -> String {
+    pub(crate) fn porcelain(&self) -> String {
         self.git(&["status", "--porcelain", "--untracked-files=all"])
     }
 
-    fn commits(&self) -> usize {
+    pub(crate) fn commits(&self) -> usize {
         let (ok, out) = self.try_git(&["rev-list", "--count", "HEAD"]);
         if ok {
             out.trim().parse().unwrap_or(0)
@@ -85,32 +85,37 @@ impl GitVault {
         }
     }
 
-    fn tracked(&self) -> usize {
+    pub(crate) fn tracked(&self) -> usize {
         self.git(&["ls-files"]).lines().count()
     }
 
     /// The vaultkeeper binary with git isolated.
-    fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = self.v.cmd();
         self.isolate(&mut c);
         c
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
         self.cmd().args(args).output().expect("run vaultkeeper")
     }
 
-    fn start(&self) -> Daemon {
+    pub(crate) fn start(&self) -> Daemon {
         self.v.start_with(self.cmd())
     }
 
     /// Waits until the work tree is clean (everything committed) and `extra` holds.
-    fn wait_clean(&self, what: &str, timeout: Duration, mut extra: impl FnMut() -> bool) {
+    pub(crate) fn wait_clean(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut extra: impl FnMut() -> bool,
+    ) {
         wait_until(what, timeout, || self.porcelain().is_empty() && extra());
     }
 
     /// How often each path was added (`A`) across the whole history.
-    fn additions(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn additions(&self) -> BTreeMap<String, usize> {
         let log = self.git(&["log", "--no-renames", "--name-status", "--format="]);
         let mut adds = BTreeMap::new();
         for line in log.lines() {
@@ -140,7 +145,7 @@ impl GitVault {
     }
 
     /// A first commit made with the CLI, so HEAD exists before the daemon starts.
-    fn initial_commit(&self) {
+    pub(crate) fn initial_commit(&self) {
         self.v.write("README.md", "# vault\n");
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", "init"]);

@@ -4,6 +4,7 @@ mod amqp_daemon;
 mod amqp_lib;
 mod cache_daemon;
 mod cache_lib;
+mod crash;
 mod daemon_life;
 mod git_daemon;
 mod git_lib;

@@ -110,7 +110,8 @@ impl TestVault {
         self.spawn_cmd(self.cmd())
     }
 
-    fn spawn_cmd(&self, mut cmd: Command) -> Daemon {
+    /// Starts the daemon from a prepared command without waiting.
+    pub fn spawn_cmd(&self, mut cmd: Command) -> Daemon {
         let log = self.state.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
