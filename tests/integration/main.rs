@@ -4,6 +4,8 @@ mod amqp_daemon;
 mod amqp_lib;
 mod cache_daemon;
 mod cache_lib;
+mod cursors_amqp;
+mod cursors_reindex;
 mod daemon_life;
 mod git_daemon;
 mod git_lib;
