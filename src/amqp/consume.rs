@@ -22,7 +22,7 @@ use super::connection::Link;
 use super::error::AmqpError;
 use super::publish::declare_exchange;
 use crate::consumer::{Consumer, ConsumerError, Durable};
-use crate::event::{Event, PROTOCOL_VERSION};
+use crate::event::{Event, Kind, PROTOCOL_VERSION, extension_of, routing_key};
 use crate::retry::Backoff;
 
 /// Header on dead-lettered messages saying why vaultkeeper gave up on them.
@@ -277,7 +277,95 @@ fn parse(data: &[u8]) -> Result<Event, String> {
         }
         _ => return Err("no protocol_version: not a vaultkeeper event".to_string()),
     }
-    serde_json::from_value(v).map_err(|e| format!("not a vaultkeeper event: {e}"))
+    let event: Event =
+        serde_json::from_value(v).map_err(|e| format!("not a vaultkeeper event: {e}"))?;
+    validate(&event)?;
+    Ok(event)
+}
+
+/// Longest path or name accepted from the broker.
+const MAX_FIELD: usize = 4096;
+
+/// Checks every field of an event that came from the broker, so nothing a sender writes
+/// can escape the target folder or contradict itself; the reason names the field. `seq`
+/// is the sender's number and is never trusted for anything but ordering its snapshots.
+pub fn validate(e: &Event) -> Result<(), String> {
+    check_path("file_path", &e.file_path)?;
+    let path = &e.file_path;
+    match (e.event, &e.old_path) {
+        (_, Some(old)) => check_path("old_path", old)?,
+        (Kind::Renamed, None) => return Err(format!("{path:?}: file.renamed without old_path")),
+        _ => {}
+    }
+    if e.extension != extension_of(path) {
+        return Err(format!(
+            "{path:?}: extension {:?} does not match the path",
+            e.extension
+        ));
+    }
+    if e.routing_key != routing_key(e.event, &e.extension) {
+        return Err(format!(
+            "{path:?}: routing_key {:?} does not match the event",
+            e.routing_key
+        ));
+    }
+    if uuid::Uuid::parse_str(&e.id).is_err() {
+        return Err(format!("{path:?}: id {:?} is not a UUID", e.id));
+    }
+    if let Some(h) = &e.hash
+        && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(format!("{path:?}: hash is not a blake3 hex digest"));
+    }
+    if let Some(text) = &e.content {
+        if e.event == Kind::Deleted {
+            return Err(format!("{path:?}: file.deleted with content"));
+        }
+        if e.size != text.len() as u64 {
+            return Err(format!(
+                "{path:?}: size {} but {} bytes of content",
+                e.size,
+                text.len()
+            ));
+        }
+        let actual = blake3::hash(text.as_bytes()).to_hex().to_string();
+        if e.hash.as_deref() != Some(actual.as_str()) {
+            return Err(format!("{path:?}: hash does not match the content"));
+        }
+    }
+    for (field, value) in [("vault", &e.vault), ("host", &e.host)] {
+        if value.is_empty() || value.len() > 255 || value.chars().any(char::is_control) {
+            return Err(format!(
+                "{path:?}: {field} must be 1 to 255 bytes without control characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A vault-relative path with `/`: not empty, not absolute, no empty, `.` or `..` part.
+fn check_path(field: &str, p: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{field} {p:?}: {why}"));
+    if p.is_empty() {
+        return bad("empty");
+    }
+    if p.len() > MAX_FIELD {
+        return bad("too long");
+    }
+    if p.contains('\0') {
+        return bad("contains NUL");
+    }
+    if p.starts_with('/') {
+        return bad("absolute; must be relative to the vault");
+    }
+    if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return bad("not a plain vault-relative path (empty, . or .. part)");
+    }
+    let first = p.split('/').next().unwrap_or("");
+    if first.len() == 2 && first.ends_with(':') {
+        return bad("starts with a drive letter");
+    }
+    Ok(())
 }
 
 /// Deliveries so far as the broker counts them (quorum queues set `x-delivery-count`).

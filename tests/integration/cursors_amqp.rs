@@ -394,7 +394,7 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
         "/etc/abs.md",
         "x/../../up.md",
         "",
-        "back\\slash.md",
+        "a/./b.md",
     ] {
         hostile.push(event(path, "# evil\n", 2));
     }
