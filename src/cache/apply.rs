@@ -578,12 +578,13 @@ fn apply_remote(
     }
     let dbe = |e| consumer_error(CacheError::db(db, e), None);
     reresolve(&tx, &dirty).map_err(dbe)?;
+    // Kept for `own_cursor` and inspection only: nothing is skipped by it here.
+    let max_seq = batch.iter().map(|e| e.seq).max().unwrap_or(0);
+    let cursor = read_cursor(&tx).map_err(dbe)?.unwrap_or(0).max(max_seq);
+    write_cursor(&tx, cursor).map_err(dbe)?;
     tx.commit().map_err(dbe)?;
-    Ok(batch
-        .iter()
-        .map(|e| e.seq)
-        .max()
-        .map_or(Durable::Unchanged, Durable::Upto))
+    // Every event handed over so far has its effect: acks all of them.
+    Ok(Durable::Upto(cursor))
 }
 
 impl Consumer for CacheConsumer {
