@@ -583,6 +583,39 @@ mod tests {
         (signals, status, task)
     }
 
+    #[test]
+    fn registration_is_decided_by_the_head_at_start_and_kept() {
+        let mut rig = rig();
+        append(&mut rig.journal, 3);
+        // The daemon started at head 3; its first scan then appended 2 more.
+        let start_head = rig.journal.head().expect("head");
+        append(&mut rig.journal, 2);
+        let j = &rig.journal;
+        let head = register(j, "h", StartAt::Head, start_head).expect("register");
+        assert_eq!(
+            head,
+            Registered {
+                cursor: 3,
+                new: true
+            }
+        );
+        let all = register(j, "b", StartAt::Beginning, start_head).expect("register");
+        assert_eq!(all.cursor, 0);
+        // Registered once, a cursor stays where it is.
+        j.set_cursor("h", 5).expect("cursor");
+        let again = register(j, "h", StartAt::Head, 0).expect("register");
+        assert_eq!(
+            again,
+            Registered {
+                cursor: 5,
+                new: false
+            }
+        );
+        assert!(j.forget_cursor("h").expect("forget"));
+        assert!(!j.forget_cursor("h").expect("forget"));
+        assert_eq!(j.cursor("h").expect("cursor"), None);
+    }
+
     #[tokio::test]
     async fn delivers_everything_in_order_and_resumes_from_the_cursor() {
         let mut rig = rig();

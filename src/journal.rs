@@ -409,10 +409,7 @@ impl Journal {
     pub fn forget_cursor(&self, consumer: &str) -> Result<bool, JournalError> {
         let n = self
             .conn
-            .execute(
-                "DELETE FROM cursors WHERE consumer = ?1",
-                params![consumer],
-            )
+            .execute("DELETE FROM cursors WHERE consumer = ?1", params![consumer])
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
     }

@@ -313,7 +313,10 @@ pub fn validate(e: &Event) -> Result<(), String> {
         return Err(format!("{path:?}: id {:?} is not a UUID", e.id));
     }
     if let Some(h) = &e.hash
-        && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && (h.len() != 64
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     {
         return Err(format!("{path:?}: hash is not a blake3 hex digest"));
     }
@@ -631,6 +634,40 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let mut good = crate::event::sample("a/b.md");
+        good.hash = Some(blake3::hash(b"x").to_hex().to_string());
+        assert_eq!(validate(&good), Ok(()));
+        let with = |f: &dyn Fn(&mut Event)| {
+            let mut e = good.clone();
+            f(&mut e);
+            validate(&e).expect_err("refused")
+        };
+        for p in [
+            "../x.md", "/x.md", "a//b.md", "a/./b.md", "", "C:/x.md", "a\0b.md",
+        ] {
+            let why = with(&|e| {
+                e.file_path = p.to_string();
+                e.extension = extension_of(p);
+                e.routing_key = routing_key(e.event, &e.extension);
+            });
+            assert!(why.starts_with("file_path"), "{p:?}: {why}");
+        }
+        assert!(with(&|e| e.routing_key = "file.deleted.md".into()).contains("routing_key"));
+        assert!(with(&|e| e.id = "7".into()).contains("UUID"));
+        assert!(with(&|e| e.hash = Some("zz".into())).contains("hash"));
+        assert!(with(&|e| e.vault = String::new()).contains("vault"));
+        assert!(
+            with(&|e| {
+                e.event = Kind::Renamed;
+                e.routing_key = routing_key(Kind::Renamed, ".md");
+                e.old_path = None;
+            })
+            .contains("old_path")
+        );
+    }
 
     #[test]
     fn parse_tells_why() {

@@ -398,10 +398,7 @@ impl CacheConsumer {
             let cutoff = Utc::now() - chrono::Duration::days(REMOTE_SEEN_DAYS);
             conn.execute_batch(REMOTE_SCHEMA)
                 .and_then(|()| {
-                    conn.execute(
-                        "DELETE FROM remote_seen WHERE at < ?1",
-                        [mtime_str(cutoff)],
-                    )
+                    conn.execute("DELETE FROM remote_seen WHERE at < ?1", [mtime_str(cutoff)])
                 })
                 .map_err(|e| CacheError::db(cache_db, e))?;
         }

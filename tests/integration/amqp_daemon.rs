@@ -739,9 +739,11 @@ async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     // `[amqp] start = "head"`; the default (the whole journal) is in cursors_amqp.rs.
-    let tv = TestVault::with_config(
-        &amqp_toml(&exchange).replacen("[amqp]\n", "[amqp]\nstart = \"head\"\n", 1),
-    );
+    let tv = TestVault::with_config(&amqp_toml(&exchange).replacen(
+        "[amqp]\n",
+        "[amqp]\nstart = \"head\"\n",
+        1,
+    ));
     let daemon = tv.start();
     for i in 0..5 {
         tv.write(&format!("old-{i}.md"), "old");

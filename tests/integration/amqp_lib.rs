@@ -394,7 +394,11 @@ async fn forwarder_publishes_a_batch_with_properties() {
     let q = probe.queue(&exchange, &["file.#"]).await;
     let mut fwd = Forwarder::new(&config(&exchange), "testhost").expect("forwarder");
     assert_eq!(fwd.name(), "amqp");
-    assert_eq!(fwd.start_at(), StartAt::Beginning, "default: every event the journal holds");
+    assert_eq!(
+        fwd.start_at(),
+        StartAt::Beginning,
+        "default: every event the journal holds"
+    );
     let head = Forwarder::new(
         &AmqpConfig {
             start: vaultkeeper::amqp::ForwarderStart::Head,

@@ -69,9 +69,11 @@ fn reindex_while_the_daemon_runs_and_notes_arrive_loses_none() {
     assert!(written > 0);
 
     tv.write("zz-last.md", "# Last\n");
-    wait_until("the last note in the cache", Duration::from_secs(60), || {
-        cache_paths(&db).contains("zz-last.md")
-    });
+    wait_until(
+        "the last note in the cache",
+        Duration::from_secs(60),
+        || cache_paths(&db).contains("zz-last.md"),
+    );
     // Events reach the cache in journal order: whatever is missing now was skipped.
     let on_disk = tv.files_on_disk();
     let cached = cache_paths(&db);
