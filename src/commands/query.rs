@@ -81,15 +81,31 @@ pub fn reindex(global: &GlobalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The pid of a daemon running for the vault with its cache consumer, if there is one.
+/// The pid of a daemon running for the vault with its cache consumer, if there is one. A
+/// daemon still starting has not written its status yet: that is waited for, so the rebuild
+/// never runs beside a live cache consumer.
 fn daemon_with_cache(ctx: &Context) -> Option<u32> {
-    let pid = crate::lock::holder(&ctx.paths.lock())?;
-    let live = crate::status::read_status(&ctx.paths)?;
-    live["consumers"]
-        .as_array()?
-        .iter()
-        .any(|c| c["name"] == crate::cache::NAME)
-        .then_some(pid)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let pid = crate::lock::holder(&ctx.paths.lock())?;
+        let live = crate::status::read_status(&ctx.paths)
+            .filter(|l| l["pid"].as_u64() == Some(u64::from(pid)));
+        if let Some(live) = live {
+            let consumers = live["consumers"].as_array()?;
+            return consumers
+                .iter()
+                .any(|c| c["name"] == crate::cache::NAME)
+                .then_some(pid);
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::warn!(
+                pid,
+                "the daemon has not reported its consumers; rebuilding here"
+            );
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// Asks the daemon's cache consumer for the rebuild and waits until it is served.
