@@ -66,8 +66,9 @@ pub struct ConsumeStats {
 /// `Transient` errors are retried in place with backoff (not nacked, so they never count
 /// towards the delivery limit); `Failed` requeues the message until it has been delivered
 /// `delivery_limit` times, then it goes to `<queue>.dead` with the reason in
-/// [`REASON_HEADER`]. Messages that are not JSON or have another `protocol_version` go
-/// there at once. The connection is re-established with backoff, forever.
+/// [`REASON_HEADER`]. Messages that are not JSON, have another `protocol_version`, or fail
+/// [`validate`] (a path escaping the target, fields contradicting each other) go there at
+/// once. The connection is re-established with backoff, forever.
 ///
 /// Returns on shutdown (after `consumer.flush()`), or with an error that retrying cannot
 /// fix: no URL, a bad URL or CA file, a queue name too long, or a declaration the broker
@@ -515,7 +516,7 @@ impl State<'_> {
         let event = match parse(&d.data) {
             Ok(e) => e,
             Err(reason) => {
-                tracing::warn!(queue = self.queue, %reason, "amqp consume: unparseable message dead-lettered");
+                tracing::warn!(queue = self.queue, %reason, "amqp consume: unparseable or invalid message dead-lettered");
                 return self.dead_letter(ch, d, &reason).await;
             }
         };
