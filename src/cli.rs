@@ -86,6 +86,13 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         drop: Option<i64>,
     },
+    /// Drop a consumer's cursor on purpose: one that is off for good (e.g. no broker any
+    /// more) and holds back journal retention. `status` lists such consumers. If it is
+    /// turned on again later, it starts afresh (see `[amqp] start`).
+    Forget {
+        /// The consumer's name as `status` shows it (`amqp`, `git`, `rules`, `cache`).
+        consumer: String,
+    },
     /// Install or remove the user service (systemd on Linux, launchd on macOS).
     Service {
         /// install or uninstall.

@@ -50,13 +50,58 @@ impl ConsumerError {
     }
 }
 
-/// Where a consumer without a cursor starts reading.
+/// Where a consumer without a cursor starts reading. Both are decided against the journal
+/// as it was when the daemon started, before its first scan, so where a new consumer
+/// starts never depends on how fast that scan is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
     /// From the first event the journal still holds.
     Beginning,
-    /// From the journal's head: only events appended from now on.
+    /// From the journal's head when the daemon started: the events of this run (its
+    /// start-up scan included) and later ones, not the history.
     Head,
+}
+
+/// Gives `name` its place in the journal if it has none yet, and returns its cursor.
+///
+/// `start_head` is the journal's head when the daemon started, read before the watcher
+/// could append anything. The daemon registers every enabled consumer this way before
+/// its runner starts; [`run`] does it too for a runner started on its own. A cursor once
+/// registered is kept while the consumer is off (only [`Journal::forget_cursor`] removes
+/// it), so a consumer that comes back resumes where it stopped.
+///
+/// [`Journal::forget_cursor`]: crate::journal::Journal::forget_cursor
+pub fn register(
+    journal: &crate::journal::Journal,
+    name: &str,
+    start: StartAt,
+    start_head: u64,
+) -> Result<Registered, crate::journal::JournalError> {
+    if let Some(c) = journal.cursor(name)? {
+        return Ok(Registered {
+            cursor: c,
+            new: false,
+        });
+    }
+    let cursor = match start {
+        StartAt::Head => start_head,
+        // Events appended since the start are above `start_head`, so the first held event
+        // is at most one past it.
+        StartAt::Beginning => journal
+            .first_seq()?
+            .map_or(start_head, |s| (s - 1).min(start_head)),
+    };
+    journal.set_cursor(name, cursor)?;
+    Ok(Registered { cursor, new: true })
+}
+
+/// The outcome of [`register`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// The consumer's cursor.
+    pub cursor: u64,
+    /// True when the consumer had no cursor before.
+    pub new: bool,
 }
 
 /// Something that applies journal events: the cache, git, the AMQP forwarder, rules.
@@ -182,13 +227,9 @@ pub async fn run<C: Consumer>(
             None
         }
     };
-    let mut cursor = match (own, journal.cursor(&name)?) {
-        (Some(c), _) => c,
-        (None, Some(c)) => c,
-        (None, None) => match consumer.start_at() {
-            StartAt::Head => journal.head()?,
-            StartAt::Beginning => journal.first_seq()?.map_or(journal.head()?, |s| s - 1),
-        },
+    let mut cursor = match own {
+        Some(c) => c,
+        None => register(&journal, &name, consumer.start_at(), journal.head()?)?.cursor,
     };
     journal.set_cursor(&name, cursor)?;
     let mut read_pos = cursor;
@@ -540,6 +581,39 @@ mod tests {
             status.clone(),
         ));
         (signals, status, task)
+    }
+
+    #[test]
+    fn registration_is_decided_by_the_head_at_start_and_kept() {
+        let mut rig = rig();
+        append(&mut rig.journal, 3);
+        // The daemon started at head 3; its first scan then appended 2 more.
+        let start_head = rig.journal.head().expect("head");
+        append(&mut rig.journal, 2);
+        let j = &rig.journal;
+        let head = register(j, "h", StartAt::Head, start_head).expect("register");
+        assert_eq!(
+            head,
+            Registered {
+                cursor: 3,
+                new: true
+            }
+        );
+        let all = register(j, "b", StartAt::Beginning, start_head).expect("register");
+        assert_eq!(all.cursor, 0);
+        // Registered once, a cursor stays where it is.
+        j.set_cursor("h", 5).expect("cursor");
+        let again = register(j, "h", StartAt::Head, 0).expect("register");
+        assert_eq!(
+            again,
+            Registered {
+                cursor: 5,
+                new: false
+            }
+        );
+        assert!(j.forget_cursor("h").expect("forget"));
+        assert!(!j.forget_cursor("h").expect("forget"));
+        assert_eq!(j.cursor("h").expect("cursor"), None);
     }
 
     #[tokio::test]

@@ -23,16 +23,20 @@ pub enum Request {
     Reload,
     /// SIGUSR1: consumers flush now (`vaultkeeper commit`).
     Flush,
+    /// SIGUSR2: the cache consumer serves a rebuild asked for by `vaultkeeper reindex`,
+    /// inside its runner, so no event slips between the rebuild and the live updates.
+    Reindex,
 }
 
 /// The production request stream: Unix signals through signal-hook.
 pub fn signal_requests() -> Result<impl Stream<Item = Request> + Unpin + Send> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-    let signals = signal_hook_tokio::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+    let signals = signal_hook_tokio::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2])
         .context("cannot install signal handlers")?;
     Ok(signals.map(|s| match s {
         SIGHUP => Request::Reload,
         SIGUSR1 => Request::Flush,
+        SIGUSR2 => Request::Reindex,
         _ => Request::Stop,
     }))
 }
@@ -50,6 +54,10 @@ struct Running {
 /// Spawns the consumers the configuration enables, each on the one runner.
 struct Consumers<'a> {
     paths: &'a VaultPaths,
+    /// Where each new consumer's cursor is registered before its runner starts.
+    journal: &'a Journal,
+    /// The journal's head when the daemon started, before the first scan appended anything.
+    start_head: u64,
     settings: RunnerSettings,
     head: tokio::sync::watch::Receiver<u64>,
     stop: tokio_util::sync::CancellationToken,
@@ -86,9 +94,21 @@ impl Consumers<'_> {
         })
     }
 
-    fn spawn<C: Consumer>(&mut self, consumer: C) -> Result<()> {
+    fn spawn<C: Consumer>(&mut self, consumer: C) -> Result<consumer::Registered> {
         let name = consumer.name().to_string();
-        let status: StatusCell = Default::default();
+        let registered =
+            consumer::register(self.journal, &name, consumer.start_at(), self.start_head)
+                .with_context(|| format!("cannot register the {name} consumer"))?;
+        if registered.new {
+            info!(consumer = %name, cursor = registered.cursor, "new consumer: it starts after this seq");
+        }
+        // Named now, so the status file lists it before its runner has started.
+        let status: StatusCell = std::sync::Arc::new(std::sync::Mutex::new(RunnerStatus {
+            name: name.clone(),
+            cursor: registered.cursor,
+            read: registered.cursor,
+            ..RunnerStatus::default()
+        }));
         let signals = RunnerSignals {
             stop: self.stop.clone(),
             flush: Default::default(),
@@ -132,7 +152,7 @@ impl Consumers<'_> {
             status,
             flush,
         });
-        Ok(())
+        Ok(registered)
     }
 }
 
@@ -198,7 +218,15 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
             exchange = %config.amqp.exchange,
             "publishing events to RabbitMQ"
         );
-        consumers.spawn(forwarder)?;
+        let start = forwarder.start_at();
+        let registered = consumers.spawn(forwarder)?;
+        if registered.new && start == consumer::StartAt::Beginning && registered.cursor > 0 {
+            warn!(
+                "amqp: the journal no longer holds events 1..={}: files unchanged since then are \
+                 not published; `vaultkeeper publish --snapshot` sends every current file",
+                registered.cursor
+            );
+        }
     }
     Ok(())
 }
@@ -214,7 +242,10 @@ pub async fn run(
     paths.ensure_state_dir()?;
     let _lock = DaemonLock::acquire(&paths.lock())?;
     let journal = Journal::open(&paths.journal())?;
-    let (head_tx, head_rx) = tokio::sync::watch::channel(journal.head()?);
+    // Read before the watcher starts: new consumers start from here, whatever the first
+    // scan appends and however fast it is.
+    let start_head = journal.head()?;
+    let (head_tx, head_rx) = tokio::sync::watch::channel(start_head);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     info!(
         vault = %paths.root.display(),
@@ -235,6 +266,8 @@ pub async fn run(
     let (config_tx, config_rx) = tokio::sync::watch::channel(std::sync::Arc::new(config.clone()));
     let mut consumers = Consumers {
         paths: &paths,
+        journal: &journal,
+        start_head,
         settings: RunnerSettings::from(&config.runner),
         head: head_rx.clone(),
         stop: stop.clone(),
@@ -246,8 +279,8 @@ pub async fn run(
     spawn_consumers(&config, &mut consumers)?;
     let running = consumers.running;
     let off = consumers.off;
-    let names: Vec<&str> = running.iter().map(|r| r.name.as_str()).collect();
-    journal.retain_cursors(&names)?;
+    // Cursors of consumers that are off stay: such a consumer resumes where it stopped
+    // (`vaultkeeper forget NAME` drops one on purpose).
 
     let status_of = |ready: bool| DaemonStatus {
         pid: std::process::id(),
@@ -319,6 +352,13 @@ pub async fn run(
                 Some(Request::Flush) => {
                     for r in &running {
                         r.flush.notify_one();
+                    }
+                }
+                Some(Request::Reindex) => {
+                    // The cache's flush serves a pending rebuild request (see cache::apply).
+                    match running.iter().find(|r| r.name == crate::cache::NAME) {
+                        Some(r) => r.flush.notify_one(),
+                        None => warn!("reindex asked for, but the cache consumer is off"),
                     }
                 }
             },

@@ -403,20 +403,15 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Forgets the cursors of consumers that are no longer configured, so they do not
-    /// hold back retention.
-    pub fn retain_cursors(&self, keep: &[&str]) -> Result<(), JournalError> {
-        for row in self.cursors()? {
-            if !keep.contains(&row.consumer.as_str()) {
-                self.conn
-                    .execute(
-                        "DELETE FROM cursors WHERE consumer = ?1",
-                        params![row.consumer],
-                    )
-                    .map_err(|e| self.err(e))?;
-            }
-        }
-        Ok(())
+    /// Removes a consumer's cursor, on the user's word (`vaultkeeper forget`): it no longer
+    /// holds back retention, and the consumer starts afresh if it comes back. Returns
+    /// whether there was one. A consumer that is merely off for a run keeps its cursor.
+    pub fn forget_cursor(&self, consumer: &str) -> Result<bool, JournalError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM cursors WHERE consumer = ?1", params![consumer])
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
     }
 
     /// Records an event a consumer gave up on.

@@ -52,6 +52,17 @@ pub enum QueueType {
     Classic,
 }
 
+/// Where a forwarder without a cursor (turned on for the first time) starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwarderStart {
+    /// Every event the journal still holds, so a remote shadow cache gets every file (the
+    /// default).
+    Beginning,
+    /// Only the events journaled from the daemon's start on (its start-up scan included).
+    Head,
+}
+
 /// The `[amqp]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,6 +101,8 @@ pub struct AmqpConfig {
     /// `consume`: deliveries of a failing message before it goes to `<queue>.dead`
     /// (also the quorum queue's `x-delivery-limit`).
     pub delivery_limit: u32,
+    /// Where a new forwarder starts: `beginning` (every event the journal holds) or `head`.
+    pub start: ForwarderStart,
 }
 
 impl Default for AmqpConfig {
@@ -108,6 +121,7 @@ impl Default for AmqpConfig {
             prefetch: 10,
             queue_type: QueueType::Quorum,
             delivery_limit: 5,
+            start: ForwarderStart::Beginning,
         }
     }
 }

@@ -22,7 +22,7 @@ use super::connection::Link;
 use super::error::AmqpError;
 use super::publish::declare_exchange;
 use crate::consumer::{Consumer, ConsumerError, Durable};
-use crate::event::{Event, PROTOCOL_VERSION};
+use crate::event::{Event, Kind, PROTOCOL_VERSION, extension_of, routing_key};
 use crate::retry::Backoff;
 
 /// Header on dead-lettered messages saying why vaultkeeper gave up on them.
@@ -66,8 +66,9 @@ pub struct ConsumeStats {
 /// `Transient` errors are retried in place with backoff (not nacked, so they never count
 /// towards the delivery limit); `Failed` requeues the message until it has been delivered
 /// `delivery_limit` times, then it goes to `<queue>.dead` with the reason in
-/// [`REASON_HEADER`]. Messages that are not JSON or have another `protocol_version` go
-/// there at once. The connection is re-established with backoff, forever.
+/// [`REASON_HEADER`]. Messages that are not JSON, have another `protocol_version`, or fail
+/// [`validate`] (a path escaping the target, fields contradicting each other) go there at
+/// once. The connection is re-established with backoff, forever.
 ///
 /// Returns on shutdown (after `consumer.flush()`), or with an error that retrying cannot
 /// fix: no URL, a bad URL or CA file, a queue name too long, or a declaration the broker
@@ -277,7 +278,98 @@ fn parse(data: &[u8]) -> Result<Event, String> {
         }
         _ => return Err("no protocol_version: not a vaultkeeper event".to_string()),
     }
-    serde_json::from_value(v).map_err(|e| format!("not a vaultkeeper event: {e}"))
+    let event: Event =
+        serde_json::from_value(v).map_err(|e| format!("not a vaultkeeper event: {e}"))?;
+    validate(&event)?;
+    Ok(event)
+}
+
+/// Longest path or name accepted from the broker.
+const MAX_FIELD: usize = 4096;
+
+/// Checks every field of an event that came from the broker, so nothing a sender writes
+/// can escape the target folder or contradict itself; the reason names the field. `seq`
+/// is the sender's number and is never trusted for anything but ordering its snapshots.
+pub fn validate(e: &Event) -> Result<(), String> {
+    check_path("file_path", &e.file_path)?;
+    let path = &e.file_path;
+    match (e.event, &e.old_path) {
+        (_, Some(old)) => check_path("old_path", old)?,
+        (Kind::Renamed, None) => return Err(format!("{path:?}: file.renamed without old_path")),
+        _ => {}
+    }
+    if e.extension != extension_of(path) {
+        return Err(format!(
+            "{path:?}: extension {:?} does not match the path",
+            e.extension
+        ));
+    }
+    if e.routing_key != routing_key(e.event, &e.extension) {
+        return Err(format!(
+            "{path:?}: routing_key {:?} does not match the event",
+            e.routing_key
+        ));
+    }
+    if uuid::Uuid::parse_str(&e.id).is_err() {
+        return Err(format!("{path:?}: id {:?} is not a UUID", e.id));
+    }
+    if let Some(h) = &e.hash
+        && (h.len() != 64
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    {
+        return Err(format!("{path:?}: hash is not a blake3 hex digest"));
+    }
+    if let Some(text) = &e.content {
+        if e.event == Kind::Deleted {
+            return Err(format!("{path:?}: file.deleted with content"));
+        }
+        if e.size != text.len() as u64 {
+            return Err(format!(
+                "{path:?}: size {} but {} bytes of content",
+                e.size,
+                text.len()
+            ));
+        }
+        let actual = blake3::hash(text.as_bytes()).to_hex().to_string();
+        if e.hash.as_deref() != Some(actual.as_str()) {
+            return Err(format!("{path:?}: hash does not match the content"));
+        }
+    }
+    for (field, value) in [("vault", &e.vault), ("host", &e.host)] {
+        if value.is_empty() || value.len() > 255 || value.chars().any(char::is_control) {
+            return Err(format!(
+                "{path:?}: {field} must be 1 to 255 bytes without control characters"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A vault-relative path with `/`: not empty, not absolute, no empty, `.` or `..` part.
+fn check_path(field: &str, p: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{field} {p:?}: {why}"));
+    if p.is_empty() {
+        return bad("empty");
+    }
+    if p.len() > MAX_FIELD {
+        return bad("too long");
+    }
+    if p.contains('\0') {
+        return bad("contains NUL");
+    }
+    if p.starts_with('/') {
+        return bad("absolute; must be relative to the vault");
+    }
+    if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return bad("not a plain vault-relative path (empty, . or .. part)");
+    }
+    let first = p.split('/').next().unwrap_or("");
+    if first.len() == 2 && first.ends_with(':') {
+        return bad("starts with a drive letter");
+    }
+    Ok(())
 }
 
 /// Deliveries so far as the broker counts them (quorum queues set `x-delivery-count`).
@@ -424,7 +516,7 @@ impl State<'_> {
         let event = match parse(&d.data) {
             Ok(e) => e,
             Err(reason) => {
-                tracing::warn!(queue = self.queue, %reason, "amqp consume: unparseable message dead-lettered");
+                tracing::warn!(queue = self.queue, %reason, "amqp consume: unparseable or invalid message dead-lettered");
                 return self.dead_letter(ch, d, &reason).await;
             }
         };
@@ -543,6 +635,40 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let mut good = crate::event::sample("a/b.md");
+        good.hash = Some(blake3::hash(b"x").to_hex().to_string());
+        assert_eq!(validate(&good), Ok(()));
+        let with = |f: &dyn Fn(&mut Event)| {
+            let mut e = good.clone();
+            f(&mut e);
+            validate(&e).expect_err("refused")
+        };
+        for p in [
+            "../x.md", "/x.md", "a//b.md", "a/./b.md", "", "C:/x.md", "a\0b.md",
+        ] {
+            let why = with(&|e| {
+                e.file_path = p.to_string();
+                e.extension = extension_of(p);
+                e.routing_key = routing_key(e.event, &e.extension);
+            });
+            assert!(why.starts_with("file_path"), "{p:?}: {why}");
+        }
+        assert!(with(&|e| e.routing_key = "file.deleted.md".into()).contains("routing_key"));
+        assert!(with(&|e| e.id = "7".into()).contains("UUID"));
+        assert!(with(&|e| e.hash = Some("zz".into())).contains("hash"));
+        assert!(with(&|e| e.vault = String::new()).contains("vault"));
+        assert!(
+            with(&|e| {
+                e.event = Kind::Renamed;
+                e.routing_key = routing_key(Kind::Renamed, ".md");
+                e.old_path = None;
+            })
+            .contains("old_path")
+        );
+    }
 
     #[test]
     fn parse_tells_why() {

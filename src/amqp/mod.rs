@@ -13,9 +13,10 @@ mod publish;
 mod status;
 mod url;
 
-pub use config::{AmqpConfig, QueueType, SecretUrl};
+pub use config::{AmqpConfig, ForwarderStart, QueueType, SecretUrl};
 pub use consume::{
     ConsumeStats, QUEUE_HEADER, REASON_HEADER, consume_queue, dead_letter_exchange, dead_queue,
+    validate,
 };
 
 pub use error::AmqpError;

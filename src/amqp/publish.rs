@@ -39,6 +39,7 @@ pub struct Forwarder {
     heartbeat_every: Option<Duration>,
     next_heartbeat: Option<Instant>,
     counters: Option<Counters>,
+    start: StartAt,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -65,6 +66,10 @@ impl Forwarder {
             heartbeat_every,
             next_heartbeat: heartbeat_every.map(|d| Instant::now() + d),
             counters: None,
+            start: match cfg.start {
+                super::config::ForwarderStart::Beginning => StartAt::Beginning,
+                super::config::ForwarderStart::Head => StartAt::Head,
+            },
         })
     }
 
@@ -330,8 +335,10 @@ impl Consumer for Forwarder {
         serde_json::to_value(Forwarder::status(self)).unwrap_or(serde_json::Value::Null)
     }
 
+    /// `[amqp] start`: from the journal's first event by default, so a remote shadow cache
+    /// gets every file; decided against the journal as it was when the daemon started.
     fn start_at(&self) -> StartAt {
-        StartAt::Head
+        self.start
     }
 
     async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {

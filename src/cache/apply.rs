@@ -22,6 +22,80 @@ use super::{CacheConfig, CacheError};
 use crate::consumer::{Consumer, ConsumerError, Durable};
 use crate::event::{Event, Kind, Origin, extension_of};
 
+/// The cache consumer's name: its cursor key and its entry in `status`.
+pub const NAME: &str = "cache";
+
+/// Meta key by which `vaultkeeper reindex` asks a running daemon's cache for a rebuild. The
+/// rebuild runs inside the cache's runner and drops it with the rest of `meta`.
+pub const REINDEX_REQUEST: &str = "reindex_request";
+
+/// Meta key holding the last rebuild's figures and the request it served (JSON).
+pub const LAST_REINDEX: &str = "last_reindex";
+
+/// Remote event ids are remembered this long: a redelivery is never older.
+const REMOTE_SEEN_DAYS: i64 = 30;
+
+/// Tables of a remote cache (`consume cache`): which events of which source vault were
+/// applied (duplicates are dropped by id, never by a sender's `seq`), and per source vault
+/// the highest `seq` of its live events, used only to order its snapshots.
+const REMOTE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS remote_seen(
+    vault TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(vault, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS remote_seen_at ON remote_seen(at);
+CREATE TABLE IF NOT EXISTS remote_vaults(
+    vault TEXT PRIMARY KEY,
+    live_seq INTEGER NOT NULL
+);
+";
+
+fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// Asks the daemon's cache at `cache_db` for a rebuild (served on its runner's next flush or
+/// batch); `token` identifies the request in [`LAST_REINDEX`].
+pub fn request_reindex(cache_db: &Path, token: &str, cfg: &CacheConfig) -> Result<(), CacheError> {
+    let conn = schema::open_rw(cache_db, cfg.busy_timeout)?;
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES(?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![REINDEX_REQUEST, token],
+    )
+    .map_err(|e| CacheError::db(cache_db, e))?;
+    Ok(())
+}
+
+/// Where a rebuild request stands.
+#[derive(Debug, Clone)]
+pub enum ReindexState {
+    /// A request (this one, or a later one that replaced it) is not served yet.
+    Pending,
+    /// Served; the figures of the rebuild that served it.
+    Done(ReindexStats),
+    /// Nothing is pending, but no rebuild figures are recorded either.
+    Unknown,
+}
+
+/// The state of the rebuild requests in the cache at `cache_db`. A request replaced by a
+/// later one is served by the rebuild that serves the later one.
+pub fn reindex_state(cache_db: &Path) -> Result<ReindexState, CacheError> {
+    let conn = schema::open_ro(cache_db)?;
+    let dbe = |e| CacheError::db(cache_db, e);
+    if meta_value(&conn, REINDEX_REQUEST).map_err(dbe)?.is_some() {
+        return Ok(ReindexState::Pending);
+    }
+    let last = meta_value(&conn, LAST_REINDEX).map_err(dbe)?;
+    let stats = last
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+        .and_then(|v| serde_json::from_value(v["stats"].clone()).ok());
+    Ok(stats.map_or(ReindexState::Unknown, ReindexState::Done))
+}
+
 /// What the cache knows about one file before parsing.
 #[derive(Debug, Clone)]
 pub(crate) struct FileData {
@@ -320,6 +394,14 @@ impl CacheConsumer {
         cfg: &CacheConfig,
     ) -> Result<Self, CacheError> {
         let conn = schema::open_rw(cache_db, cfg.busy_timeout)?;
+        if vault_root.is_none() {
+            let cutoff = Utc::now() - chrono::Duration::days(REMOTE_SEEN_DAYS);
+            conn.execute_batch(REMOTE_SCHEMA)
+                .and_then(|()| {
+                    conn.execute("DELETE FROM remote_seen WHERE at < ?1", [mtime_str(cutoff)])
+                })
+                .map_err(|e| CacheError::db(cache_db, e))?;
+        }
         Ok(CacheConsumer {
             conn,
             db_path: cache_db.to_path_buf(),
@@ -354,34 +436,22 @@ impl CacheConsumer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(dbe)?;
+        let Some(root) = self.vault_root.clone() else {
+            return apply_remote(tx, batch, &self.cfg, &db);
+        };
         let cursor = read_cursor(&tx).map_err(dbe)?;
-        if cursor.is_none()
-            && let Some(root) = self.vault_root.clone()
-        {
+        let request = meta_value(&tx, REINDEX_REQUEST).map_err(dbe)?;
+        if cursor.is_none() || request.is_some() {
             drop(tx);
-            // First start: the vault on disk is at least as new as every event in this
-            // batch, so a full index replaces them; later events apply on top.
-            let files = (self.lister)(&root).map_err(|source| {
-                consumer_error(
-                    CacheError::Io {
-                        path: root.clone(),
-                        source,
-                    },
-                    None,
-                )
-            })?;
-            let stats = reindex_conn(&mut self.conn, &db, &root, files, max_seq, &self.cfg)
-                .map_err(|e| consumer_error(e, None))?;
-            tracing::info!(
-                notes = stats.notes,
-                files = stats.files,
-                ms = stats.elapsed_ms,
-                "cache: full index done"
-            );
-            return Ok(Durable::Upto(max_seq));
+            // First start, or a rebuild asked for: the vault on disk is at least as new as
+            // every event in this batch, so a full index replaces them; later events apply
+            // on top.
+            let upto = max_seq.max(cursor.unwrap_or(0));
+            self.rebuild(&root, upto, request)?;
+            return Ok(Durable::Upto(upto));
         }
+        let root = Some(root);
         let new_cursor = cursor.map_or(max_seq, |c| c.max(max_seq));
-        let root = self.vault_root.clone();
         let cfg = self.cfg.clone();
         let mut dirty = Dirty::default();
         for e in batch {
@@ -400,11 +470,123 @@ impl CacheConsumer {
             .map_err(|e| consumer_error(CacheError::db(&db, e), None))?;
         Ok(Durable::Upto(new_cursor))
     }
+
+    /// A full index from disk claiming `upto`, inside this consumer (its runner hands over
+    /// every later event), serving `request` if there is one.
+    fn rebuild(
+        &mut self,
+        root: &Path,
+        upto: u64,
+        request: Option<String>,
+    ) -> Result<ReindexStats, ConsumerError> {
+        let db = self.db_path.clone();
+        // Listed only now, after `upto` is fixed: the disk includes every event up to it.
+        let files = (self.lister)(root).map_err(|source| {
+            consumer_error(
+                CacheError::Io {
+                    path: root.to_path_buf(),
+                    source,
+                },
+                None,
+            )
+        })?;
+        let stats = reindex_conn(
+            &mut self.conn,
+            &db,
+            root,
+            files,
+            upto,
+            &self.cfg,
+            request.as_deref(),
+        )
+        .map_err(|e| consumer_error(e, None))?;
+        tracing::info!(
+            notes = stats.notes,
+            files = stats.files,
+            ms = stats.elapsed_ms,
+            requested = request.is_some(),
+            "cache: full index done"
+        );
+        Ok(stats)
+    }
+
+    /// Serves a pending `vaultkeeper reindex` request between batches.
+    fn serve_request(&mut self) -> Result<Durable, ConsumerError> {
+        let Some(root) = self.vault_root.clone() else {
+            return Ok(Durable::Unchanged);
+        };
+        let db = self.db_path.clone();
+        let dbe = |e| consumer_error(CacheError::db(&db, e), None);
+        let Some(request) = meta_value(&self.conn, REINDEX_REQUEST).map_err(dbe)? else {
+            return Ok(Durable::Unchanged);
+        };
+        // Every event up to the cursor is applied, and the runner hands over the rest.
+        let upto = read_cursor(&self.conn).map_err(dbe)?.unwrap_or(0);
+        self.rebuild(&root, upto, Some(request))?;
+        Ok(Durable::Upto(upto))
+    }
+}
+
+/// Applies remote events (`consume cache`): every field was checked on arrival; a
+/// redelivery is recognised by its event id within its source vault, never by its `seq`
+/// (a number the sender chose). A snapshot event (see [`snapshot_fills_in`]) is ordered
+/// against the live events of its own vault only.
+fn apply_remote(
+    tx: rusqlite::Transaction<'_>,
+    batch: &[Event],
+    cfg: &CacheConfig,
+    db: &Path,
+) -> Result<Durable, ConsumerError> {
+    let now = mtime_str(Utc::now());
+    let mut dirty = Dirty::default();
+    for e in batch {
+        let dbe = |err| consumer_error(CacheError::db(db, err), Some(e.seq));
+        let fresh = tx
+            .prepare_cached("INSERT OR IGNORE INTO remote_seen(vault, id, at) VALUES(?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![e.vault, e.id, now]))
+            .map_err(dbe)?;
+        if fresh == 0 {
+            tracing::debug!(id = %e.id, vault = %e.vault, "cache: event already applied");
+            continue;
+        }
+        let live_seq: Option<i64> = tx
+            .query_row(
+                "SELECT live_seq FROM remote_vaults WHERE vault = ?1",
+                [&e.vault],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(dbe)?;
+        let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
+        if e.origin == Origin::Snapshot {
+            let newer_live = live_seq.is_some_and(|l| l > seq);
+            if newer_live && get_row(&tx, &e.file_path).map_err(dbe)?.is_some() {
+                continue;
+            }
+        } else if live_seq.is_none_or(|l| l < seq) {
+            tx.execute(
+                "INSERT INTO remote_vaults(vault, live_seq) VALUES(?1, ?2)
+                 ON CONFLICT(vault) DO UPDATE SET live_seq = excluded.live_seq",
+                params![e.vault, seq],
+            )
+            .map_err(dbe)?;
+        }
+        apply_event(&tx, e, None, cfg, &mut dirty).map_err(dbe)?;
+    }
+    let dbe = |e| consumer_error(CacheError::db(db, e), None);
+    reresolve(&tx, &dirty).map_err(dbe)?;
+    // Kept for `own_cursor` and inspection only: nothing is skipped by it here.
+    let max_seq = batch.iter().map(|e| e.seq).max().unwrap_or(0);
+    let cursor = read_cursor(&tx).map_err(dbe)?.unwrap_or(0).max(max_seq);
+    write_cursor(&tx, cursor).map_err(dbe)?;
+    tx.commit().map_err(dbe)?;
+    // Every event handed over so far has its effect: acks all of them.
+    Ok(Durable::Upto(cursor))
 }
 
 impl Consumer for CacheConsumer {
     fn name(&self) -> &str {
-        "cache"
+        NAME
     }
 
     fn own_cursor(&mut self) -> Result<Option<u64>, ConsumerError> {
@@ -418,6 +600,12 @@ impl Consumer for CacheConsumer {
         batch: &[Event],
     ) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
         let r = self.apply(batch);
+        async move { r }
+    }
+
+    /// Serves a pending rebuild request (`vaultkeeper reindex` while the daemon runs).
+    fn flush(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        let r = self.serve_request();
         async move { r }
     }
 }
@@ -661,7 +849,7 @@ fn reresolve(tx: &Connection, dirty: &Dirty) -> rusqlite::Result<()> {
 }
 
 /// Figures from a full index.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReindexStats {
     /// Files listed.
     pub files: usize,
@@ -700,6 +888,7 @@ pub fn reindex(
         files.collect(),
         cursor,
         cfg,
+        None,
     )
 }
 
@@ -712,6 +901,7 @@ fn reindex_conn(
     mut files: Vec<String>,
     cursor: u64,
     cfg: &CacheConfig,
+    request: Option<&str>,
 ) -> Result<ReindexStats, CacheError> {
     let start = Instant::now();
     files.sort();
@@ -822,6 +1012,17 @@ fn reindex_conn(
             .map_err(dbe)?;
         stats.links = usize::try_from(links).unwrap_or(0);
         stats.unresolved = usize::try_from(unresolved).unwrap_or(0);
+        stats.elapsed_ms = start.elapsed().as_millis();
+        if let Some(token) = request {
+            // Tells the waiting `vaultkeeper reindex` it was served, and with what.
+            let record = serde_json::json!({ "request": token, "stats": &stats });
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES(?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![LAST_REINDEX, record.to_string()],
+            )
+            .map_err(dbe)?;
+        }
         let t_before_commit = start.elapsed();
         tx.commit().map_err(dbe)?;
         tracing::debug!(rows = ?t_rows, indexes = ?t_idx, pre_commit = ?t_before_commit, total = ?start.elapsed(), "reindex phases");

@@ -20,7 +20,9 @@ pub mod schema;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use apply::{CacheConsumer, ReindexStats, reindex};
+pub use apply::{
+    CacheConsumer, NAME, ReindexState, ReindexStats, reindex, reindex_state, request_reindex,
+};
 pub use render::{QueryCommand, run_query};
 
 /// The `[cache]` section of the configuration.

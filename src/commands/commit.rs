@@ -24,7 +24,12 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
     let head = journal.head()?;
     match crate::lock::holder(&ctx.paths.lock()) {
         Some(pid) => {
-            if journal.cursor("git")?.is_none() {
+            // A cursor alone does not mean git runs: cursors outlive a consumer turned off.
+            let running = crate::status::read_status(&ctx.paths)
+                .as_ref()
+                .and_then(|l| l["consumers"].as_array())
+                .is_some_and(|a| a.iter().any(|c| c["name"] == "git"));
+            if !running {
                 bail!(
                     "git auto-commit is not running in the daemon (pid {pid}); see `vaultkeeper status`"
                 );

@@ -5,6 +5,7 @@ mod consume;
 mod deadletters;
 mod doctor;
 mod events;
+mod forget;
 mod init;
 mod mcp;
 mod mirror;
@@ -75,6 +76,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             limit,
         } => events::events(&global, since, follow, global.json, limit),
         Command::Status => status::status(&global, global.json),
+        Command::Forget { consumer } => forget::forget(&global, &consumer),
         Command::Doctor => doctor::doctor(&global, global.json),
         Command::DeadLetters { retry, drop } => {
             deadletters::dead_letters(&global, retry, drop, global.json)

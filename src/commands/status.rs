@@ -19,6 +19,8 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         _ => (0, Vec::new(), Vec::new()),
     };
     let live = pid.and_then(|_| crate::status::read_status(&ctx.paths));
+    // Every consumer with a cursor is listed, running or not: one that is off keeps its
+    // place, and its lag says how much it will catch up on when it is back.
     let consumers: Vec<serde_json::Value> = cursors
         .iter()
         .map(|c| {
@@ -27,8 +29,22 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
                 .and_then(|l| l["consumers"].as_array())
                 .and_then(|a| a.iter().find(|x| x["name"] == c.consumer.as_str()))
                 .cloned();
+            let off_reason = live
+                .as_ref()
+                .and_then(|l| l["off"].as_array())
+                .and_then(|a| a.iter().find(|x| x["name"] == c.consumer.as_str()))
+                .and_then(|o| o["reason"].as_str())
+                .unwrap_or("not configured")
+                .to_string();
+            let state = match (&live, &live_entry) {
+                (Some(_), Some(_)) => "running",
+                (Some(_), None) => "off",
+                (None, _) => "daemon not running",
+            };
             json!({
                 "name": c.consumer,
+                "state": state,
+                "off_reason": (state == "off").then_some(off_reason),
                 "cursor": c.seq,
                 "lag": head.saturating_sub(c.seq),
                 "updated_at": c.updated_at,
@@ -75,6 +91,17 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         )?;
         writeln!(out, "journal head: {head}")?;
         for c in &consumers {
+            if c["state"] == "off" {
+                let name = c["name"].as_str().unwrap_or("?");
+                writeln!(
+                    out,
+                    "consumer {name}: off ({}), cursor {} lag {}; its place is kept (`vaultkeeper forget {name}` drops it)",
+                    c["off_reason"].as_str().unwrap_or(""),
+                    c["cursor"],
+                    c["lag"],
+                )?;
+                continue;
+            }
             writeln!(
                 out,
                 "consumer {}: cursor {} lag {}{}",
@@ -106,7 +133,9 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             }
         }
         if let Some(off) = report["off"].as_array() {
-            for o in off {
+            // Those with a cursor were listed above, with their lag.
+            let listed = |o: &serde_json::Value| consumers.iter().any(|c| c["name"] == o["name"]);
+            for o in off.iter().filter(|o| !listed(o)) {
                 writeln!(
                     out,
                     "consumer {}: off ({})",

@@ -738,7 +738,12 @@ async fn publish_snapshot_sends_one_message_per_file() {
 async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    // `[amqp] start = "head"`; the default (the whole journal) is in cursors_amqp.rs.
+    let tv = TestVault::with_config(&amqp_toml(&exchange).replacen(
+        "[amqp]\n",
+        "[amqp]\nstart = \"head\"\n",
+        1,
+    ));
     let daemon = tv.start();
     for i in 0..5 {
         tv.write(&format!("old-{i}.md"), "old");

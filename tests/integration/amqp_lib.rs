@@ -394,7 +394,20 @@ async fn forwarder_publishes_a_batch_with_properties() {
     let q = probe.queue(&exchange, &["file.#"]).await;
     let mut fwd = Forwarder::new(&config(&exchange), "testhost").expect("forwarder");
     assert_eq!(fwd.name(), "amqp");
-    assert_eq!(fwd.start_at(), StartAt::Head);
+    assert_eq!(
+        fwd.start_at(),
+        StartAt::Beginning,
+        "default: every event the journal holds"
+    );
+    let head = Forwarder::new(
+        &AmqpConfig {
+            start: vaultkeeper::amqp::ForwarderStart::Head,
+            ..config(&exchange)
+        },
+        "testhost",
+    )
+    .expect("forwarder");
+    assert_eq!(head.start_at(), StartAt::Head);
 
     let mut events = burst(200, 7);
     events.push(event(201, Kind::Created, "img/a.PNG", "x"));

@@ -5,6 +5,8 @@ mod amqp_lib;
 mod cache_daemon;
 mod cache_lib;
 mod crash;
+mod cursors_amqp;
+mod cursors_reindex;
 mod daemon_life;
 mod git_daemon;
 mod git_lib;
