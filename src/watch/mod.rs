@@ -513,8 +513,14 @@ impl WatchState {
                         self.warn_once(format!("{}: symbolic link, not followed", abs.display()));
                     }
                 }
-                Probe::Unchanged => {}
-                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged => {
+                    // Back after a listing missed it: not gone after all.
+                    gone.remove(&rel);
+                }
+                Probe::Unreadable(m) => {
+                    gone.remove(&rel);
+                    self.warn_once(m);
+                }
             }
         }
         self.reconcile(present, gone.into_iter().collect(), Origin::Watch)
@@ -529,6 +535,10 @@ impl WatchState {
         mut gone: Vec<String>,
         origin: Origin,
     ) -> Result<usize> {
+        // What is there now wins over an earlier listing that missed it.
+        let here: HashSet<&str> = present.iter().map(|(p, _)| p.as_str()).collect();
+        gone.retain(|g| !here.contains(g.as_str()));
+        drop(here);
         let present = self.held.filter(
             &self.snapshot,
             present,

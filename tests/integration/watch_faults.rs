@@ -397,5 +397,24 @@ fn a_real_file_with_a_temp_like_name_still_appears_after_the_settle_time() {
         started.elapsed() >= Duration::from_secs(4),
         "not before the settle time"
     );
+    // A note renamed to such a name is one `renamed` once it has settled, not a deletion.
+    v.write("Plan.md", "plan\n");
+    wait_until("Plan.md created", Duration::from_secs(20), || {
+        v.events().iter().any(|e| e.file_path == "Plan.md")
+    });
+    let before = v.events().len();
+    std::fs::rename(v.path("Plan.md"), v.path("Plan.md.1")).expect("rename");
+    wait_until("the rename journaled", Duration::from_secs(30), || {
+        v.events().len() > before
+    });
+    let events = v.events_before_sentinel();
+    assert_eq!(
+        summary(&events[before..]),
+        vec![(
+            "renamed".to_string(),
+            "Plan.md.1".to_string(),
+            Some("Plan.md".to_string())
+        )]
+    );
     d.stop();
 }
