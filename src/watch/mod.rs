@@ -676,7 +676,9 @@ impl WatchState {
                     self.warn_once(format!("{}: symbolic link, not followed", path.display()));
                 } else if ft.is_file() {
                     let probe = scan::probe(&self.root, &rel, self.snapshot.get(&rel));
-                    seen.insert(rel.clone());
+                    if !matches!(probe, Probe::Gone) {
+                        seen.insert(rel.clone());
+                    }
                     out.files.push((rel, probe));
                 }
             }
