@@ -342,6 +342,15 @@ mod tests {
     }
 
     #[test]
+    fn is_under_means_the_folder_or_below_it() {
+        assert!(is_under("a/b.md", "a"));
+        assert!(is_under("a", "a"));
+        assert!(is_under("x/y.md", ""));
+        assert!(!is_under("ab/c.md", "a"));
+        assert!(!is_under("a.md", "a"));
+    }
+
+    #[test]
     fn probe_skips_unchanged_and_sees_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.md"), "one").expect("write");
