@@ -105,6 +105,11 @@ pub struct WatchConfig {
     /// Notifications buffered between the kernel and the watcher; beyond it they are
     /// dropped and replaced by a rescan of the vault.
     pub queue: usize,
+    /// How long a new file whose name looks like an editor's temporary copy
+    /// (`Note.md.123`, `.Note.md.Xk29aQ`) waits before it may become `created`; a save
+    /// that renames it over the note within that time is one event of the note. 0 turns it off.
+    #[serde(with = "humantime_serde")]
+    pub temp_settle: Duration,
 }
 
 impl Default for WatchConfig {
@@ -118,6 +123,7 @@ impl Default for WatchConfig {
             gitignore: true,
             max_content_bytes: 1024 * 1024,
             queue: 65536,
+            temp_settle: Duration::from_secs(3),
         }
     }
 }
@@ -226,6 +232,9 @@ impl Config {
         };
         if self.watch.debounce > Duration::from_secs(60) {
             return Err(bad("watch.debounce", "must be at most 60s"));
+        }
+        if self.watch.temp_settle > Duration::from_secs(3600) {
+            return Err(bad("watch.temp_settle", "must be at most 1h"));
         }
         if self.watch.max_latency < self.watch.debounce {
             return Err(bad(

@@ -6,6 +6,7 @@ pub mod fswatch;
 pub mod ignore;
 pub mod reconcile;
 pub mod scan;
+pub mod settle;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::IsTerminal;
@@ -105,6 +106,9 @@ impl Watcher {
             warned: HashSet::new(),
             head,
             overflow: Arc::new(AtomicBool::new(false)),
+            unlistable: BTreeMap::new(),
+            next_relist: None,
+            held: settle::Held::default(),
         };
         let tx_notify = tx.clone();
         let thread = std::thread::Builder::new()
@@ -160,6 +164,21 @@ struct WatchState {
     warned: HashSet<String>,
     head: tokio::sync::watch::Sender<u64>,
     overflow: Arc<AtomicBool>,
+    /// Folders that could not be listed (folder → reason): their snapshot is kept, and
+    /// they are listed again every `poll_interval` until they can be.
+    unlistable: BTreeMap<String, String>,
+    next_relist: Option<Instant>,
+    /// New temp-looking files waiting out `temp_settle`.
+    held: settle::Held,
+}
+
+/// What listing folders found.
+#[derive(Default)]
+struct Listing {
+    /// Every regular file listed, probed against the snapshot.
+    files: Vec<(String, Probe)>,
+    /// Snapshot paths under a completely listed (or vanished) folder that are not there.
+    gone: Vec<String>,
 }
 
 impl WatchState {
@@ -216,6 +235,14 @@ impl WatchState {
                 self.want_full("event queue overflow");
             }
             let now = Instant::now();
+            if self.next_relist.is_some_and(|t| now >= t) {
+                self.relist_unlistable();
+            }
+            let settled = self.held.take_due(self.cfg.temp_settle, now);
+            if !settled.is_empty() {
+                self.dirty.extend(settled);
+                self.touch_pending();
+            }
             if self.polling && self.next_poll.is_some_and(|t| now >= t) {
                 self.next_poll = Some(now + self.cfg.poll_interval);
                 self.want_full_quiet();
@@ -248,6 +275,12 @@ impl WatchState {
         }
         if let Some(p) = self.next_poll {
             t = t.min(p);
+        }
+        if let Some(r) = self.next_relist {
+            t = t.min(r);
+        }
+        if let Some(h) = self.held.next_due(self.cfg.temp_settle) {
+            t = t.min(h);
         }
         t
     }
@@ -389,6 +422,7 @@ impl WatchState {
             Ok(()) => {
                 self.retry_at = None;
                 self.backoff.reset();
+                self.held.forget_queued();
             }
             Err(e) => {
                 // The snapshot is unchanged, so a full rescan later finds every change again.
@@ -451,7 +485,9 @@ impl WatchState {
                 fs.remove_under(&self.root, dir);
             }
         }
-        for (rel, probe) in self.watch_and_list(dirs) {
+        let listing = self.watch_and_list(dirs);
+        let mut gone: BTreeSet<String> = listing.gone.into_iter().collect();
+        for (rel, probe) in listing.files {
             candidates.remove(&rel);
             match probe {
                 Probe::Present(s) => present.push((rel, s)),
@@ -459,11 +495,10 @@ impl WatchState {
                 Probe::Unchanged | Probe::Gone => {}
             }
         }
-        let mut gone = Vec::new();
         for rel in candidates {
             if self.rules.is_ignored(&rel, false) {
                 if self.snapshot.contains_key(&rel) {
-                    gone.push(rel);
+                    gone.insert(rel);
                 }
                 continue;
             }
@@ -471,26 +506,111 @@ impl WatchState {
                 Probe::Present(s) => present.push((rel, s)),
                 Probe::Gone => {
                     if self.snapshot.contains_key(&rel) {
-                        gone.push(rel.clone());
+                        gone.insert(rel.clone());
                     }
                     let abs = self.root.join(&rel);
                     if abs.is_symlink() {
                         self.warn_once(format!("{}: symbolic link, not followed", abs.display()));
                     }
                 }
-                Probe::Unchanged => {}
-                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged => {
+                    // Back after a listing missed it: not gone after all.
+                    gone.remove(&rel);
+                }
+                Probe::Unreadable(m) => {
+                    gone.remove(&rel);
+                    self.warn_once(m);
+                }
             }
         }
+        self.reconcile(present, gone.into_iter().collect(), Origin::Watch)
+            .map(|_| ())
+    }
+
+    /// Holds back settling temp files, compares with the snapshot and journals the
+    /// difference; returns how many changes it journaled.
+    fn reconcile(
+        &mut self,
+        present: Vec<(String, FileState)>,
+        mut gone: Vec<String>,
+        origin: Origin,
+    ) -> Result<usize> {
+        // What is there now wins over an earlier listing that missed it.
+        let here: HashSet<&str> = present.iter().map(|(p, _)| p.as_str()).collect();
+        gone.retain(|g| !here.contains(g.as_str()));
+        drop(here);
+        let present = self.held.filter(
+            &self.snapshot,
+            present,
+            &mut gone,
+            self.cfg.temp_settle,
+            Instant::now(),
+        );
         let diff = reconcile::diff(&self.snapshot, present, gone);
-        self.apply(diff, Origin::Watch)
+        let n = diff.changes.len();
+        self.apply(diff, origin)?;
+        Ok(n)
+    }
+
+    /// Remembers a folder that cannot be listed, logs it once with the reason, and
+    /// schedules another try.
+    fn mark_unlistable(&mut self, dir: &str, reason: String) {
+        self.warn_once(format!(
+            "{reason}; cannot list this folder, its files are kept as they were and it is \
+             retried every {:?}",
+            self.cfg.poll_interval
+        ));
+        self.unlistable.insert(dir.to_string(), reason);
+        self.next_relist
+            .get_or_insert_with(|| Instant::now() + self.cfg.poll_interval);
+    }
+
+    /// Lists the folders that could not be listed before, and reconciles what they hold.
+    fn relist_unlistable(&mut self) {
+        self.next_relist = None;
+        let dirs: Vec<String> = self.unlistable.keys().cloned().collect();
+        let listing = self.watch_and_list(dirs);
+        let mut present = Vec::new();
+        for (rel, probe) in listing.files {
+            match probe {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged | Probe::Gone => {}
+            }
+        }
+        match self.reconcile(present, listing.gone, Origin::Rescan) {
+            Ok(n) if n > 0 => info!(
+                changes = n,
+                "folders that could not be listed are reconciled"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                error!("cannot journal changes, rescanning: {e:#}");
+                self.want_full("retry after a failed flush");
+            }
+        }
+    }
+
+    /// The snapshot paths under a folder (`""`: all).
+    fn snapshot_under(&self, dir: &str) -> Vec<String> {
+        if dir.is_empty() {
+            return self.snapshot.keys().cloned().collect();
+        }
+        let prefix = format!("{dir}/");
+        self.snapshot
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Watches each folder FIRST and lists it after, folder by folder down the tree, so a
     /// file created in a new folder is either listed here or reported by the new watch:
-    /// there is no window in which it can be missed.
-    fn watch_and_list(&mut self, mut queue: Vec<String>) -> Vec<(String, Probe)> {
-        let mut out = Vec::new();
+    /// there is no window in which it can be missed. For the same reason, a snapshot path
+    /// that a complete listing does not find is gone (it went before the watch was there),
+    /// while a folder that cannot be listed keeps its snapshot.
+    fn watch_and_list(&mut self, mut queue: Vec<String>) -> Listing {
+        let mut out = Listing::default();
         let mut done: HashSet<String> = HashSet::new();
         while let Some(dir) = queue.pop() {
             if !done.insert(dir.clone()) {
@@ -504,14 +624,29 @@ impl WatchState {
             };
             let entries = match std::fs::read_dir(&abs) {
                 Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_empty() => {
+                    // Gone, and so is everything the snapshot had under it.
+                    self.unlistable.retain(|d, _| !scan::is_under(d, &dir));
+                    out.gone.extend(self.snapshot_under(&dir));
+                    continue;
+                }
                 Err(e) => {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        self.warn_once(format!("{}: {e}", abs.display()));
-                    }
+                    self.mark_unlistable(&dir, format!("{}: {e}", abs.display()));
                     continue;
                 }
             };
-            for entry in entries.flatten() {
+            let mut complete = true;
+            // What the listing saw, so that the rest of the snapshot under `dir` is gone.
+            let mut seen: HashSet<String> = HashSet::new();
+            for entry in entries {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        complete = false;
+                        self.mark_unlistable(&dir, format!("{}: {e}", abs.display()));
+                        continue;
+                    }
+                };
                 let path = entry.path();
                 let Some(rel) = scan::relative(&self.root, &path) else {
                     self.warn_once(format!(
@@ -520,7 +655,11 @@ impl WatchState {
                     ));
                     continue;
                 };
-                let Ok(ft) = entry.file_type() else { continue };
+                let Ok(ft) = entry.file_type() else {
+                    // Unknown: whatever the snapshot has there stays.
+                    seen.insert(rel);
+                    continue;
+                };
                 if self.rules.is_ignored(&rel, ft.is_dir()) {
                     continue;
                 }
@@ -529,6 +668,7 @@ impl WatchState {
                         .metadata()
                         .map(|m| scan::quick_state(&m).ino)
                         .unwrap_or(0);
+                    seen.insert(rel.clone());
                     if !self.fs.as_ref().is_some_and(|fs| fs.is_current(&rel, ino)) {
                         queue.push(rel);
                     }
@@ -536,7 +676,25 @@ impl WatchState {
                     self.warn_once(format!("{}: symbolic link, not followed", path.display()));
                 } else if ft.is_file() {
                     let probe = scan::probe(&self.root, &rel, self.snapshot.get(&rel));
-                    out.push((rel, probe));
+                    if !matches!(probe, Probe::Gone) {
+                        seen.insert(rel.clone());
+                    }
+                    out.files.push((rel, probe));
+                }
+            }
+            if !complete {
+                continue;
+            }
+            self.unlistable.remove(&dir);
+            let base = if dir.is_empty() { 0 } else { dir.len() + 1 };
+            for key in self.snapshot_under(&dir) {
+                // The file itself, or the child folder it lies in, must have been listed.
+                let child = match key[base..].find('/') {
+                    Some(i) => &key[..base + i],
+                    None => key.as_str(),
+                };
+                if !seen.contains(child) {
+                    out.gone.push(key);
                 }
             }
         }
@@ -565,6 +723,7 @@ impl WatchState {
         let mut dirs = Vec::new();
         let mut skipped = Vec::new();
         let mut new_dirs = Vec::new();
+        let mut unlistable: Vec<(String, String)> = Vec::new();
         scan::walk(&self.root, "", &rules, &snapshot, |f| match f {
             Found::File(rel, probe) => {
                 if let Some(bar) = &bar {
@@ -588,9 +747,16 @@ impl WatchState {
             }
             Found::Dir(d) => dirs.push(d),
             Found::Skipped(m) => skipped.push(m),
+            Found::Unlistable(dir, m) => unlistable.push((dir, m)),
         });
         for m in skipped {
             self.warn_once(m);
+        }
+        // This walk is the whole truth about which folders can be listed now.
+        self.unlistable.clear();
+        self.next_relist = None;
+        for (dir, m) in &unlistable {
+            self.mark_unlistable(dir, m.clone());
         }
         if self.fs.is_some() {
             let existing: BTreeSet<&String> = dirs.iter().collect();
@@ -618,34 +784,35 @@ impl WatchState {
                 }
             }
         }
+        // Not seen is deleted, unless it lies in a folder that could not be listed.
         let gone: Vec<String> = snapshot
             .keys()
             .filter(|k| !seen.contains(*k))
+            .filter(|k| !unlistable.iter().any(|(d, _)| scan::is_under(k, d)))
             .cloned()
             .collect();
         drop(snapshot);
-        let diff = reconcile::diff(&self.snapshot, present, gone);
-        let n = diff.changes.len();
         if let Some(bar) = &bar {
-            bar.set_message(format!("journaling {n} files"));
+            bar.set_message(format!("journaling {} files", present.len() + gone.len()));
         }
-        self.apply(diff, origin)?;
+        let mut n = self.reconcile(present, gone, origin)?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         // Folders are watched after the parallel walk listed them: list each newly watched
-        // folder once more (stat only for what is unchanged) to close that window.
+        // folder once more (stat only for what is unchanged) to close that window, both
+        // for what appeared or changed and for what went away meanwhile.
+        let listing = self.watch_and_list(new_dirs);
         let mut present = Vec::new();
-        for (rel, probe) in self.watch_and_list(new_dirs) {
+        for (rel, probe) in listing.files {
             match probe {
                 Probe::Present(s) => present.push((rel, s)),
                 Probe::Unreadable(m) => self.warn_once(m),
                 Probe::Unchanged | Probe::Gone => {}
             }
         }
-        if !present.is_empty() {
-            let diff = reconcile::diff(&self.snapshot, present, Vec::new());
-            self.apply(diff, origin)?;
+        if !present.is_empty() || !listing.gone.is_empty() {
+            n += self.reconcile(present, listing.gone, origin)?;
         }
         if n > 0 || reason != "poll" {
             debug!(

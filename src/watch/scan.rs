@@ -152,6 +152,10 @@ pub enum Found {
     Dir(String),
     /// Something skipped, with the reason naming the path.
     Skipped(String),
+    /// A folder (vault-relative, `""` for the root) that could not be listed, or not
+    /// completely, for a reason other than being gone. What the snapshot holds under it
+    /// is unknown, not deleted.
+    Unlistable(String, String),
 }
 
 /// Vault-relative path with `/`, or `None` for a name that is not UTF-8.
@@ -204,7 +208,7 @@ pub fn walk(
                 let snapshot = Arc::clone(snapshot);
                 Box::new(move |entry| {
                     let found = match entry {
-                        Err(e) => Some(Found::Skipped(format!("walk error: {e}"))),
+                        Err(e) => walk_error(&root, &e),
                         Ok(entry) => classify(&root, &entry, &snapshot),
                     };
                     if let Some(found) = found {
@@ -219,6 +223,48 @@ pub fn walk(
             on_found(found);
         }
     });
+}
+
+/// Turns a walk error into what it means for the snapshot. A folder that vanished while
+/// it was walked is simply gone (its files are not seen, so they are deleted); any other
+/// failure makes the path unlistable, and an error without a path makes the whole walk
+/// untrustworthy (the root).
+fn walk_error(root: &Path, e: &ignore::Error) -> Option<Found> {
+    if e.io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        && error_path(e).is_some_and(|p| p != root)
+    {
+        return None;
+    }
+    let rel = error_path(e)
+        .and_then(|p| relative(root, p))
+        .unwrap_or_default();
+    let shown = if error_path(e).is_some() {
+        e.to_string()
+    } else {
+        format!("{}: {e}", root.display())
+    };
+    Some(Found::Unlistable(rel, shown))
+}
+
+/// The path an error of the walker is about, through its wrappers.
+fn error_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Partial(errs) if errs.len() == 1 => error_path(&errs[0]),
+        ignore::Error::Loop { child, .. } => Some(child),
+        _ => None,
+    }
+}
+
+/// True when `path` is `dir` or lies under it (`""` is the root, above everything).
+pub fn is_under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path == dir
+        || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
 }
 
 fn classify(
@@ -293,6 +339,15 @@ mod tests {
         assert_eq!(read_file(&p, 100).expect("read").content, None, "binary");
         std::fs::write(&p, [0xff, 0xfe]).expect("write");
         assert_eq!(read_file(&p, 100).expect("read").content, None, "not UTF-8");
+    }
+
+    #[test]
+    fn is_under_means_the_folder_or_below_it() {
+        assert!(is_under("a/b.md", "a"));
+        assert!(is_under("a", "a"));
+        assert!(is_under("x/y.md", ""));
+        assert!(!is_under("ab/c.md", "a"));
+        assert!(!is_under("a.md", "a"));
     }
 
     #[test]

@@ -16,3 +16,4 @@ mod service;
 mod status;
 mod util;
 mod watch;
+mod watch_faults;
