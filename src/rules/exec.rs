@@ -2,6 +2,8 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -12,6 +14,10 @@ use crate::event::Event;
 
 /// Longest line logged from a command's output; longer lines are split.
 const MAX_LINE: usize = 8 * 1024;
+
+/// Most output bytes (stdout and stderr together) logged per run; the rest is read and
+/// dropped, so an endless printer can neither fill the log nor block on its pipe.
+pub const MAX_LOGGED: usize = 64 * 1024;
 
 /// How long output is still read after the command exited (a background child may
 /// keep the pipe open; we stop logging it rather than wait for it).
@@ -115,12 +121,20 @@ pub fn environment(rule: &Rule, event: &Event, vault: &Path) -> Vec<(&'static st
 /// group at the rule's timeout. Ok only for exit code 0.
 pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecError> {
     let program = rule.run[0].clone();
-    let mut cmd = tokio::process::Command::new(&program);
+    let mut cmd = crate::child::command(&program);
     cmd.args(&rule.run[1..])
         .current_dir(&rule.cwd)
         // Not inherited from the daemon's environment when the event has no old path.
-        .env_remove("VAULTKEEPER_OLD_PATH")
-        .envs(environment(rule, event, vault))
+        .env_remove("VAULTKEEPER_OLD_PATH");
+    // Handed on by name: the user asked for these despite their look.
+    for name in &rule.pass_env {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd.envs(&rule.env).envs(environment(rule, event, vault));
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -148,12 +162,14 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
         })
     });
     let mut readers = Vec::new();
+    let budget = Arc::new(AtomicUsize::new(MAX_LOGGED));
     if let Some(out) = child.stdout.take() {
         readers.push(tokio::spawn(log_lines(
             out,
             false,
             rule.name.clone(),
             event.file_path.clone(),
+            Arc::clone(&budget),
         )));
     }
     if let Some(err) = child.stderr.take() {
@@ -162,6 +178,7 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
             true,
             rule.name.clone(),
             event.file_path.clone(),
+            Arc::clone(&budget),
         )));
     }
 
@@ -211,10 +228,19 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Logs each output line with the rule and path; stderr at warn level.
-async fn log_lines(stream: impl AsyncRead + Unpin, stderr: bool, rule: String, path: String) {
+/// Logs each output line with the rule and path; stderr at warn level. Lines are taken
+/// from `budget`, shared by the run's two streams; once it is spent the rest is drained
+/// unlogged and its size reported in one line at the end.
+async fn log_lines(
+    stream: impl AsyncRead + Unpin,
+    stderr: bool,
+    rule: String,
+    path: String,
+    budget: Arc<AtomicUsize>,
+) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    let mut dropped: u64 = 0;
     loop {
         line.clear();
         // Bounded so one endless line cannot grow memory without limit.
@@ -223,6 +249,14 @@ async fn log_lines(stream: impl AsyncRead + Unpin, stderr: bool, rule: String, p
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        let taken = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(line.len())
+        });
+        if taken.is_err() {
+            budget.store(0, Ordering::Relaxed);
+            dropped += line.len() as u64;
+            continue;
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
         if stderr {
@@ -230,6 +264,11 @@ async fn log_lines(stream: impl AsyncRead + Unpin, stderr: bool, rule: String, p
         } else {
             info!(rule = %rule, path = %path, stream = "stdout", "{text}");
         }
+    }
+    if dropped > 0 {
+        let stream = if stderr { "stderr" } else { "stdout" };
+        warn!(rule = %rule, path = %path, stream,
+            "{dropped} more bytes of output not logged (at most {MAX_LOGGED} bytes are logged per run)");
     }
 }
 

@@ -13,3 +13,4 @@ mod service;
 mod status;
 mod util;
 mod watch;
+mod secrets_children;
