@@ -14,3 +14,4 @@ mod status;
 mod util;
 mod watch;
 mod secrets_children;
+mod secrets_sql;
