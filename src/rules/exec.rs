@@ -62,18 +62,31 @@ pub enum ExecError {
     },
 }
 
-/// Kills a process group when dropped, unless disarmed: so a timeout, or the daemon
-/// dropping the run on shutdown, leaves no grandchildren behind.
+/// Ends a run's processes when dropped, unless disarmed: so a timeout, or the daemon
+/// dropping the run on shutdown, leaves nothing behind.
 ///
-/// The command is started with `process_group(0)`, so its pid is its group id.
+/// Supervised (see [`super::supervise`]), the supervisor gets SIGTERM and kills the whole
+/// tree, including processes that left the group. Otherwise the command was started with
+/// `process_group(0)`, so its pid is its group id, and the group gets SIGKILL.
 /// `rustix::process::kill_process_group` is `killpg(2)` behind a safe API, which keeps
 /// the crate free of `unsafe`; tokio's `Child::kill` would only reach the direct child.
 struct GroupGuard {
     pgid: Option<rustix::process::Pid>,
+    supervised: bool,
 }
 
 impl GroupGuard {
     fn kill(&mut self) {
+        match self.pgid {
+            Some(pid) if self.supervised => {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            _ => self.kill_group(),
+        }
+    }
+
+    /// SIGKILL to the whole group, whatever the mode: the last resort.
+    fn kill_group(&mut self) {
         if let Some(pgid) = self.pgid.take() {
             // ESRCH (the group is already gone) is the normal case after an exit.
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
@@ -90,6 +103,9 @@ impl Drop for GroupGuard {
         self.kill();
     }
 }
+
+/// How long the supervisor may take to end a run's tree before its group is killed.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
 
 /// The environment a command sees for `event` (besides the daemon's own).
 pub fn environment(rule: &Rule, event: &Event, vault: &Path) -> Vec<(&'static str, String)> {
@@ -121,7 +137,15 @@ pub fn environment(rule: &Rule, event: &Event, vault: &Path) -> Vec<(&'static st
 /// group at the rule's timeout. Ok only for exit code 0.
 pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecError> {
     let program = rule.run[0].clone();
-    let mut cmd = crate::child::command(&program);
+    let supervisor = super::supervise::program();
+    let mut cmd = match supervisor {
+        Some(exe) => {
+            let mut c = crate::child::command(exe);
+            c.arg(super::supervise::ARG).arg(&program);
+            c
+        }
+        None => crate::child::command(&program),
+    };
     cmd.args(&rule.run[1..])
         .current_dir(&rule.cwd)
         // Not inherited from the daemon's environment when the event has no old path.
@@ -139,7 +163,8 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        // A supervisor must live to end its tree: the guard asks it to, on drop.
+        .kill_on_drop(supervisor.is_none());
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         program: program.clone(),
         cwd: rule.cwd.display().to_string(),
@@ -150,6 +175,7 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .and_then(rustix::process::Pid::from_raw),
+        supervised: supervisor.is_some(),
     };
 
     // Written from a task so a command that prints a lot before reading stdin cannot
@@ -198,6 +224,11 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
         Ok(Err(source)) => Err(ExecError::Wait { program, source }),
         Err(_) => {
             guard.kill();
+            if supervisor.is_some() {
+                // It exits once the tree is dead; past the grace, fall back to the group.
+                let _ = tokio::time::timeout(SUPERVISOR_GRACE, child.wait()).await;
+            }
+            guard.kill_group();
             // Also the child itself, in case its group could not be signalled.
             let _ = child.start_kill();
             let _ = child.wait().await;

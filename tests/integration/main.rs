@@ -15,3 +15,4 @@ mod util;
 mod watch;
 mod secrets_children;
 mod secrets_sql;
+mod secrets_escape;
