@@ -14,6 +14,7 @@ mod status;
 mod url;
 
 pub use config::{AmqpConfig, QueueType, SecretUrl};
+pub use connection::{Login, check_login};
 pub use consume::{
     ConsumeStats, QUEUE_HEADER, REASON_HEADER, consume_queue, dead_letter_exchange, dead_queue,
 };

@@ -39,6 +39,8 @@ pub struct Forwarder {
     heartbeat_every: Option<Duration>,
     next_heartbeat: Option<Instant>,
     counters: Option<Counters>,
+    /// False until the first connection attempt, made at start (see [`Consumer::deadline`]).
+    tried: bool,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -65,6 +67,7 @@ impl Forwarder {
             heartbeat_every,
             next_heartbeat: heartbeat_every.map(|d| Instant::now() + d),
             counters: None,
+            tried: false,
         })
     }
 
@@ -347,11 +350,28 @@ impl Consumer for Forwarder {
         }
     }
 
+    /// Due at once until the first connection attempt: a broker that refuses the login
+    /// (or cannot be reached) is reported at start, not at the first change.
     fn deadline(&self) -> Option<Instant> {
+        if !self.tried {
+            return Some(Instant::now());
+        }
         self.next_heartbeat
     }
 
     async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+        if !self.tried {
+            self.tried = true;
+            match self.ready_channel().await {
+                Ok(_) => {}
+                Err(e @ AmqpError::AccessRefused { .. }) => {
+                    tracing::error!(error = %e, "amqp: the broker refused the login at start; events wait in the journal until [amqp] url is fixed");
+                }
+                // Logged by the link; it retries with backoff when events come.
+                Err(_) => {}
+            }
+            return Ok(Durable::Unchanged);
+        }
         let (Some(at), Some(every)) = (self.next_heartbeat, self.heartbeat_every) else {
             return Ok(Durable::Unchanged);
         };

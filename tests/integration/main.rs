@@ -16,3 +16,5 @@ mod watch;
 mod secrets_children;
 mod secrets_sql;
 mod secrets_escape;
+mod secrets_redact;
+mod secrets_login;
