@@ -54,3 +54,28 @@ fn no_url_form_leaks_its_password() {
         assert_clean("the daemon log", url, &log, secrets);
     }
 }
+
+#[test]
+fn a_url_password_printed_by_a_rule_is_redacted_in_the_log_and_status() {
+    let v = TestVault::new();
+    v.set_config(&format!(
+        "[[rule]]\nname = \"chatty\"\nrun = {}\n",
+        serde_json::to_string(&[
+            "sh",
+            "-c",
+            "echo connecting to postgres://bob:rulepw42@db/x; echo failed: https://ann:rulepw43@h:1/p >&2",
+        ])
+        .expect("json")
+    ));
+    let d = v.start();
+    v.write("a.md", "a");
+    wait_until("the rule output in the log", Duration::from_secs(30), || {
+        d.log().contains("failed: https://")
+    });
+    let status = v.run(&["--json", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let log = d.stop();
+    assert!(log.contains("postgres://bob:***@db/x"), "{log}");
+    assert_clean("the daemon log", "rule output", &log, &["rulepw42", "rulepw43"]);
+    assert_clean("status", "rule output", &status, &["rulepw42", "rulepw43"]);
+}
