@@ -117,7 +117,11 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
 
 /// Characters that end a URL token in free text.
 fn ends_token(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | '(' | ')' | '[' | ']' | ',')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '<' | '>' | '`' | '(' | ')' | '[' | ']' | ','
+        )
 }
 
 /// `text` with the password of every `scheme://user:password@host` replaced by `***`. The
@@ -135,7 +139,10 @@ pub fn redact_urls(text: &str) -> Cow<'_, str> {
         let after = &rest[start..];
         let token_len = after.find(ends_token).unwrap_or(after.len());
         let token = &after[..token_len];
-        match token.rfind('@').and_then(|at| token[..at].find(':').map(|c| (c, at))) {
+        match token
+            .rfind('@')
+            .and_then(|at| token[..at].find(':').map(|c| (c, at)))
+        {
             Some((colon, at)) => {
                 out.push_str(&token[..=colon]);
                 out.push_str("***");
@@ -188,7 +195,10 @@ mod tests {
             "to postgres://bob:***@db/x and https://h/a@b ok"
         );
         assert_eq!(redact_urls("amqp://u:p/w@h:1/v"), "amqp://u:***@h:1/v");
-        assert_eq!(redact_urls("url=\"amqp://u:p@ss@h\""), "url=\"amqp://u:***@h\"");
+        assert_eq!(
+            redact_urls("url=\"amqp://u:p@ss@h\""),
+            "url=\"amqp://u:***@h\""
+        );
         assert_eq!(redact_urls("amqp://u@h/ plain"), "amqp://u@h/ plain");
         assert_eq!(redact_urls("no urls here"), "no urls here");
     }

@@ -9,7 +9,12 @@ const HIDDEN: &str = "***";
 
 /// Query keys whose values are shown (lapin's tuning knobs, when numeric); any other
 /// query value may be a secret a user put there and is hidden.
-const SHOWN_QUERY: &[&str] = &["heartbeat", "frame_max", "channel_max", "connection_timeout"];
+const SHOWN_QUERY: &[&str] = &[
+    "heartbeat",
+    "frame_max",
+    "channel_max",
+    "connection_timeout",
+];
 
 /// The URL with its password replaced by `***`; never fails and never echoes a password,
 /// whatever was typed: a valid URL keeps its user, host, path and numeric tuning
@@ -17,7 +22,9 @@ const SHOWN_QUERY: &[&str] = &["heartbeat", "frame_max", "channel_max", "connect
 /// what follows its last `@`, and input with no `@` is not echoed at all.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url.trim()) {
-        Ok(u) if u.has_host() && !u.cannot_be_a_base() && !u.host_str().unwrap_or("").is_empty() => {
+        Ok(u)
+            if u.has_host() && !u.cannot_be_a_base() && !u.host_str().unwrap_or("").is_empty() =>
+        {
             redact_parsed(u)
         }
         _ => redact_text(url.trim()),
@@ -34,7 +41,11 @@ fn redact_parsed(mut u: url::Url) -> String {
             .query_pairs()
             .map(|(k, v)| {
                 let shown = SHOWN_QUERY.contains(&k.as_ref()) && v.parse::<u64>().is_ok();
-                let v = if shown { v.into_owned() } else { HIDDEN.to_string() };
+                let v = if shown {
+                    v.into_owned()
+                } else {
+                    HIDDEN.to_string()
+                };
                 (k.into_owned(), v)
             })
             .collect();

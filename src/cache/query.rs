@@ -800,10 +800,7 @@ pub fn sql(conn: &Connection, query: &str) -> Result<SqlResult, CacheError> {
 }
 
 /// Steps through the rows, keeping at most the bounds' rows and bytes.
-fn read_rows(
-    st: &mut rusqlite::Statement<'_>,
-    bounds: &SqlBounds,
-) -> rusqlite::Result<SqlResult> {
+fn read_rows(st: &mut rusqlite::Statement<'_>, bounds: &SqlBounds) -> rusqlite::Result<SqlResult> {
     let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
     let n = columns.len();
     let mut rows = Vec::new();

@@ -183,9 +183,8 @@ fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Outp
         }
     });
     let stderr = child.stderr.take();
-    let err_reader = std::thread::spawn(move || {
-        stderr.map(|e| crate::child::read_capped(e, MAX_OUTPUT))
-    });
+    let err_reader =
+        std::thread::spawn(move || stderr.map(|e| crate::child::read_capped(e, MAX_OUTPUT)));
     let stdout = match child.stdout.take() {
         Some(out) => crate::child::read_capped(out, MAX_OUTPUT)
             .map_err(|e| format!("signing program `{program}`: {e}"))?,

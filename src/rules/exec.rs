@@ -158,8 +158,7 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
     }
     cmd.envs(&rule.env).envs(environment(rule, event, vault));
     let mut cmd = tokio::process::Command::from(cmd);
-    cmd
-        .stdin(Stdio::piped())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)

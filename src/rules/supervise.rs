@@ -66,7 +66,10 @@ fn supervise(argv: &[OsString]) -> ExitCode {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))
-        .and_then(|_| rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(Into::into))
+        .and_then(|_| {
+            rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+                .map_err(Into::into)
+        })
     {
         eprintln!("vaultkeeper rule supervisor: cannot set up: {e}");
         return ExitCode::from(CANNOT_START);
@@ -154,7 +157,11 @@ fn descendants(root: i32) -> Vec<i32> {
         return Vec::new();
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {

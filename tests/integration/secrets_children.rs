@@ -12,7 +12,10 @@ fn argv(args: &[&str]) -> String {
 
 /// Variables a child must not see, with values that are easy to grep for.
 const SECRETS: &[(&str, &str)] = &[
-    ("VAULTKEEPER_AMQP_URL", "amqp://bob:leak-amqp-pw@127.0.0.1:1/"),
+    (
+        "VAULTKEEPER_AMQP_URL",
+        "amqp://bob:leak-amqp-pw@127.0.0.1:1/",
+    ),
     ("AMQP_URL", "amqp://bob:leak-amqp2-pw@127.0.0.1:1/"),
     ("MY_DB_PASSWORD", "leak-db-pw"),
     ("GITHUB_TOKEN", "leak-token"),
@@ -111,7 +114,11 @@ fn endless_rule_output_is_capped_in_the_log() {
     let v = TestVault::new();
     v.set_config(&format!(
         "[runner]\nmax_attempts = 1\n[[rule]]\nname = \"spam\"\ntimeout = \"3s\"\nrun = {}\n",
-        argv(&["sh", "-c", "while :; do echo spam-spam-spam-spam-spam-spam-spam; done"])
+        argv(&[
+            "sh",
+            "-c",
+            "while :; do echo spam-spam-spam-spam-spam-spam-spam; done"
+        ])
     ));
     let d = v.start();
     v.write("a.md", "a");

@@ -12,8 +12,10 @@ fn argv(args: &[&str]) -> String {
 
 /// True once `pid` is gone or a zombie.
 fn dead(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-        .map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).map_or(true, |s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 fn pids(file: &Path) -> Vec<String> {
@@ -54,8 +56,14 @@ fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
     });
     // Clean up whatever survived, so a failing run leaves nothing behind.
     for pid in &escaped {
-        let _ = std::process::Command::new("kill").arg("-9").arg(pid).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid)
+            .status();
     }
     d.stop();
-    assert!(outcome.is_ok(), "a process that left its group survived the timeout");
+    assert!(
+        outcome.is_ok(),
+        "a process that left its group survived the timeout"
+    );
 }

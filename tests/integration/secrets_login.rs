@@ -41,8 +41,10 @@ fn a_daemon_that_cannot_log_in_says_so_at_start() {
     let v = vault_with(WRONG);
     let d = v.spawn();
     // No note is written: the refusal must come from the start, not from a first publish.
-    wait_until("the login refusal in the log", Duration::from_secs(30), || {
-        d.log().contains("access refused")
-    });
+    wait_until(
+        "the login refusal in the log",
+        Duration::from_secs(30),
+        || d.log().contains("access refused"),
+    );
     assert!(!d.log().contains("wrong-pw-zq"));
 }

@@ -98,12 +98,23 @@ fn cli_sql_stops_at_its_memory_bound_and_says_so() {
 fn cli_sql_streams_rows_up_to_its_limit() {
     let v = vault_with_cache();
     let out = run_within(
-        limited(&v, &["sql", "--json", &format!("{ENDLESS} SELECT x, randomblob(100) FROM c")]),
+        limited(
+            &v,
+            &[
+                "sql",
+                "--json",
+                &format!("{ENDLESS} SELECT x, randomblob(100) FROM c"),
+            ],
+        ),
         Duration::from_secs(90),
     );
     assert!(out.status.success(), "{out:?}");
     let res: Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(res["rows"].as_array().map(Vec::len), Some(10_000), "default limit");
+    assert_eq!(
+        res["rows"].as_array().map(Vec::len),
+        Some(10_000),
+        "default limit"
+    );
     assert_eq!(res["stopped_by"], json!("row limit (10000)"), "{res}");
 }
 
@@ -133,13 +144,17 @@ fn mcp_query_sql_stops_at_the_limit_while_streaming() {
         writeln!(stdin, "{msg}").expect("write");
         stdin.flush().expect("flush");
     };
-    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "0"}}}));
+        "clientInfo": {"name": "t", "version": "0"}}}),
+    );
     send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+    send(
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
         "name": "query_sql",
-        "arguments": {"sql": format!("{ENDLESS} SELECT x, randomblob(100) FROM c"), "limit": 3}}}));
+        "arguments": {"sql": format!("{ENDLESS} SELECT x, randomblob(100) FROM c"), "limit": 3}}}),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let answer = loop {
         let left = deadline.saturating_duration_since(Instant::now());
