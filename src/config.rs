@@ -273,10 +273,7 @@ impl Config {
             return Ok(());
         }
         if let Some(url) = &self.amqp.url {
-            let has_password = url::Url::parse(url.expose())
-                .map(|u| u.password().is_some())
-                .unwrap_or(false);
-            if has_password {
+            if crate::amqp::has_password(url.expose()) {
                 return Err(ConfigError::Value {
                     path: file.to_path_buf(),
                     key: "amqp.url".into(),

@@ -23,4 +23,4 @@ pub use error::AmqpError;
 pub use heartbeat::Counters;
 pub use publish::{Forwarder, publish_snapshot};
 pub use status::{AmqpStatus, StatusHandle};
-pub use url::redact;
+pub use url::{has_password, redact};

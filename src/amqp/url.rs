@@ -31,6 +31,22 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// True when `url` holds a password, read the way [`redact`] reads it (so `amqp:/u:p@h`,
+/// which the URL parser sees as a path, counts).
+pub fn has_password(url: &str) -> bool {
+    match url::Url::parse(url.trim()) {
+        Ok(u)
+            if u.has_host() && !u.cannot_be_a_base() && !u.host_str().unwrap_or("").is_empty() =>
+        {
+            u.password().is_some()
+        }
+        _ => url.rsplit_once('@').is_some_and(|(before, _)| {
+            let userinfo = before.split_once(':').map_or(before, |(_, r)| r);
+            userinfo.trim_start_matches('/').contains(':')
+        }),
+    }
+}
+
 fn redact_parsed(mut u: url::Url) -> String {
     if u.password().is_some() {
         // Cannot fail for URLs with a host, which this one has.
@@ -252,6 +268,10 @@ mod tests {
             "amqp://bob@h/v?heartbeat=5&password=***&frame_max=***"
         );
         assert_eq!(redact("not a url secretpw"), "<unparseable amqp url>");
+        assert!(has_password("amqp:/bob:pw@h/"));
+        assert!(has_password("amqp://bob:pw@h/"));
+        assert!(!has_password("amqp://bob@h/"));
+        assert!(!has_password("amqp:/bob@h/"));
     }
 
     #[test]
