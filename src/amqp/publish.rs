@@ -362,13 +362,21 @@ impl Consumer for Forwarder {
     async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
         if !self.tried {
             self.tried = true;
-            match self.ready_channel().await {
-                Ok(_) => {}
+            // The first heartbeat goes out at start (it connects); without heartbeats, just
+            // the connection. Either way a refused login is reported now.
+            let first = if let Some(every) = self.heartbeat_every {
+                self.next_heartbeat = Some(Instant::now() + every);
+                self.send_heartbeat().await
+            } else {
+                self.ready_channel().await.map(|_| ())
+            };
+            match first {
+                Ok(()) => {}
                 Err(e @ AmqpError::AccessRefused { .. }) => {
                     tracing::error!(error = %e, "amqp: the broker refused the login at start; events wait in the journal until [amqp] url is fixed");
                 }
                 // Logged by the link; it retries with backoff when events come.
-                Err(_) => {}
+                Err(e) => tracing::warn!(error = %e, "amqp: not connected at start"),
             }
             return Ok(Durable::Unchanged);
         }
