@@ -2,7 +2,7 @@
 //! [`ARG`]) between the daemon and a rule's command. It is a child subreaper
 //! (`PR_SET_CHILD_SUBREAPER`), so everything the command starts stays among its
 //! descendants even after `setsid` or a double fork; on SIGTERM (the rule's timeout, the
-//! daemon stopping, or the daemon dying: parent-death signal) it kills all of them.
+//! daemon stopping) or when the daemon dies, it kills all of them.
 //!
 //! Why a separate process rather than the daemon as subreaper: orphans would then become
 //! the daemon's children, which its async runtime does not reap, and the daemon could not
@@ -74,8 +74,10 @@ fn supervise(argv: &[OsString]) -> ExitCode {
         eprintln!("vaultkeeper rule supervisor: cannot set up: {e}");
         return ExitCode::from(CANNOT_START);
     }
-    // If the daemon dies (kill -9), the run ends with it rather than living on unseen.
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
+    // If the daemon dies (kill -9) we are re-parented: the run ends then rather than living
+    // on unseen. Polled, since PR_SET_PDEATHSIG follows the spawning *thread*, and a runtime
+    // thread may end while the daemon lives on.
+    let parent = rustix::process::getppid();
     let child = match std::process::Command::new(program).args(args).spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -90,7 +92,7 @@ fn supervise(argv: &[OsString]) -> ExitCode {
     // The child is reaped below with waitpid(-1), together with every orphan.
     drop(child);
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || rustix::process::getppid() != parent {
             kill_tree();
             return ExitCode::from(128 + 15);
         }
