@@ -67,3 +67,36 @@ fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
         "a process that left its group survived the timeout"
     );
 }
+
+#[test]
+fn a_killed_daemon_takes_its_rules_processes_with_it() {
+    let v = TestVault::new();
+    let pidfile = v.state.path().join("escaped.pid");
+    let script = "setsid sleep 600 & echo $! >> \"$1\"; sleep 600";
+    v.set_config(&format!(
+        "[[rule]]\nname = \"long\"\ntimeout = \"10m\"\nrun = {}\n",
+        argv(&["sh", "-c", script, "sh", &pidfile.to_string_lossy()])
+    ));
+    let mut d = v.start();
+    v.write("a.md", "a");
+    wait_until("the escapee started", Duration::from_secs(30), || {
+        pids(&pidfile).len() == 1
+    });
+    d.kill9();
+    let escaped = pids(&pidfile);
+    let outcome = std::panic::catch_unwind(|| {
+        wait_until("the escapee killed", Duration::from_secs(10), || {
+            escaped.iter().all(|p| dead(p))
+        })
+    });
+    for pid in &escaped {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid)
+            .status();
+    }
+    assert!(
+        outcome.is_ok(),
+        "a rule's process outlived the daemon's kill -9"
+    );
+}
