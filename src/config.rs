@@ -281,20 +281,17 @@ impl Config {
         if !inside {
             return Ok(());
         }
-        if let Some(url) = &self.amqp.url {
-            let has_password = url::Url::parse(url.expose())
-                .map(|u| u.password().is_some())
-                .unwrap_or(false);
-            if has_password {
-                return Err(ConfigError::Value {
-                    path: file.to_path_buf(),
-                    key: "amqp.url".into(),
-                    message: "holds a password, but this file is inside the vault and is \
-                              committed and published with it; put the URL in VAULTKEEPER_AMQP_URL \
-                              or in the user config ($XDG_CONFIG_HOME/vaultkeeper/config.toml)"
-                        .into(),
-                });
-            }
+        if let Some(url) = &self.amqp.url
+            && crate::amqp::has_password(url.expose())
+        {
+            return Err(ConfigError::Value {
+                path: file.to_path_buf(),
+                key: "amqp.url".into(),
+                message: "holds a password, but this file is inside the vault and is \
+                          committed and published with it; put the URL in VAULTKEEPER_AMQP_URL \
+                          or in the user config ($XDG_CONFIG_HOME/vaultkeeper/config.toml)"
+                    .into(),
+            });
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 pub mod amqp;
 pub mod cache;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod config;

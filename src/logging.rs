@@ -1,8 +1,14 @@
 //! Log set-up: `tracing` to stderr, filtered by `VAULTKEEPER_LOG` or `RUST_LOG`, plus a
 //! small ring of the latest warnings and errors for `vaultkeeper status`.
+//!
+//! Every line, and every recent problem, passes [`redact_urls`] last: whatever a message
+//! holds (a rule's output, a library's error text), a `scheme://user:password@` in it
+//! never reaches the log or the status with its password.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -74,7 +80,7 @@ impl<S: tracing::Subscriber> Layer<S> for ProblemLayer {
             q.push_back(RecentProblem {
                 at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 level: level.to_string(),
-                message: v.0,
+                message: redact_urls(&v.0).into_owned(),
             });
         }
     }
@@ -94,7 +100,7 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
     });
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr(Vec::new()))
         .with_target(false);
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = match (format, under_journald) {
         (LogFormat::Json, _) => fmt.json().flatten_event(true).boxed(),
@@ -107,4 +113,93 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
         .with(filter)
         .with(ProblemLayer)
         .try_init();
+}
+
+/// Characters that end a URL token in free text.
+fn ends_token(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\'' | '<' | '>' | '`' | '(' | ')' | '[' | ']' | ','
+        )
+}
+
+/// `text` with the password of every `scheme://user:password@host` replaced by `***`. The
+/// userinfo is taken up to the token's last `@`, so a password with an unencoded `/` or `@`
+/// is hidden whole.
+pub fn redact_urls(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = i + 3;
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let token_len = after.find(ends_token).unwrap_or(after.len());
+        let token = &after[..token_len];
+        match token
+            .rfind('@')
+            .and_then(|at| token[..at].find(':').map(|c| (c, at)))
+        {
+            Some((colon, at)) => {
+                out.push_str(&token[..=colon]);
+                out.push_str("***");
+                out.push_str(&token[at..]);
+            }
+            None => out.push_str(token),
+        }
+        rest = &after[token_len..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// One log line, held until it is complete and then written to stderr redacted.
+struct RedactingStderr(Vec<u8>);
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let line = redact_urls(&text);
+        let res = std::io::stderr().lock().write_all(line.as_bytes());
+        self.0.clear();
+        res
+    }
+}
+
+impl Drop for RedactingStderr {
+    fn drop(&mut self) {
+        // A log line that cannot be written has nowhere else to go.
+        let _ = self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn passwords_in_urls_are_hidden_wherever_they_are() {
+        assert_eq!(
+            redact_urls("to postgres://bob:pw@db/x and https://h/a@b ok"),
+            "to postgres://bob:***@db/x and https://h/a@b ok"
+        );
+        assert_eq!(redact_urls("amqp://u:p/w@h:1/v"), "amqp://u:***@h:1/v");
+        assert_eq!(
+            redact_urls("url=\"amqp://u:p@ss@h\""),
+            "url=\"amqp://u:***@h\""
+        );
+        assert_eq!(redact_urls("amqp://u@h/ plain"), "amqp://u@h/ plain");
+        assert_eq!(redact_urls("no urls here"), "no urls here");
+    }
 }

@@ -261,6 +261,34 @@ impl Link {
     }
 }
 
+/// Who [`check_login`] logged in as, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The broker URL, redacted.
+    pub url: String,
+    /// The user name the broker accepted.
+    pub user: String,
+    /// The vhost.
+    pub vhost: String,
+}
+
+/// Connects to the broker of `cfg`, logs in and opens a channel (the AMQP handshake, so a
+/// wrong password is [`AmqpError::AccessRefused`], not "reachable"), then closes again.
+pub async fn check_login(cfg: &AmqpConfig) -> Result<Login, AmqpError> {
+    let link = Link::new(cfg, "vaultkeeper doctor")?;
+    let (conn, _ch) = link.connect().await?;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        conn.close(200, "vaultkeeper doctor done".into()),
+    )
+    .await;
+    Ok(Login {
+        url: link.url.redacted.clone(),
+        user: link.url.uri.authority.userinfo.username.clone(),
+        vhost: link.url.uri.vhost.clone(),
+    })
+}
+
 fn unreachable_conn() -> Result<Channel, lapin::Error> {
     Err(lapin::Error::from(ErrorKind::InvalidConnectionState(
         lapin::ConnectionState::Closed,

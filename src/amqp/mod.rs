@@ -14,6 +14,7 @@ mod status;
 mod url;
 
 pub use config::{AmqpConfig, ForwarderStart, QueueType, SecretUrl};
+pub use connection::{Login, check_login};
 pub use consume::{
     ConsumeStats, QUEUE_HEADER, REASON_HEADER, consume_queue, dead_letter_exchange, dead_queue,
     validate,
@@ -23,4 +24,4 @@ pub use error::AmqpError;
 pub use heartbeat::Counters;
 pub use publish::{Forwarder, publish_snapshot};
 pub use status::{AmqpStatus, StatusHandle};
-pub use url::redact;
+pub use url::{has_password, redact};

@@ -40,6 +40,8 @@ pub struct Forwarder {
     next_heartbeat: Option<Instant>,
     counters: Option<Counters>,
     start: StartAt,
+    /// False until the first connection attempt, made at start (see [`Consumer::deadline`]).
+    tried: bool,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -70,6 +72,7 @@ impl Forwarder {
                 super::config::ForwarderStart::Beginning => StartAt::Beginning,
                 super::config::ForwarderStart::Head => StartAt::Head,
             },
+            tried: false,
         })
     }
 
@@ -354,11 +357,36 @@ impl Consumer for Forwarder {
         }
     }
 
+    /// Due at once until the first connection attempt: a broker that refuses the login
+    /// (or cannot be reached) is reported at start, not at the first change.
     fn deadline(&self) -> Option<Instant> {
+        if !self.tried {
+            return Some(Instant::now());
+        }
         self.next_heartbeat
     }
 
     async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+        if !self.tried {
+            self.tried = true;
+            // The first heartbeat goes out at start (it connects); without heartbeats, just
+            // the connection. Either way a refused login is reported now.
+            let first = if let Some(every) = self.heartbeat_every {
+                self.next_heartbeat = Some(Instant::now() + every);
+                self.send_heartbeat().await
+            } else {
+                self.ready_channel().await.map(|_| ())
+            };
+            match first {
+                Ok(()) => {}
+                Err(e @ AmqpError::AccessRefused { .. }) => {
+                    tracing::error!(error = %e, "amqp: the broker refused the login at start; events wait in the journal until [amqp] url is fixed");
+                }
+                // Logged by the link; it retries with backoff when events come.
+                Err(e) => tracing::warn!(error = %e, "amqp: not connected at start"),
+            }
+            return Ok(Durable::Unchanged);
+        }
         let (Some(at), Some(every)) = (self.next_heartbeat, self.heartbeat_every) else {
             return Ok(Durable::Unchanged);
         };

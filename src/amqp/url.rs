@@ -7,18 +7,86 @@ use super::error::AmqpError;
 
 const HIDDEN: &str = "***";
 
-/// The URL with its password replaced by `***`; never fails and never echoes an unparseable input.
+/// Query keys whose values are shown (lapin's tuning knobs, when numeric); any other
+/// query value may be a secret a user put there and is hidden.
+const SHOWN_QUERY: &[&str] = &[
+    "heartbeat",
+    "frame_max",
+    "channel_max",
+    "connection_timeout",
+];
+
+/// The URL with its password replaced by `***`; never fails and never echoes a password,
+/// whatever was typed: a valid URL keeps its user, host, path and numeric tuning
+/// parameters; anything else (`amqp:/user:pass@host`, a missing `:`, no host) keeps only
+/// what follows its last `@`, and input with no `@` is not echoed at all.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                // Cannot fail for URLs with a host, which any URL with a password has.
-                let _ = u.set_password(Some(HIDDEN));
-            }
-            u.to_string()
+    match url::Url::parse(url.trim()) {
+        Ok(u)
+            if u.has_host() && !u.cannot_be_a_base() && !u.host_str().unwrap_or("").is_empty() =>
+        {
+            redact_parsed(u)
         }
-        Err(_) => "<unparseable amqp url>".to_string(),
+        _ => redact_text(url.trim()),
     }
+}
+
+/// True when `url` holds a password, read the way [`redact`] reads it (so `amqp:/u:p@h`,
+/// which the URL parser sees as a path, counts).
+pub fn has_password(url: &str) -> bool {
+    match url::Url::parse(url.trim()) {
+        Ok(u)
+            if u.has_host() && !u.cannot_be_a_base() && !u.host_str().unwrap_or("").is_empty() =>
+        {
+            u.password().is_some()
+        }
+        _ => url.rsplit_once('@').is_some_and(|(before, _)| {
+            let userinfo = before.split_once(':').map_or(before, |(_, r)| r);
+            userinfo.trim_start_matches('/').contains(':')
+        }),
+    }
+}
+
+fn redact_parsed(mut u: url::Url) -> String {
+    if u.password().is_some() {
+        // Cannot fail for URLs with a host, which this one has.
+        let _ = u.set_password(Some(HIDDEN));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let shown = SHOWN_QUERY.contains(&k.as_ref()) && v.parse::<u64>().is_ok();
+                let v = if shown {
+                    v.into_owned()
+                } else {
+                    HIDDEN.to_string()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.set_fragment(None);
+    u.to_string()
+}
+
+/// For text the URL parser reads differently from what the user meant: only the part
+/// after the last `@` (the host, port and path) survives, without any query.
+fn redact_text(raw: &str) -> String {
+    let Some((_, after)) = raw.rsplit_once('@') else {
+        return "<unparseable amqp url>".to_string();
+    };
+    let after = after.split(['?', '#']).next().unwrap_or("");
+    let lower = raw.to_ascii_lowercase();
+    let scheme = if lower.starts_with("amqps:") {
+        "amqps://"
+    } else if lower.starts_with("amqp:") {
+        "amqp://"
+    } else {
+        ""
+    };
+    format!("{scheme}{HIDDEN}@{after}")
 }
 
 /// A parsed broker URL, ready for lapin, with what is needed to keep its password out of output.
@@ -26,7 +94,9 @@ pub fn redact(url: &str) -> String {
 pub(crate) struct BrokerUrl {
     pub(crate) uri: AMQPUri,
     pub(crate) redacted: String,
+    /// The password decoded, and as typed (percent-encoded as the user wrote it).
     password: String,
+    password_raw: String,
 }
 
 impl std::fmt::Debug for BrokerUrl {
@@ -54,7 +124,8 @@ fn query_num<T: std::str::FromStr>(
         None => Ok(None),
         Some((_, v)) => v.parse().map(Some).map_err(|_| AmqpError::InvalidUrl {
             url: redacted.to_string(),
-            reason: format!("query parameter {key}={v} is not a number"),
+            // The value is not echoed: a mistyped URL may have a secret in that place.
+            reason: format!("query parameter {key} is not a number"),
         }),
     }
 }
@@ -78,6 +149,12 @@ impl BrokerUrl {
                 });
             }
         };
+        if u.cannot_be_a_base() || !u.has_host() {
+            return Err(AmqpError::InvalidUrl {
+                url: redacted,
+                reason: "no host: write amqp://user:password@host:port/vhost".to_string(),
+            });
+        }
         let host = match u.host() {
             Some(url::Host::Domain(d)) => decode(d, "the host", &redacted)?,
             Some(url::Host::Ipv4(a)) => a.to_string(),
@@ -127,13 +204,14 @@ impl BrokerUrl {
             },
             redacted,
             password,
+            password_raw: u.password().unwrap_or("").to_string(),
         })
     }
 
     /// `text` with the password (plain and percent-encoded) replaced by `***`, for any
     /// message that came from outside (lapin, the broker) before it is logged or stored.
     pub(crate) fn scrub(&self, text: &str) -> String {
-        scrub_secret(text, &self.password)
+        scrub_secret(&scrub_secret(text, &self.password), &self.password_raw)
     }
 }
 
@@ -144,7 +222,29 @@ fn scrub_secret(text: &str, secret: &str) -> String {
     }
     let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
         .to_string();
-    text.replace(secret, HIDDEN).replace(&encoded, HIDDEN)
+    // Percent-encoding is case-insensitive: `%2f` and `%2F` are the same byte.
+    let lower_hex = lower_escapes(&encoded);
+    text.replace(secret, HIDDEN)
+        .replace(&encoded, HIDDEN)
+        .replace(&lower_hex, HIDDEN)
+}
+
+/// `%2F` → `%2f`, leaving every other character alone.
+fn lower_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -161,6 +261,17 @@ mod tests {
         assert_eq!(redact("amqp://bob@host"), "amqp://bob@host");
         let bad = redact("amqp//bob:secretpw@");
         assert!(!bad.contains("secretpw"));
+        assert_eq!(redact("amqp:/bob:pw1@h:1/v"), "amqp://***@h:1/v");
+        assert_eq!(redact("amqp:bob:pw2@h/?x=1"), "amqp://***@h/");
+        assert_eq!(
+            redact("amqp://bob@h/v?heartbeat=5&password=pw3&frame_max=pw4#pw5"),
+            "amqp://bob@h/v?heartbeat=5&password=***&frame_max=***"
+        );
+        assert_eq!(redact("not a url secretpw"), "<unparseable amqp url>");
+        assert!(has_password("amqp:/bob:pw@h/"));
+        assert!(has_password("amqp://bob:pw@h/"));
+        assert!(!has_password("amqp://bob@h/"));
+        assert!(!has_password("amqp:/bob@h/"));
     }
 
     #[test]
@@ -212,5 +323,6 @@ mod tests {
         assert_eq!(scrub_secret("x p@ss! y", "p@ss!"), "x *** y");
         assert_eq!(scrub_secret("x p%40ss%21 y", "p@ss!"), "x *** y");
         assert_eq!(scrub_secret("ab", "a"), "ab");
+        assert_eq!(scrub_secret("x P%2fW y", "P/W"), "x *** y");
     }
 }

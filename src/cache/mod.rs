@@ -92,6 +92,9 @@ pub enum CacheError {
     /// A query was not understood (bad search syntax, bad SQL).
     #[error("{0}")]
     BadQuery(String),
+    /// `sql` stopped a statement at one of its bounds (time, memory); says which.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 impl CacheError {

@@ -637,7 +637,40 @@ pub struct SqlResult {
     pub columns: Vec<String>,
     /// Rows; blobs are shown as `"<blob N bytes>"`.
     pub rows: Vec<Vec<serde_json::Value>>,
+    /// Set when more rows were there but a bound stopped the reading, and names it:
+    /// `row limit (N)` or `output limit (N bytes)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
+
+/// The bounds of one [`sql`] statement. Rows are read one at a time and reading stops at
+/// `max_rows` or `max_bytes`; the statement is interrupted at `timeout`; SQLite's own
+/// memory (sorts, `group_concat`, CTE queues) is held under `max_heap` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqlBounds {
+    /// Most rows returned.
+    pub max_rows: usize,
+    /// Most bytes of values returned (text and numbers, roughly as JSON).
+    pub max_bytes: usize,
+    /// Longest time the statement may run.
+    pub timeout: std::time::Duration,
+    /// SQLite's hard heap limit for this process, in bytes.
+    pub max_heap: i64,
+}
+
+impl Default for SqlBounds {
+    fn default() -> Self {
+        SqlBounds {
+            max_rows: 10_000,
+            max_bytes: 64 * 1024 * 1024,
+            timeout: std::time::Duration::from_secs(10),
+            max_heap: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// How many SQLite VM steps run between two looks at the clock.
+const PROGRESS_STEPS: std::ffi::c_int = 10_000;
 
 /// The first keyword, after whitespace and comments, upper-cased.
 fn first_keyword(sql: &str) -> String {
@@ -673,10 +706,16 @@ const READ_PRAGMAS: &[&str] = &[
     "function_list",
 ];
 
-/// Runs one read-only statement. Refused: anything but `SELECT`/`WITH`/`VALUES`/`EXPLAIN` and
-/// a few reading `PRAGMA`s; more than one statement; anything SQLite says may write. The
-/// connection itself is read-only too (`open_ro`), so a refusal missed here still cannot write.
-pub fn sql(conn: &Connection, query: &str) -> Result<SqlResult, CacheError> {
+/// Runs one read-only statement within `bounds`. Refused: anything but
+/// `SELECT`/`WITH`/`VALUES`/`EXPLAIN` and a few reading `PRAGMA`s; more than one statement;
+/// anything SQLite says may write. The connection itself is read-only too (`open_ro`), so a
+/// refusal missed here still cannot write. A statement stopped by its time or memory bound
+/// is a [`CacheError::Stopped`] naming the bound.
+pub fn sql_within(
+    conn: &Connection,
+    query: &str,
+    bounds: &SqlBounds,
+) -> Result<SqlResult, CacheError> {
     let kw = first_keyword(query);
     match kw.as_str() {
         "SELECT" | "WITH" | "VALUES" | "EXPLAIN" => {}
@@ -705,6 +744,13 @@ pub fn sql(conn: &Connection, query: &str) -> Result<SqlResult, CacheError> {
             )));
         }
     }
+    // Memory: SQLite's heap is capped (process-wide; the pragma only ever lowers it), big
+    // sorts and temporary tables spill to files instead of the heap, and the page cache
+    // stays small. Past the cap SQLite fails the statement with SQLITE_NOMEM, cleanly.
+    conn.pragma_update(None, "hard_heap_limit", bounds.max_heap)
+        .and_then(|()| conn.pragma_update(None, "temp_store", "FILE"))
+        .and_then(|()| conn.pragma_update(None, "cache_size", -8192))
+        .map_err(q)?;
     let mut st = conn.prepare(query).map_err(|e| match e {
         rusqlite::Error::MultipleStatement => {
             CacheError::Refused("more than one statement".to_string())
@@ -714,24 +760,81 @@ pub fn sql(conn: &Connection, query: &str) -> Result<SqlResult, CacheError> {
     if !st.readonly() {
         return Err(CacheError::Refused("statement may write".to_string()));
     }
+    // Time: checked every few thousand VM steps, so even a statement that never yields a
+    // row (an endless CTE under count(*)) is interrupted.
+    let deadline = std::time::Instant::now() + bounds.timeout;
+    let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&timed_out);
+    conn.progress_handler(
+        PROGRESS_STEPS,
+        Some(move || {
+            let late = std::time::Instant::now() >= deadline;
+            if late {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            late
+        }),
+    );
+    let result = read_rows(&mut st, bounds);
+    conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
+    result.map_err(|e| {
+        if timed_out.load(std::sync::atomic::Ordering::Relaxed) {
+            CacheError::Stopped(format!(
+                "the statement reached its time bound ({:?}); narrow it (WHERE, LIMIT) or allow more time",
+                bounds.timeout
+            ))
+        } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory) {
+            CacheError::Stopped(format!(
+                "the statement reached its memory bound ({} MiB of SQLite heap); narrow it (WHERE, LIMIT)",
+                bounds.max_heap / (1024 * 1024)
+            ))
+        } else {
+            q(e)
+        }
+    })
+}
+
+/// [`sql_within`] the default [`SqlBounds`].
+pub fn sql(conn: &Connection, query: &str) -> Result<SqlResult, CacheError> {
+    sql_within(conn, query, &SqlBounds::default())
+}
+
+/// Steps through the rows, keeping at most the bounds' rows and bytes.
+fn read_rows(st: &mut rusqlite::Statement<'_>, bounds: &SqlBounds) -> rusqlite::Result<SqlResult> {
     let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
     let n = columns.len();
     let mut rows = Vec::new();
-    let mut it = st.query([]).map_err(q)?;
-    while let Some(r) = it.next().map_err(q)? {
+    let mut bytes = 0usize;
+    let mut stopped_by = None;
+    let mut it = st.query([])?;
+    while let Some(r) = it.next()? {
+        if rows.len() >= bounds.max_rows {
+            stopped_by = Some(format!("row limit ({})", bounds.max_rows));
+            break;
+        }
         let mut row = Vec::with_capacity(n);
         for i in 0..n {
-            row.push(match r.get_ref(i).map_err(q)? {
-                ValueRef::Null => serde_json::Value::Null,
-                ValueRef::Integer(v) => v.into(),
-                ValueRef::Real(v) => v.into(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
-                ValueRef::Blob(b) => format!("<blob {} bytes>", b.len()).into(),
-            });
+            let (value, size) = match r.get_ref(i)? {
+                ValueRef::Null => (serde_json::Value::Null, 4),
+                ValueRef::Integer(v) => (v.into(), 20),
+                ValueRef::Real(v) => (v.into(), 24),
+                ValueRef::Text(t) => (String::from_utf8_lossy(t).into_owned().into(), t.len()),
+                ValueRef::Blob(b) => (format!("<blob {} bytes>", b.len()).into(), 24),
+            };
+            bytes = bytes.saturating_add(size);
+            row.push(value);
+        }
+        if bytes > bounds.max_bytes {
+            stopped_by = Some(format!("output limit ({} bytes)", bounds.max_bytes));
+            break;
         }
         rows.push(row);
     }
-    Ok(SqlResult { columns, rows })
+    Ok(SqlResult {
+        columns,
+        rows,
+        stopped_by,
+    })
 }
 
 #[cfg(test)]

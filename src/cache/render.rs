@@ -78,6 +78,12 @@ pub enum QueryCommand {
     Sql {
         /// The statement (SELECT …).
         query: String,
+        /// At most this many rows; reading stops there (the output says so).
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// Stop the statement after this many seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
     },
 }
 
@@ -152,7 +158,23 @@ pub fn run_query(
             };
             emit(query::fields(&conn, k, v)?, json, out)
         }
-        QueryCommand::Sql { query } => emit(query::sql(&conn, query)?, json, out),
+        QueryCommand::Sql {
+            query,
+            limit,
+            timeout,
+        } => {
+            let bounds = query::SqlBounds {
+                max_rows: *limit,
+                timeout: std::time::Duration::from_secs(*timeout),
+                ..query::SqlBounds::default()
+            };
+            let res = query::sql_within(&conn, query, &bounds)?;
+            if let Some(bound) = &res.stopped_by {
+                // On stderr, so that the rows on stdout stay clean for scripts.
+                eprintln!("vaultkeeper: more rows than shown: stopped at the {bound}");
+            }
+            emit(res, json, out)
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -248,29 +247,45 @@ fn git_identity(root: &Path) -> Option<Check> {
     })
 }
 
+/// Logs in to the broker, as the daemon would: reachable is not enough, since a wrong
+/// password only shows in the AMQP handshake. The URL shown is always redacted.
 fn broker(ctx: &Context) -> Option<Check> {
-    let raw = ctx.loaded.config.amqp.effective_url()?;
-    let url = url::Url::parse(&raw).ok()?;
-    let host = url.host_str().unwrap_or("localhost").to_string();
-    let port = url
-        .port()
-        .unwrap_or(if url.scheme() == "amqps" { 5671 } else { 5672 });
-    let shown = format!("{}://{}:{}{}", url.scheme(), host, port, url.path());
-    let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port));
-    let reachable = addrs
-        .ok()
-        .and_then(|mut a| a.next())
-        .map(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
-        .unwrap_or(false);
-    Some(if reachable {
-        check("broker", Level::Ok, format!("{shown} is reachable"), None)
-    } else {
-        check(
+    let cfg = &ctx.loaded.config.amqp;
+    cfg.effective_url()?;
+    let fix_url = "fix [amqp] url or VAULTKEEPER_AMQP_URL: amqp://user:password@host:port/vhost, with @ : / in the password percent-encoded";
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .map(|rt| rt.block_on(crate::amqp::check_login(cfg)));
+    Some(match result {
+        Err(e) => check(
             "broker",
             Level::Warn,
-            format!("{shown} is not reachable; events wait in the journal until it is"),
+            format!("cannot check the broker: {e}"),
+            None,
+        ),
+        Ok(Ok(login)) => check(
+            "broker",
+            Level::Ok,
+            format!(
+                "{}: logged in as {} (vhost {})",
+                login.url, login.user, login.vhost
+            ),
+            None,
+        ),
+        Ok(Err(e @ crate::amqp::AmqpError::AccessRefused { .. })) => {
+            check("broker", Level::Fail, e.to_string(), Some(fix_url.into()))
+        }
+        Ok(Err(e @ crate::amqp::AmqpError::InvalidUrl { .. })) => {
+            check("broker", Level::Fail, e.to_string(), Some(fix_url.into()))
+        }
+        Ok(Err(e)) => check(
+            "broker",
+            Level::Warn,
+            format!("{e}; events wait in the journal until the broker is reachable"),
             Some("start RabbitMQ (`rabbitmq-server -detached`) or fix [amqp] url / VAULTKEEPER_AMQP_URL".into()),
-        )
+        ),
     })
 }
 

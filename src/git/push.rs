@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ fn is_local_url(url: &str) -> bool {
 }
 
 fn push_cli(target: &Target, refspec: &str) -> Result<(), String> {
-    let mut child = Command::new("git")
+    let mut child = crate::child::command("git")
         .arg("--git-dir")
         .arg(&target.git_dir)
         .args(["push", "--quiet", &target.remote, refspec])

@@ -1,7 +1,7 @@
 //! Signed commits: follow `commit.gpgsign` / `gpg.format` as git does, or refuse; never sign silently less.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use git2::Repository;
 
@@ -158,8 +158,11 @@ fn signature_text(program: &str, stdout: Vec<u8>) -> Result<String, String> {
     Ok(sig)
 }
 
+/// Most bytes kept of a signing program's stdout (the signature) and of its stderr.
+const MAX_OUTPUT: usize = 256 * 1024;
+
 fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Output, String> {
-    let mut child = Command::new(program)
+    let mut child = crate::child::command(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -170,13 +173,41 @@ fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Outp
                 "cannot run signing program `{program}`: {e}; refusing to commit unsigned (commit.gpgsign = true; set gpg.program / gpg.ssh.program or git.sign_program)"
             )
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A program that exits early closes its stdin; its exit status tells why.
-        let _ = stdin.write_all(payload.as_bytes());
+    let stdin = child.stdin.take();
+    let payload = payload.as_bytes().to_vec();
+    // Fed from a thread so a program that writes before it reads cannot deadlock with us.
+    let feeder = std::thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            // A program that exits early closes its stdin; its exit status tells why.
+            let _ = stdin.write_all(&payload);
+        }
+    });
+    let stderr = child.stderr.take();
+    let err_reader =
+        std::thread::spawn(move || stderr.map(|e| crate::child::read_capped(e, MAX_OUTPUT)));
+    let stdout = match child.stdout.take() {
+        Some(out) => crate::child::read_capped(out, MAX_OUTPUT)
+            .map_err(|e| format!("signing program `{program}`: {e}"))?,
+        None => crate::child::Capped::default(),
+    };
+    let stderr = match err_reader.join() {
+        Ok(Some(Ok(c))) => c,
+        _ => crate::child::Capped::default(),
+    };
+    let _ = feeder.join();
+    let status = child
+        .wait()
+        .map_err(|e| format!("signing program `{program}`: {e}"))?;
+    if stdout.dropped > 0 {
+        return Err(format!(
+            "signing program `{program}` printed more than {MAX_OUTPUT} bytes; refusing to commit with a truncated signature"
+        ));
     }
-    child
-        .wait_with_output()
-        .map_err(|e| format!("signing program `{program}`: {e}"))
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.bytes,
+        stderr: stderr.text().into_bytes(),
+    })
 }
 
 fn expand_home(path: &str) -> String {

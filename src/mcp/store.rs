@@ -50,9 +50,13 @@ pub fn tasks(
     query::tasks(&open(cache_db)?, filter, tag).map_err(|e| e.to_string())
 }
 
-/// One read-only statement (the cache refuses anything that may write).
-pub fn sql(cache_db: &Path, statement: &str) -> Result<query::SqlResult, String> {
-    query::sql(&open(cache_db)?, statement).map_err(|e| e.to_string())
+/// One read-only statement within `bounds` (the cache refuses anything that may write).
+pub fn sql(
+    cache_db: &Path,
+    statement: &str,
+    bounds: &query::SqlBounds,
+) -> Result<query::SqlResult, String> {
+    query::sql_within(&open(cache_db)?, statement, bounds).map_err(|e| e.to_string())
 }
 
 /// A note listed as a resource.
@@ -68,9 +72,16 @@ pub struct NoteEntry {
 
 /// Every markdown note, by path.
 pub fn markdown_notes(cache_db: &Path) -> Result<Vec<NoteEntry>, String> {
+    // Every note, however many: only the time and memory bounds apply.
+    let all = query::SqlBounds {
+        max_rows: usize::MAX,
+        max_bytes: usize::MAX,
+        ..query::SqlBounds::default()
+    };
     let res = sql(
         cache_db,
         "SELECT path, title, size FROM notes WHERE is_markdown = 1 ORDER BY path",
+        &all,
     )?;
     Ok(res
         .rows

@@ -267,14 +267,16 @@ impl VaultServer {
     async fn query_sql(&self, Parameters(a): Parameters<SqlArgs>) -> Result<String, String> {
         let at = self.at.clone();
         blocking(move || {
-            let mut res = store::sql(&at.cache_db, &a.sql)?;
-            let total = res.rows.len();
-            let limit = clamp(a.limit, SQL_LIMIT);
-            res.rows.truncate(limit);
+            // Rows stream and reading stops at the limit: an endless CTE costs `limit` rows.
+            let bounds = crate::cache::query::SqlBounds {
+                max_rows: clamp(a.limit, SQL_LIMIT),
+                ..crate::cache::query::SqlBounds::default()
+            };
+            let res = store::sql(&at.cache_db, &a.sql, &bounds)?;
             Ok(Limited {
+                total: res.rows.len(),
+                truncated: res.stopped_by.is_some(),
                 inner: res,
-                total,
-                truncated: total > limit,
             })
         })
         .await

@@ -1,5 +1,6 @@
 //! The `[[rule]]` and `[rules]` config sections, their validation, and compiled rules that match events.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,6 +55,12 @@ pub struct RuleConfig {
     pub timeout: Duration,
     /// Working directory; relative to the vault root; defaults to the vault root.
     pub cwd: Option<PathBuf>,
+    /// Variables set for the command. They may be credentials: what is named here is
+    /// passed as written, while the daemon's own credentials are withheld.
+    pub env: BTreeMap<String, String>,
+    /// Variables of the daemon's environment handed on even though they look like
+    /// credentials (`GITHUB_TOKEN`); everything else that does is withheld.
+    pub pass_env: Vec<String>,
 }
 
 impl Default for RuleConfig {
@@ -66,6 +73,8 @@ impl Default for RuleConfig {
             debounce: Duration::ZERO,
             timeout: Duration::from_secs(30),
             cwd: None,
+            env: BTreeMap::new(),
+            pass_env: Vec::new(),
         }
     }
 }
@@ -110,6 +119,10 @@ pub struct Rule {
     pub timeout: Duration,
     /// Absolute working directory.
     pub cwd: PathBuf,
+    /// Variables set explicitly (`env`).
+    pub env: BTreeMap<String, String>,
+    /// Daemon variables handed on despite looking like credentials (`pass_env`).
+    pub pass_env: Vec<String>,
 }
 
 impl Rule {
@@ -175,6 +188,24 @@ impl Rule {
             Some(c) => vault.join(c),
             None => vault.to_path_buf(),
         };
+        for (key, names) in [
+            ("env", config.env.keys().collect::<Vec<_>>()),
+            ("pass_env", config.pass_env.iter().collect()),
+        ] {
+            if let Some(bad_name) = names
+                .iter()
+                .find(|n| n.is_empty() || n.contains(['=', '\0']))
+            {
+                return Err(bad(
+                    key,
+                    format!("`{bad_name}` is not a variable name (empty, or has `=` or NUL)"),
+                ));
+            }
+        }
+        // The value may be a secret: name only the key.
+        if let Some((k, _)) = config.env.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(bad(&format!("env.{k}"), "the value contains NUL".into()));
+        }
         Ok(Rule {
             name,
             on,
@@ -183,6 +214,8 @@ impl Rule {
             debounce: config.debounce,
             timeout: config.timeout,
             cwd,
+            env: config.env.clone(),
+            pass_env: config.pass_env.clone(),
         })
     }
 

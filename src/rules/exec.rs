@@ -2,6 +2,8 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -12,6 +14,10 @@ use crate::event::Event;
 
 /// Longest line logged from a command's output; longer lines are split.
 const MAX_LINE: usize = 8 * 1024;
+
+/// Most output bytes (stdout and stderr together) logged per run; the rest is read and
+/// dropped, so an endless printer can neither fill the log nor block on its pipe.
+pub const MAX_LOGGED: usize = 64 * 1024;
 
 /// How long output is still read after the command exited (a background child may
 /// keep the pipe open; we stop logging it rather than wait for it).
@@ -56,18 +62,31 @@ pub enum ExecError {
     },
 }
 
-/// Kills a process group when dropped, unless disarmed: so a timeout, or the daemon
-/// dropping the run on shutdown, leaves no grandchildren behind.
+/// Ends a run's processes when dropped, unless disarmed: so a timeout, or the daemon
+/// dropping the run on shutdown, leaves nothing behind.
 ///
-/// The command is started with `process_group(0)`, so its pid is its group id.
+/// Supervised (see [`super::supervise`]), the supervisor gets SIGTERM and kills the whole
+/// tree, including processes that left the group. Otherwise the command was started with
+/// `process_group(0)`, so its pid is its group id, and the group gets SIGKILL.
 /// `rustix::process::kill_process_group` is `killpg(2)` behind a safe API, which keeps
 /// the crate free of `unsafe`; tokio's `Child::kill` would only reach the direct child.
 struct GroupGuard {
     pgid: Option<rustix::process::Pid>,
+    supervised: bool,
 }
 
 impl GroupGuard {
     fn kill(&mut self) {
+        match self.pgid {
+            Some(pid) if self.supervised => {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            _ => self.kill_group(),
+        }
+    }
+
+    /// SIGKILL to the whole group, whatever the mode: the last resort.
+    fn kill_group(&mut self) {
         if let Some(pgid) = self.pgid.take() {
             // ESRCH (the group is already gone) is the normal case after an exit.
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
@@ -84,6 +103,9 @@ impl Drop for GroupGuard {
         self.kill();
     }
 }
+
+/// How long the supervisor may take to end a run's tree before its group is killed.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
 
 /// The environment a command sees for `event` (besides the daemon's own).
 pub fn environment(rule: &Rule, event: &Event, vault: &Path) -> Vec<(&'static str, String)> {
@@ -115,17 +137,33 @@ pub fn environment(rule: &Rule, event: &Event, vault: &Path) -> Vec<(&'static st
 /// group at the rule's timeout. Ok only for exit code 0.
 pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecError> {
     let program = rule.run[0].clone();
-    let mut cmd = tokio::process::Command::new(&program);
+    let supervisor = super::supervise::program();
+    let mut cmd = match supervisor {
+        Some(exe) => {
+            let mut c = crate::child::command(exe);
+            c.arg(super::supervise::ARG).arg(&program);
+            c
+        }
+        None => crate::child::command(&program),
+    };
     cmd.args(&rule.run[1..])
         .current_dir(&rule.cwd)
         // Not inherited from the daemon's environment when the event has no old path.
-        .env_remove("VAULTKEEPER_OLD_PATH")
-        .envs(environment(rule, event, vault))
-        .stdin(Stdio::piped())
+        .env_remove("VAULTKEEPER_OLD_PATH");
+    // Handed on by name: the user asked for these despite their look.
+    for name in &rule.pass_env {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd.envs(&rule.env).envs(environment(rule, event, vault));
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        // A supervisor must live to end its tree: the guard asks it to, on drop.
+        .kill_on_drop(supervisor.is_none());
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         program: program.clone(),
         cwd: rule.cwd.display().to_string(),
@@ -136,6 +174,7 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .and_then(rustix::process::Pid::from_raw),
+        supervised: supervisor.is_some(),
     };
 
     // Written from a task so a command that prints a lot before reading stdin cannot
@@ -148,12 +187,14 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
         })
     });
     let mut readers = Vec::new();
+    let budget = Arc::new(AtomicUsize::new(MAX_LOGGED));
     if let Some(out) = child.stdout.take() {
         readers.push(tokio::spawn(log_lines(
             out,
             false,
             rule.name.clone(),
             event.file_path.clone(),
+            Arc::clone(&budget),
         )));
     }
     if let Some(err) = child.stderr.take() {
@@ -162,6 +203,7 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
             true,
             rule.name.clone(),
             event.file_path.clone(),
+            Arc::clone(&budget),
         )));
     }
 
@@ -181,6 +223,11 @@ pub async fn run(rule: &Rule, event: &Event, vault: &Path) -> Result<(), ExecErr
         Ok(Err(source)) => Err(ExecError::Wait { program, source }),
         Err(_) => {
             guard.kill();
+            if supervisor.is_some() {
+                // It exits once the tree is dead; past the grace, fall back to the group.
+                let _ = tokio::time::timeout(SUPERVISOR_GRACE, child.wait()).await;
+            }
+            guard.kill_group();
             // Also the child itself, in case its group could not be signalled.
             let _ = child.start_kill();
             let _ = child.wait().await;
@@ -211,10 +258,19 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Logs each output line with the rule and path; stderr at warn level.
-async fn log_lines(stream: impl AsyncRead + Unpin, stderr: bool, rule: String, path: String) {
+/// Logs each output line with the rule and path; stderr at warn level. Lines are taken
+/// from `budget`, shared by the run's two streams; once it is spent the rest is drained
+/// unlogged and its size reported in one line at the end.
+async fn log_lines(
+    stream: impl AsyncRead + Unpin,
+    stderr: bool,
+    rule: String,
+    path: String,
+    budget: Arc<AtomicUsize>,
+) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    let mut dropped: u64 = 0;
     loop {
         line.clear();
         // Bounded so one endless line cannot grow memory without limit.
@@ -223,6 +279,14 @@ async fn log_lines(stream: impl AsyncRead + Unpin, stderr: bool, rule: String, p
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
+        let taken = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(line.len())
+        });
+        if taken.is_err() {
+            budget.store(0, Ordering::Relaxed);
+            dropped += line.len() as u64;
+            continue;
+        }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
         if stderr {
@@ -230,6 +294,11 @@ async fn log_lines(stream: impl AsyncRead + Unpin, stderr: bool, rule: String, p
         } else {
             info!(rule = %rule, path = %path, stream = "stdout", "{text}");
         }
+    }
+    if dropped > 0 {
+        let stream = if stderr { "stderr" } else { "stdout" };
+        warn!(rule = %rule, path = %path, stream,
+            "{dropped} more bytes of output not logged (at most {MAX_LOGGED} bytes are logged per run)");
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod supervise;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

@@ -282,6 +282,8 @@ fn run_query_json_and_human() {
         },
         QueryCommand::Sql {
             query: "SELECT count(*) AS n FROM notes".into(),
+            limit: 10,
+            timeout: 10,
         },
         QueryCommand::Search {
             query: "home".into(),
