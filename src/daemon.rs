@@ -272,55 +272,57 @@ pub async fn run(
         recent_problems: crate::logging::recent_problems(),
     };
 
-    // Wait for the first reconcile, still answering a stop.
-    tokio::select! {
-        ready = ready_rx => {
-            match ready {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e.context("first scan of the vault failed")),
-                Err(_) => anyhow::bail!("the watcher stopped during the first scan"),
+    let mut server = Server {
+        source: loaded.source.clone(),
+        paths: &paths,
+        watcher: watcher.control(),
+        config_tx,
+        has_rules: running.iter().any(|r| r.name == crate::rules::NAME),
+    };
+    // Wait for the first reconcile. Only a stop ends the wait: a flush is served now (the
+    // consumers already run) and a reload is queued until the scan is done, so the daemon
+    // never reports READY early nor loses the request.
+    let mut ready_rx = ready_rx;
+    let mut reload_queued = false;
+    loop {
+        tokio::select! {
+            ready = &mut ready_rx => {
+                match ready {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => return Err(e.context("first scan of the vault failed")),
+                    Err(_) => anyhow::bail!("the watcher stopped during the first scan"),
+                }
             }
-        }
-        req = requests.next() => {
-            if matches!(req, Some(Request::Stop) | None) {
-                info!("stop requested during the first scan");
-                let status = status_of(false);
-                return shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+            req = requests.next() => match req {
+                Some(Request::Stop) | None => {
+                    info!("stop requested during the first scan");
+                    let status = status_of(false);
+                    return shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+                }
+                Some(Request::Reload) => {
+                    info!("reload requested during the first scan: applied once it is done");
+                    reload_queued = true;
+                }
+                Some(Request::Flush) => server.serve(Request::Flush, &running),
             }
         }
     }
     info!("ready");
     write_status(&paths, &status_of(true));
     crate::systemd::ready(&format!("watching {}", paths.root.display()));
+    if reload_queued {
+        server.serve(Request::Reload, &running);
+    }
     let watchdog = crate::systemd::watchdog_interval();
     let mut last_watchdog = Instant::now();
 
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut last_prune = Instant::now();
-    let mut reload_source = loaded.source.clone();
     loop {
         tokio::select! {
             req = requests.next() => match req {
                 Some(Request::Stop) | None => break,
-                Some(Request::Reload) => {
-                    match reload(&reload_source, &paths) {
-                        Ok(new) => {
-                            watcher.control().reload(new.watch.clone());
-                            if !new.rule.is_empty() && !running.iter().any(|r| r.name == crate::rules::NAME) {
-                                warn!("rules were added while none were configured: they start on the next restart");
-                            }
-                            config_tx.send_replace(std::sync::Arc::new(new));
-                            info!("configuration reloaded");
-                            if let Source::File(p) = &reload_source { reload_source = Source::File(p.clone()); }
-                        }
-                        Err(e) => error!("configuration not reloaded, keeping the current one: {e:#}"),
-                    }
-                }
-                Some(Request::Flush) => {
-                    for r in &running {
-                        r.flush.notify_one();
-                    }
-                }
+                Some(other) => server.serve(other, &running),
             },
             _ = tick.tick() => {
                 write_status(&paths, &status_of(true));
@@ -348,6 +350,42 @@ pub async fn run(
     }
     let status = status_of(true);
     shutdown(watcher, stop, running, &config, requests, &paths, status).await
+}
+
+/// Serves the requests that do not end the daemon, the same way whenever they arrive.
+struct Server<'a> {
+    source: Source,
+    paths: &'a VaultPaths,
+    watcher: crate::watch::Control,
+    config_tx: tokio::sync::watch::Sender<std::sync::Arc<Config>>,
+    has_rules: bool,
+}
+
+impl Server<'_> {
+    fn serve(&mut self, req: Request, running: &[Running]) {
+        match req {
+            Request::Stop => {}
+            Request::Reload => match reload(&self.source, self.paths) {
+                Ok(new) => {
+                    self.watcher.reload(new.watch.clone());
+                    if !new.rule.is_empty() && !self.has_rules {
+                        warn!(
+                            "rules were added while none were configured: they start on the next restart"
+                        );
+                    }
+                    self.config_tx.send_replace(std::sync::Arc::new(new));
+                    info!("configuration reloaded");
+                }
+                Err(e) => error!("configuration not reloaded, keeping the current one: {e:#}"),
+            },
+            Request::Flush => {
+                info!("flush requested");
+                for r in running {
+                    r.flush.notify_one();
+                }
+            }
+        }
+    }
 }
 
 fn reload(source: &Source, paths: &VaultPaths) -> Result<Config> {
@@ -395,14 +433,27 @@ async fn shutdown(
             }
         }
     };
-    tokio::select! {
-        _ = graceful => {}
-        req = requests.next() => {
-            if req == Some(Request::Stop) {
-                // Every append and cursor move is a committed SQLite transaction, so the
-                // journal is consistent whenever the process ends.
-                warn!("second stop signal: exiting now");
-                std::process::exit(130);
+    tokio::pin!(graceful);
+    // Only a second stop cuts the drain short; anything else is answered and the drain
+    // goes on, so pending changes are never left behind by a stray signal.
+    let mut open = true;
+    loop {
+        tokio::select! {
+            _ = &mut graceful => break,
+            req = requests.next(), if open => match req {
+                Some(Request::Stop) => {
+                    // Every append and cursor move is a committed SQLite transaction, so the
+                    // journal is consistent whenever the process ends.
+                    warn!("second stop signal: exiting now");
+                    std::process::exit(130);
+                }
+                Some(Request::Reload) => info!(
+                    "reload requested while shutting down: not applied; the next start reads the configuration"
+                ),
+                Some(Request::Flush) => info!(
+                    "flush requested while shutting down: every consumer flushes as it drains"
+                ),
+                None => open = false,
             }
         }
     }
