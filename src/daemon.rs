@@ -223,6 +223,25 @@ pub async fn run(
         "starting vaultkeeper {}",
         env!("CARGO_PKG_VERSION")
     );
+    // Written before the first scan, so `status` never takes the last run's file for this
+    // daemon while it scans.
+    write_status(
+        &paths,
+        &DaemonStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started,
+            updated_at: chrono::Utc::now(),
+            vault: paths.name.clone(),
+            root: paths.root.display().to_string(),
+            ready: false,
+            stopping: false,
+            head: *head_rx.borrow(),
+            consumers: Vec::new(),
+            off: Vec::new(),
+            recent_problems: crate::logging::recent_problems(),
+        },
+    );
     let watcher = Watcher::spawn(
         &paths,
         config.watch.clone(),
@@ -284,8 +303,10 @@ pub async fn run(
     // never reports READY early nor loses the request.
     let mut ready_rx = ready_rx;
     let mut reload_queued = false;
+    let mut tick = tokio::time::interval(crate::status::REFRESH_EVERY);
     loop {
         tokio::select! {
+            _ = tick.tick() => write_status(&paths, &status_of(false)),
             ready = &mut ready_rx => {
                 match ready {
                     Ok(Ok(())) => break,
@@ -316,7 +337,6 @@ pub async fn run(
     let watchdog = crate::systemd::watchdog_interval();
     let mut last_watchdog = Instant::now();
 
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut last_prune = Instant::now();
     loop {
         tokio::select! {
@@ -437,9 +457,15 @@ async fn shutdown(
     // Only a second stop cuts the drain short; anything else is answered and the drain
     // goes on, so pending changes are never left behind by a stray signal.
     let mut open = true;
+    // Still refreshed while draining: a long drain is alive, not wedged.
+    let mut tick = tokio::time::interval(crate::status::REFRESH_EVERY);
     loop {
         tokio::select! {
             _ = &mut graceful => break,
+            _ = tick.tick() => {
+                status.updated_at = chrono::Utc::now();
+                write_status(paths, &status);
+            }
             req = requests.next(), if open => match req {
                 Some(Request::Stop) => {
                     // Every append and cursor move is a committed SQLite transaction, so the
