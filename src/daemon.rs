@@ -211,8 +211,8 @@ pub async fn run(
 ) -> Result<()> {
     let started = chrono::Utc::now();
     let config = loaded.config.clone();
-    paths.ensure_state_dir()?;
-    let _lock = DaemonLock::acquire(&paths.lock())?;
+    let lock =
+        DaemonLock::acquire_for_vault(&paths.root, &paths.lock(), || paths.ensure_state_dir())?;
     let journal = Journal::open(&paths.journal())?;
     let (head_tx, head_rx) = tokio::sync::watch::channel(journal.head()?);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -306,7 +306,15 @@ pub async fn run(
     let mut tick = tokio::time::interval(crate::status::REFRESH_EVERY);
     loop {
         tokio::select! {
-            _ = tick.tick() => write_status(&paths, &status_of(false)),
+            _ = tick.tick() => {
+                if let Err(why) = lock.check() {
+                    let lost = state_lost(&paths, &why);
+                    let status = status_of(false);
+                    let result = shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+                    return result.and(Err(lost));
+                }
+                write_status(&paths, &status_of(false));
+            }
             ready = &mut ready_rx => {
                 match ready {
                     Ok(Ok(())) => break,
@@ -334,6 +342,7 @@ pub async fn run(
     if reload_queued {
         server.serve(Request::Reload, &running);
     }
+    let mut lost = None;
     let watchdog = crate::systemd::watchdog_interval();
     let mut last_watchdog = Instant::now();
 
@@ -345,6 +354,10 @@ pub async fn run(
                 Some(other) => server.serve(other, &running),
             },
             _ = tick.tick() => {
+                if let Err(why) = lock.check() {
+                    lost = Some(state_lost(&paths, &why));
+                    break;
+                }
                 write_status(&paths, &status_of(true));
                 if let Some(period) = watchdog {
                     // Ping only while the watcher and every runner are alive: a wedged
@@ -369,7 +382,27 @@ pub async fn run(
         }
     }
     let status = status_of(true);
-    shutdown(watcher, stop, running, &config, requests, &paths, status).await
+    let result = shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+    match lost {
+        Some(lost) => result.and(Err(lost)),
+        None => result,
+    }
+}
+
+/// Says loudly that the state folder went away under the daemon, and why it stops. The
+/// journal and cache are unlinked files then, so carrying on would journal into nothing;
+/// a restart rebuilds them from the vault. Meanwhile the lock on the vault folder keeps a
+/// second daemon out.
+fn state_lost(paths: &VaultPaths, why: &str) -> anyhow::Error {
+    let message = format!(
+        "the state folder {} was deleted or replaced under the running daemon ({why}); \
+         its journal and cache went with it. Stopping after committing what is pending; \
+         start the daemon again to rebuild them from the vault",
+        paths.state_dir.display()
+    );
+    error!("{message}");
+    crate::systemd::status("stopped: state folder deleted");
+    anyhow::anyhow!(message)
 }
 
 /// Serves the requests that do not end the daemon, the same way whenever they arrive.

@@ -7,6 +7,7 @@ mod cache_lib;
 mod daemon_life;
 mod git_daemon;
 mod git_lib;
+mod life_lock;
 mod life_signals;
 mod life_status;
 mod mcp;
