@@ -8,6 +8,7 @@ mod daemon_life;
 mod git_daemon;
 mod git_lib;
 mod life_lock;
+mod life_push;
 mod life_signals;
 mod life_status;
 mod mcp;
