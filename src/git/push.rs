@@ -31,7 +31,8 @@ pub fn unpushed(git_dir: &Path, remote: &str, local: &str, remote_branch: &str) 
         return false;
     };
     repo.refname_to_id(&format!("refs/remotes/{remote}/{remote_branch}"))
-        .map_or(true, |theirs| theirs != ours)
+        .ok()
+        != Some(ours)
 }
 
 /// Where to push: `refs/heads/<local>` to `refs/heads/<remote_branch>` on `remote`.
