@@ -144,6 +144,12 @@ pub trait Consumer: Send + 'static {
         async { Ok(Durable::Unchanged) }
     }
 
+    /// Called once on shutdown, after the last flush: finishes work that runs beside the
+    /// consumer (git's push in flight). The daemon's shutdown timeout bounds it.
+    fn stop(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// A consumer-specific report for `status` (last commit, connection state, ...).
     fn status(&self) -> serde_json::Value {
         serde_json::Value::Null
@@ -383,7 +389,12 @@ pub async fn run<C: Consumer>(
                     }
                 }
             }
-            update(&status, &|s| s.cursor = cursor);
+            consumer.stop().await;
+            let detail = consumer.status();
+            update(&status, &|s| {
+                s.cursor = cursor;
+                s.detail = detail.clone();
+            });
             info!(consumer = %name, cursor, "stopped");
             return Ok(());
         }

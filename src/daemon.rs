@@ -239,8 +239,8 @@ pub async fn run(
 ) -> Result<()> {
     let started = chrono::Utc::now();
     let config = loaded.config.clone();
-    paths.ensure_state_dir()?;
-    let _lock = DaemonLock::acquire(&paths.lock())?;
+    let lock =
+        DaemonLock::acquire_for_vault(&paths.root, &paths.lock(), || paths.ensure_state_dir())?;
     let journal = Journal::open(&paths.journal())?;
     // Read before the watcher starts: new consumers start from here, whatever the first
     // scan appends and however fast it is.
@@ -253,6 +253,25 @@ pub async fn run(
         config = %match &loaded.source { Source::File(p) => p.display().to_string(), Source::Defaults => "defaults".into() },
         "starting vaultkeeper {}",
         env!("CARGO_PKG_VERSION")
+    );
+    // Written before the first scan, so `status` never takes the last run's file for this
+    // daemon while it scans.
+    write_status(
+        &paths,
+        &DaemonStatus {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started,
+            updated_at: chrono::Utc::now(),
+            vault: paths.name.clone(),
+            root: paths.root.display().to_string(),
+            ready: false,
+            stopping: false,
+            head: *head_rx.borrow(),
+            consumers: Vec::new(),
+            off: Vec::new(),
+            recent_problems: crate::logging::recent_problems(),
+        },
     );
     let watcher = Watcher::spawn(
         &paths,
@@ -305,64 +324,73 @@ pub async fn run(
         recent_problems: crate::logging::recent_problems(),
     };
 
-    // Wait for the first reconcile, still answering a stop.
-    tokio::select! {
-        ready = ready_rx => {
-            match ready {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e.context("first scan of the vault failed")),
-                Err(_) => anyhow::bail!("the watcher stopped during the first scan"),
+    let mut server = Server {
+        source: loaded.source.clone(),
+        paths: &paths,
+        watcher: watcher.control(),
+        config_tx,
+        has_rules: running.iter().any(|r| r.name == crate::rules::NAME),
+    };
+    // Wait for the first reconcile. Only a stop ends the wait: a flush is served now (the
+    // consumers already run) and a reload is queued until the scan is done, so the daemon
+    // never reports READY early nor loses the request.
+    let mut ready_rx = ready_rx;
+    let mut reload_queued = false;
+    let mut tick = tokio::time::interval(crate::status::REFRESH_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(why) = lock.check() {
+                    let lost = state_lost(&paths, &why);
+                    let status = status_of(false);
+                    let result = shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+                    return result.and(Err(lost));
+                }
+                write_status(&paths, &status_of(false));
             }
-        }
-        req = requests.next() => {
-            if matches!(req, Some(Request::Stop) | None) {
-                info!("stop requested during the first scan");
-                let status = status_of(false);
-                return shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+            ready = &mut ready_rx => {
+                match ready {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => return Err(e.context("first scan of the vault failed")),
+                    Err(_) => anyhow::bail!("the watcher stopped during the first scan"),
+                }
+            }
+            req = requests.next() => match req {
+                Some(Request::Stop) | None => {
+                    info!("stop requested during the first scan");
+                    let status = status_of(false);
+                    return shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+                }
+                Some(Request::Reload) => {
+                    info!("reload requested during the first scan: applied once it is done");
+                    reload_queued = true;
+                }
+                Some(other @ (Request::Flush | Request::Reindex)) => server.serve(other, &running),
             }
         }
     }
     info!("ready");
     write_status(&paths, &status_of(true));
     crate::systemd::ready(&format!("watching {}", paths.root.display()));
+    if reload_queued {
+        server.serve(Request::Reload, &running);
+    }
+    let mut lost = None;
     let watchdog = crate::systemd::watchdog_interval();
     let mut last_watchdog = Instant::now();
 
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut last_prune = Instant::now();
-    let mut reload_source = loaded.source.clone();
     loop {
         tokio::select! {
             req = requests.next() => match req {
                 Some(Request::Stop) | None => break,
-                Some(Request::Reload) => {
-                    match reload(&reload_source, &paths) {
-                        Ok(new) => {
-                            watcher.control().reload(new.watch.clone());
-                            if !new.rule.is_empty() && !running.iter().any(|r| r.name == crate::rules::NAME) {
-                                warn!("rules were added while none were configured: they start on the next restart");
-                            }
-                            config_tx.send_replace(std::sync::Arc::new(new));
-                            info!("configuration reloaded");
-                            if let Source::File(p) = &reload_source { reload_source = Source::File(p.clone()); }
-                        }
-                        Err(e) => error!("configuration not reloaded, keeping the current one: {e:#}"),
-                    }
-                }
-                Some(Request::Flush) => {
-                    for r in &running {
-                        r.flush.notify_one();
-                    }
-                }
-                Some(Request::Reindex) => {
-                    // The cache's flush serves a pending rebuild request (see cache::apply).
-                    match running.iter().find(|r| r.name == crate::cache::NAME) {
-                        Some(r) => r.flush.notify_one(),
-                        None => warn!("reindex asked for, but the cache consumer is off"),
-                    }
-                }
+                Some(other) => server.serve(other, &running),
             },
             _ = tick.tick() => {
+                if let Err(why) = lock.check() {
+                    lost = Some(state_lost(&paths, &why));
+                    break;
+                }
                 write_status(&paths, &status_of(true));
                 if let Some(period) = watchdog {
                     // Ping only while the watcher and every runner are alive: a wedged
@@ -387,7 +415,68 @@ pub async fn run(
         }
     }
     let status = status_of(true);
-    shutdown(watcher, stop, running, &config, requests, &paths, status).await
+    let result = shutdown(watcher, stop, running, &config, requests, &paths, status).await;
+    match lost {
+        Some(lost) => result.and(Err(lost)),
+        None => result,
+    }
+}
+
+/// Says loudly that the state folder went away under the daemon, and why it stops. The
+/// journal and cache are unlinked files then, so carrying on would journal into nothing;
+/// a restart rebuilds them from the vault. Meanwhile the lock on the vault folder keeps a
+/// second daemon out.
+fn state_lost(paths: &VaultPaths, why: &str) -> anyhow::Error {
+    let message = format!(
+        "the state folder {} was deleted or replaced under the running daemon ({why}); \
+         its journal and cache went with it. Stopping after committing what is pending; \
+         start the daemon again to rebuild them from the vault",
+        paths.state_dir.display()
+    );
+    error!("{message}");
+    crate::systemd::status("stopped: state folder deleted");
+    anyhow::anyhow!(message)
+}
+
+/// Serves the requests that do not end the daemon, the same way whenever they arrive.
+struct Server<'a> {
+    source: Source,
+    paths: &'a VaultPaths,
+    watcher: crate::watch::Control,
+    config_tx: tokio::sync::watch::Sender<std::sync::Arc<Config>>,
+    has_rules: bool,
+}
+
+impl Server<'_> {
+    fn serve(&mut self, req: Request, running: &[Running]) {
+        match req {
+            Request::Stop => {}
+            Request::Reload => match reload(&self.source, self.paths) {
+                Ok(new) => {
+                    self.watcher.reload(new.watch.clone());
+                    if !new.rule.is_empty() && !self.has_rules {
+                        warn!(
+                            "rules were added while none were configured: they start on the next restart"
+                        );
+                    }
+                    self.config_tx.send_replace(std::sync::Arc::new(new));
+                    info!("configuration reloaded");
+                }
+                Err(e) => error!("configuration not reloaded, keeping the current one: {e:#}"),
+            },
+            Request::Flush => {
+                info!("flush requested");
+                for r in running {
+                    r.flush.notify_one();
+                }
+            }
+            // The cache's flush serves a pending rebuild request (see cache::apply).
+            Request::Reindex => match running.iter().find(|r| r.name == crate::cache::NAME) {
+                Some(r) => r.flush.notify_one(),
+                None => warn!("reindex asked for, but the cache consumer is off"),
+            },
+        }
+    }
 }
 
 fn reload(source: &Source, paths: &VaultPaths) -> Result<Config> {
@@ -435,14 +524,36 @@ async fn shutdown(
             }
         }
     };
-    tokio::select! {
-        _ = graceful => {}
-        req = requests.next() => {
-            if req == Some(Request::Stop) {
-                // Every append and cursor move is a committed SQLite transaction, so the
-                // journal is consistent whenever the process ends.
-                warn!("second stop signal: exiting now");
-                std::process::exit(130);
+    tokio::pin!(graceful);
+    // Only a second stop cuts the drain short; anything else is answered and the drain
+    // goes on, so pending changes are never left behind by a stray signal.
+    let mut open = true;
+    // Still refreshed while draining: a long drain is alive, not wedged.
+    let mut tick = tokio::time::interval(crate::status::REFRESH_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut graceful => break,
+            _ = tick.tick() => {
+                status.updated_at = chrono::Utc::now();
+                write_status(paths, &status);
+            }
+            req = requests.next(), if open => match req {
+                Some(Request::Stop) => {
+                    // Every append and cursor move is a committed SQLite transaction, so the
+                    // journal is consistent whenever the process ends.
+                    warn!("second stop signal: exiting now");
+                    std::process::exit(130);
+                }
+                Some(Request::Reload) => info!(
+                    "reload requested while shutting down: not applied; the next start reads the configuration"
+                ),
+                Some(Request::Flush) => info!(
+                    "flush requested while shutting down: every consumer flushes as it drains"
+                ),
+                Some(Request::Reindex) => info!(
+                    "reindex requested while shutting down: the cache serves it at its next start"
+                ),
+                None => open = false,
             }
         }
     }

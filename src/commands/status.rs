@@ -18,7 +18,18 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         Ok(j) if ctx.paths.journal().exists() => (j.head()?, j.cursors()?, j.dead_letters()?),
         _ => (0, Vec::new(), Vec::new()),
     };
-    let live = pid.and_then(|_| crate::status::read_status(&ctx.paths));
+    let written = pid.and_then(|_| crate::status::read_status(&ctx.paths));
+    let freshness = pid.map(|p| crate::status::freshness(written.as_ref(), p, chrono::Utc::now()));
+    // A file some earlier daemon left says nothing about this one.
+    let live = written.filter(|_| freshness != Some(crate::status::Freshness::Unknown));
+    let stale = matches!(
+        freshness,
+        Some(crate::status::Freshness::Stale { .. } | crate::status::Freshness::Unknown)
+    );
+    let age_secs = match &freshness {
+        Some(crate::status::Freshness::Stale { age }) => Some(age.num_seconds().max(0)),
+        _ => None,
+    };
     // Every consumer with a cursor is listed, running or not: one that is off keeps its
     // place, and its lag says how much it will catch up on when it is back.
     let consumers: Vec<serde_json::Value> = cursors
@@ -56,7 +67,8 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     // Healthy: a daemon runs, no consumer is failing right now, and nothing was given up
     // on. Lag alone is not a fault (git waits for its quiet period by design).
     let failing = consumers.iter().any(|c| !c["last_error"].is_null());
-    let healthy = pid.is_some() && !failing && dead.is_empty();
+    // A status the daemon did not refresh cannot vouch for it (wedged, or a full disk).
+    let healthy = pid.is_some() && !stale && !failing && dead.is_empty();
     let report = json!({
         "healthy": healthy,
         "vault": ctx.paths.name,
@@ -67,6 +79,9 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "started_at": live.as_ref().map(|l| l["started_at"].clone()),
             "version": live.as_ref().map(|l| l["version"].clone()),
             "ready": live.as_ref().map(|l| l["ready"].clone()),
+            "stale": stale,
+            "status_updated_at": live.as_ref().map(|l| l["updated_at"].clone()),
+            "status_age_secs": age_secs,
         })),
         "journal": {"head": head},
         "consumers": consumers,
@@ -82,6 +97,18 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         match pid {
             Some(p) => writeln!(out, "daemon: running (pid {p})")?,
             None => writeln!(out, "daemon: not running")?,
+        }
+        match (&freshness, age_secs) {
+            (Some(crate::status::Freshness::Stale { .. }), Some(age)) => writeln!(
+                out,
+                "status: stale, last refreshed {age}s ago (the daemon is wedged or cannot write {}); what follows may be out of date",
+                ctx.paths.state_dir.display()
+            )?,
+            (Some(crate::status::Freshness::Unknown), _) => writeln!(
+                out,
+                "status: stale, this daemon has not written its status (see its log)"
+            )?,
+            _ => {}
         }
         writeln!(
             out,

@@ -189,7 +189,7 @@ impl GitConsumer {
             }),
             ..GitStatus::default()
         };
-        Ok(GitConsumer {
+        let mut consumer = GitConsumer {
             vault: vault.to_path_buf(),
             cfg: cfg.clone(),
             vault_name: vault_name.to_string(),
@@ -206,7 +206,11 @@ impl GitConsumer {
             pusher: push::Pusher::default(),
             push_branch: None,
             status: StatusHandle(Arc::new(Mutex::new(status))),
-        })
+        };
+        if consumer.cfg.push {
+            consumer.hand_off_unpushed();
+        }
+        Ok(consumer)
     }
 
     /// The current status (also available through [`GitConsumer::status_handle`]).
@@ -227,6 +231,24 @@ impl GitConsumer {
     /// How many paths wait for the next commit.
     pub fn pending(&self) -> usize {
         self.pending.paths.len()
+    }
+
+    /// Wants a push at start when the branch is ahead of what the last push left on the
+    /// remote: a push that failed, or was cut short, in the last run is handed to this one.
+    fn hand_off_unpushed(&mut self) {
+        let Some(branch) = self.committer.as_ref().and_then(Committer::branch) else {
+            return;
+        };
+        let remote_branch = self.cfg.branch.as_deref().unwrap_or(&branch);
+        if push::unpushed(&self.git_dir, &self.cfg.remote, &branch, remote_branch) {
+            tracing::info!(
+                "git: {branch} has commits not on {} yet (left by the last run); pushing them",
+                self.cfg.remote
+            );
+            self.push_branch = Some(branch);
+            self.pusher.committed();
+            self.sync_push_status();
+        }
     }
 
     /// Waits up to `timeout` for outstanding pushes (on shutdown); true when all is pushed.
@@ -470,5 +492,20 @@ impl Consumer for GitConsumer {
 
     async fn flush(&mut self) -> Result<Durable, ConsumerError> {
         self.commit_now().await
+    }
+
+    async fn stop(&mut self) {
+        if !self.cfg.push || self.pusher.deadline().is_none() {
+            return;
+        }
+        tracing::info!("git: finishing the push before stopping");
+        // Blocking is fine here: this runner's thread has nothing else left to do.
+        if self.finish_push(push::SHUTDOWN_WAIT) {
+            tracing::info!("git: everything is pushed");
+        } else {
+            tracing::warn!(
+                "git: commits are not pushed yet; the next start pushes them (they are safe in the local repository)"
+            );
+        }
     }
 }

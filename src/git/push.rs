@@ -13,6 +13,28 @@ use crate::retry::Backoff;
 /// How long one push through the `git` CLI may take before it is stopped.
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The longest a shutdown waits for a push (the daemon's own shutdown timeout may cut it
+/// shorter; the next start then pushes again).
+pub const SHUTDOWN_WAIT: Duration = CLI_TIMEOUT;
+
+/// Whether `local` differs from what the last push left in the remote-tracking ref of
+/// `remote_branch` on `remote` (or that ref is missing): a push is then owed. False when
+/// there is no such branch or remote, which the first push reports on its own.
+pub fn unpushed(git_dir: &Path, remote: &str, local: &str, remote_branch: &str) -> bool {
+    let Ok(repo) = Repository::open(git_dir) else {
+        return false;
+    };
+    if repo.find_remote(remote).is_err() {
+        return false;
+    }
+    let Ok(ours) = repo.refname_to_id(&format!("refs/heads/{local}")) else {
+        return false;
+    };
+    repo.refname_to_id(&format!("refs/remotes/{remote}/{remote_branch}"))
+        .ok()
+        != Some(ours)
+}
+
 /// Where to push: `refs/heads/<local>` to `refs/heads/<remote_branch>` on `remote`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
