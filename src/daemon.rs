@@ -149,6 +149,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
             &config.cache,
         )
         .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
+        .with_journal(paths.journal())
         .with_file_lister(Box::new(move |root: &std::path::Path| {
             Ok(crate::watch::scan::list_files(root, &rules))
         }));
@@ -213,6 +214,9 @@ pub async fn run(
     let config = loaded.config.clone();
     paths.ensure_state_dir()?;
     let _lock = DaemonLock::acquire(&paths.lock())?;
+    // A damaged page reads as the end of the table: refuse the journal rather than go on
+    // from a history that silently stops there.
+    Journal::check_at_start(&paths.journal())?;
     let journal = Journal::open(&paths.journal())?;
     let (head_tx, head_rx) = tokio::sync::watch::channel(journal.head()?);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

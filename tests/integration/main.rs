@@ -7,6 +7,7 @@ mod cache_lib;
 mod daemon_life;
 mod git_daemon;
 mod git_lib;
+mod integrity;
 mod mcp;
 mod rules;
 mod service;
