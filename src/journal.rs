@@ -33,7 +33,7 @@ pub enum JournalError {
     },
     /// SQLite's integrity check found damage: the file is left as it is, never used.
     #[error(
-        "journal {path} is damaged: {problems}. It was left as it is and is not used. Stop the daemon and run `vaultkeeper salvage`: it copies what can be read into a new journal and keeps the damaged file beside it; the next start rescans the vault"
+        "journal {path} is damaged: {problems}. It was left as it is and is not used. Run `vaultkeeper salvage` (with the daemon stopped): it copies what can be read into a new journal and keeps the damaged file beside it; the next start rescans the vault"
     )]
     Damaged {
         /// The database file.
