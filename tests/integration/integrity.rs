@@ -365,6 +365,10 @@ fn a_damaged_journal_is_refused_kept_and_salvaged_then_the_vault_is_rescanned() 
         "expected some but not all events back, got {}",
         salvaged.len()
     );
+    // Both sides of the damaged page come back, not only what precedes it.
+    assert_eq!(salvaged.first().map(|e| e.seq), Some(1), "{said}");
+    assert_eq!(salvaged.last().map(|e| e.seq), Some(old_head), "{said}");
+    assert!(said.contains("unreadable"), "{said}");
 
     // The next start reconciles the vault: the snapshot matches the disk again, every
     // file is announced again above the old head, and new changes go on from there.
