@@ -304,6 +304,8 @@ impl GitConsumer {
 
     /// Commits the pending paths now, off the async threads when a tokio runtime is there.
     async fn commit_now(&mut self) -> Result<Durable, ConsumerError> {
+        // Only `failed` says the repository is busy; any other way out is not a wait.
+        self.blocked = false;
         self.poll_push();
         if self.pending.is_empty() {
             return Ok(Durable::Unchanged);
