@@ -43,6 +43,22 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// True when trying again later may succeed: the disk is full, or another writer holds
+    /// the database.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JournalError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull)
+                    | Some(rusqlite::ErrorCode::DatabaseBusy)
+                    | Some(rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// What the watcher last saw of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileState {
