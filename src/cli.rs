@@ -124,6 +124,9 @@ pub enum Command {
     },
     /// Rebuild the shadow cache from the vault (also done on its own after a schema change).
     Reindex,
+    /// Recover from a damaged journal: keep it as journal.db.damaged-<time>, copy what can be
+    /// read into a new journal; the next start rescans the vault (the daemon must be stopped).
+    Salvage,
     /// Query the shadow cache.
     #[command(flatten)]
     Query(crate::cache::QueryCommand),

@@ -272,7 +272,14 @@ pub async fn run<C: Consumer>(
             let n = n.min(read_pos);
             if n > *cursor {
                 *cursor = n;
-                journal.set_cursor(name, n)?;
+                if let Err(e) = journal.set_cursor(name, n) {
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    // The effect is durable, only its record is late (a full disk): the
+                    // next move records it, and a crash meanwhile replays a little more.
+                    tracing::warn!(consumer = %name, "cannot record the cursor yet: {e}");
+                }
             }
         }
         Ok(())

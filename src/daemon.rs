@@ -169,6 +169,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
             &config.cache,
         )
         .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
+        .with_journal(paths.journal())
         .with_file_lister(Box::new(move |root: &std::path::Path| {
             Ok(crate::watch::scan::list_files(root, &rules))
         }));
@@ -241,6 +242,9 @@ pub async fn run(
     let config = loaded.config.clone();
     let lock =
         DaemonLock::acquire_for_vault(&paths.root, &paths.lock(), || paths.ensure_state_dir())?;
+    // A damaged page reads as the end of the table: refuse the journal rather than go on
+    // from a history that silently stops there.
+    Journal::check_at_start(&paths.journal())?;
     let journal = Journal::open(&paths.journal())?;
     // Read before the watcher starts: new consumers start from here, whatever the first
     // scan appends and however fast it is.

@@ -31,6 +31,32 @@ pub enum JournalError {
         /// The parser's message.
         message: String,
     },
+    /// SQLite's integrity check found damage: the file is left as it is, never used.
+    #[error(
+        "journal {path} is damaged: {problems}. It was left as it is and is not used. Run `vaultkeeper salvage` (with the daemon stopped): it copies what can be read into a new journal and keeps the damaged file beside it; the next start rescans the vault"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What the check reported (the first few lines).
+        problems: String,
+    },
+}
+
+impl JournalError {
+    /// True when trying again later may succeed: the disk is full, or another writer holds
+    /// the database.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JournalError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull)
+                    | Some(rusqlite::ErrorCode::DatabaseBusy)
+                    | Some(rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// What the watcher last saw of a file.
@@ -224,6 +250,26 @@ impl Journal {
                 .map_err(|e| self.err(e))?;
         }
         Ok(())
+    }
+
+    /// Checks the journal at `path` before the daemon uses it: `PRAGMA quick_check`, which
+    /// reads every page but skips the index-to-table cross checks (see [`check_db`]).
+    /// Fails with [`JournalError::Damaged`] on damage; a missing journal is fine.
+    pub fn check_at_start(path: &Path) -> Result<(), JournalError> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let problems = check_file(path, false)?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, path = %path.display(), "journal quick_check done");
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(JournalError::Damaged {
+                path: path.to_path_buf(),
+                problems: summarize(&problems),
+            })
+        }
     }
 
     /// The database file.
@@ -592,6 +638,68 @@ impl Journal {
             .map_err(|e| self.err(e))?;
         Ok(())
     }
+}
+
+/// Runs SQLite's own check on an open database: `PRAGMA integrity_check` when `full`, else
+/// the cheaper `quick_check` (same page and b-tree checks, no index-content checks). Returns
+/// the problems found (empty when healthy). Damage so bad that the check cannot run counts
+/// as a problem; only a busy or unreadable file is an error.
+pub fn check_db(conn: &Connection, full: bool) -> rusqlite::Result<Vec<String>> {
+    let pragma = if full {
+        "PRAGMA integrity_check(20)"
+    } else {
+        "PRAGMA quick_check(20)"
+    };
+    let rows = conn.prepare(pragma).and_then(|mut stmt| {
+        stmt.query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+    });
+    match rows {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(Vec::new()),
+        Ok(rows) => Ok(rows),
+        Err(e) if is_damage(&e) => Ok(vec![e.to_string()]),
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the errors SQLite gives for a damaged file (as opposed to busy, I/O, permissions).
+pub fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// Opens the database at `path` read-only and runs [`check_db`] on it.
+pub fn check_file(path: &Path, full: bool) -> Result<Vec<String>, JournalError> {
+    let err = |source| JournalError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = match Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) if is_damage(&e) => return Ok(vec![e.to_string()]),
+        Err(e) => return Err(err(e)),
+    };
+    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    check_db(&conn, full).map_err(err)
+}
+
+/// The first few problems on one line, for a message.
+pub fn summarize(problems: &[String]) -> String {
+    let mut out = problems
+        .iter()
+        .take(3)
+        .map(|p| p.trim())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > 3 {
+        out.push_str(&format!(" (and {} more)", problems.len() - 3));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -333,6 +333,10 @@ pub struct CacheConsumer {
     vault_root: Option<PathBuf>,
     cfg: CacheConfig,
     lister: FileLister,
+    /// The journal, whose head a full index is stamped with (see [`CacheConsumer::with_journal`]).
+    journal: Option<PathBuf>,
+    /// The cache is empty (new, rebuilt after damage or a schema change) and not indexed yet.
+    unindexed: bool,
 }
 
 /// Lists the vault's files (relative paths with `/`) for a full reindex.
@@ -402,13 +406,45 @@ impl CacheConsumer {
                 })
                 .map_err(|e| CacheError::db(cache_db, e))?;
         }
+        let unindexed = read_cursor(&conn)
+            .map_err(|e| CacheError::db(cache_db, e))?
+            .is_none();
         Ok(CacheConsumer {
             conn,
             db_path: cache_db.to_path_buf(),
             vault_root,
             cfg: cfg.clone(),
             lister: Box::new(walk_vault),
+            journal: None,
+            unindexed,
         })
+    }
+
+    /// Lets an empty cache index the vault at once, stamped with the journal's head, instead
+    /// of at the next event: a cache rebuilt after damage, or after a schema change, has no
+    /// cursor while the journal's cursor for it is already at the head, so no event may come
+    /// for a long time.
+    pub fn with_journal(mut self, journal: PathBuf) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The full index of an empty cache, when it can be done without an event (see
+    /// [`CacheConsumer::with_journal`]).
+    fn index_now(&mut self) -> Result<Durable, ConsumerError> {
+        let (Some(root), Some(journal)) = (self.vault_root.clone(), self.journal.clone()) else {
+            return Ok(Durable::Unchanged);
+        };
+        // The vault on disk is at least as new as every event journaled so far.
+        let head = crate::journal::Journal::head_of(&journal)
+            .map_err(|e| ConsumerError::Transient(e.to_string()))?;
+        if head == 0 {
+            // Nothing journaled yet: the first batch indexes (see `apply`).
+            self.unindexed = false;
+            return Ok(Durable::Unchanged);
+        }
+        self.rebuild(&root, head, None)?;
+        Ok(Durable::Upto(head))
     }
 
     /// Replaces the file lister used by the first-start reindex (default: [`walk_vault`]).
@@ -500,6 +536,7 @@ impl CacheConsumer {
             request.as_deref(),
         )
         .map_err(|e| consumer_error(e, None))?;
+        self.unindexed = false;
         tracing::info!(
             notes = stats.notes,
             files = stats.files,
@@ -606,6 +643,19 @@ impl Consumer for CacheConsumer {
     /// Serves a pending rebuild request (`vaultkeeper reindex` while the daemon runs).
     fn flush(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
         let r = self.serve_request();
+        async move { r }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        (self.unindexed && self.journal.is_some() && self.vault_root.is_some()).then(Instant::now)
+    }
+
+    fn on_deadline(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        let r = if self.unindexed {
+            self.index_now()
+        } else {
+            Ok(Durable::Unchanged)
+        };
         async move { r }
     }
 }

@@ -150,7 +150,8 @@ fn try_open(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
 }
 
 /// Opens (creating or rebuilding as needed) the cache for writing. Never fails on a cache that
-/// is damaged or from another version: it starts empty instead.
+/// is damaged (a `quick_check` runs on every open) or from another version: it starts empty
+/// instead, and the consumer, finding no cursor, rebuilds it from the vault.
 pub fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| CacheError::Io {
@@ -158,15 +159,30 @@ pub fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
             source,
         })?;
     }
-    match try_open(path, busy) {
-        Ok(c) => Ok(c),
-        Err(e) if is_busy(&e) => Err(CacheError::db(path, e)),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cache unreadable: starting a new one");
-            remove_db_files(path);
-            try_open(path, busy).map_err(|e| CacheError::db(path, e))
+    let damage = match try_open(path, busy) {
+        Ok(c) => {
+            // A damaged page in the middle opens fine and reads as missing rows; the cache
+            // would then answer wrongly for good. Checking costs one read of the file.
+            let started = std::time::Instant::now();
+            match crate::journal::check_db(&c, false) {
+                Ok(problems) if problems.is_empty() => {
+                    tracing::debug!(path = %path.display(), ms = started.elapsed().as_millis() as u64, "cache quick_check done");
+                    return Ok(c);
+                }
+                Ok(problems) => crate::journal::summarize(&problems),
+                Err(e) if is_busy(&e) => return Err(CacheError::db(path, e)),
+                Err(e) => e.to_string(),
+            }
         }
-    }
+        Err(e) if is_busy(&e) => return Err(CacheError::db(path, e)),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(
+        "cache {} is damaged or unreadable ({damage}): rebuilding it from the vault",
+        path.display()
+    );
+    remove_db_files(path);
+    try_open(path, busy).map_err(|e| CacheError::db(path, e))
 }
 
 /// Opens the cache read-only for queries (works while the daemon writes: WAL).

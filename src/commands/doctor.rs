@@ -87,6 +87,9 @@ pub fn doctor(global: &GlobalArgs, json: bool) -> Result<ExitCode> {
     checks.push(state_writable(&ctx));
     checks.push(inotify(&ctx));
     checks.extend(git_identity(root));
+    checks.extend(git_blocked(root));
+    checks.push(journal_integrity(&ctx));
+    checks.extend(cache_integrity(&ctx));
     checks.extend(broker(&ctx));
     checks.extend(sync_folder(root));
     checks.push(match crate::lock::holder(&ctx.paths.lock()) {
@@ -336,5 +339,93 @@ fn sync_folder(root: &Path) -> Option<Check> {
             format!("the vault is synced by {tool}"),
             None,
         )
+    })
+}
+
+/// Whether the repository lets vaultkeeper commit now: a rebase or merge under way, or an
+/// `index.lock` (with its age; an old one is probably left by a git that was killed).
+fn git_blocked(root: &Path) -> Option<Check> {
+    use crate::git::Blocked;
+    let repo = git2::Repository::discover(root).ok()?;
+    let blocked = crate::git::safety::check(&repo).err()?;
+    let fix = match &blocked {
+        Blocked::IndexLocked { lock, age } if *age >= crate::git::safety::STALE_AFTER => format!(
+            "if no git process is running (`pgrep -a git`), remove it: rm '{}'",
+            lock.display()
+        ),
+        Blocked::IndexLocked { .. } => {
+            "wait for the other git command to finish; commits resume on their own".into()
+        }
+        _ => "finish what git is doing (`git status` says how); commits resume on their own".into(),
+    };
+    let level = match &blocked {
+        Blocked::IndexLocked { age, .. } if *age >= crate::git::safety::STALE_AFTER => Level::Fail,
+        _ => Level::Warn,
+    };
+    Some(check("git state", level, blocked.to_string(), Some(fix)))
+}
+
+/// The full `PRAGMA integrity_check` of the journal (the daemon's start runs the quicker one).
+fn journal_integrity(ctx: &Context) -> Check {
+    let path = ctx.paths.journal();
+    if !path.exists() {
+        return check("journal", Level::Ok, "no journal yet", None);
+    }
+    match crate::journal::check_file(&path, true) {
+        Ok(problems) if problems.is_empty() => check(
+            "journal",
+            Level::Ok,
+            format!("{} passes the integrity check", path.display()),
+            None,
+        ),
+        Ok(problems) => check(
+            "journal",
+            Level::Fail,
+            format!(
+                "{} is damaged: {}",
+                path.display(),
+                crate::journal::summarize(&problems)
+            ),
+            Some(
+                "stop the daemon, then run `vaultkeeper salvage`: it copies what can be read into a new journal, keeps the damaged file beside it, and the next start rescans the vault"
+                    .into(),
+            ),
+        ),
+        Err(e) => check(
+            "journal",
+            Level::Fail,
+            format!("cannot check: {e}"),
+            Some("make the state folder readable".into()),
+        ),
+    }
+}
+
+/// The full integrity check of the shadow cache; damage there costs a rebuild, nothing more.
+fn cache_integrity(ctx: &Context) -> Option<Check> {
+    let path = ctx.paths.cache();
+    if !path.exists() {
+        return None;
+    }
+    Some(match crate::journal::check_file(&path, true) {
+        Ok(problems) if problems.is_empty() => check(
+            "cache",
+            Level::Ok,
+            format!("{} passes the integrity check", path.display()),
+            None,
+        ),
+        Ok(problems) => check(
+            "cache",
+            Level::Warn,
+            format!(
+                "{} is damaged: {}",
+                path.display(),
+                crate::journal::summarize(&problems)
+            ),
+            Some(
+                "it is rebuilt from the vault at the next start, or now with `vaultkeeper reindex`"
+                    .into(),
+            ),
+        ),
+        Err(e) => check("cache", Level::Warn, format!("cannot check: {e}"), None),
     })
 }

@@ -12,6 +12,7 @@ mod mirror;
 mod publish;
 mod query;
 mod run;
+mod salvage;
 mod service;
 mod status;
 
@@ -89,6 +90,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => consume::consume(&global, target, &queue, &binds, into.as_deref()),
         Command::Publish { snapshot } => publish::publish(&global, snapshot),
         Command::Reindex => query::reindex(&global),
+        Command::Salvage => salvage::salvage(&global, global.json),
         Command::Query(q) => query::query(&global, &q),
         Command::Service { action } => service::service(&global, action),
         Command::Mcp => mcp::mcp(&global),

@@ -501,10 +501,15 @@ impl Committer {
             // next attempt commits, and `git status` never shows our commit as a staged revert.
             if let Err(e) = index.write() {
                 if e.code() == ErrorCode::Locked {
-                    let lock = repo.path().join("index.lock");
-                    return Err(CommitError::Blocked(Blocked::IndexLocked(
-                        lock.display().to_string(),
-                    )));
+                    // Taken between our check and the write: report it like the check does.
+                    let held =
+                        safety::index_lock(repo.path())
+                            .err()
+                            .unwrap_or(Blocked::IndexLocked {
+                                lock: repo.path().join("index.lock"),
+                                age: std::time::Duration::ZERO,
+                            });
+                    return Err(CommitError::Blocked(held));
                 }
                 return Err(other("writing the index")(e));
             }

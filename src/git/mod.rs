@@ -153,8 +153,11 @@ pub struct GitConsumer {
     max_seq: u64,
     first_at: Option<Instant>,
     last_at: Option<Instant>,
+    /// Backoff for real failures; a busy repository is polled at [`GitConsumer::blocked_poll`].
     retry: Backoff,
     retry_at: Option<Instant>,
+    /// The last attempt found the repository busy (rebase, merge, lock): not an error.
+    blocked: bool,
     /// The cause last logged at warn level, to log a lasting cause once.
     logged: Option<String>,
     pusher: push::Pusher,
@@ -202,6 +205,7 @@ impl GitConsumer {
             last_at: None,
             retry: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             retry_at: None,
+            blocked: false,
             logged: None,
             pusher: push::Pusher::default(),
             push_branch: None,
@@ -322,6 +326,8 @@ impl GitConsumer {
 
     /// Commits the pending paths now, off the async threads when a tokio runtime is there.
     async fn commit_now(&mut self) -> Result<Durable, ConsumerError> {
+        // Only `failed` says the repository is busy; any other way out is not a wait.
+        self.blocked = false;
         self.poll_push();
         if self.pending.is_empty() {
             return Ok(Durable::Unchanged);
@@ -352,6 +358,7 @@ impl GitConsumer {
                 self.pending = Pending::default();
                 (self.first_at, self.last_at, self.retry_at, self.logged) =
                     (None, None, None, None);
+                self.blocked = false;
                 self.retry.reset();
                 let mut committed = None;
                 match &outcome {
@@ -401,6 +408,15 @@ impl GitConsumer {
         }
     }
 
+    /// How often a busy repository is looked at again: within the quiet period, so that
+    /// the pending changes are committed that soon after the user's rebase or merge ends.
+    /// A look is a few `stat`s of the git dir.
+    fn blocked_poll(&self) -> Duration {
+        self.cfg
+            .quiet
+            .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
     /// Logs a failure (once per lasting cause at warn level), records it, schedules a retry.
     fn failed(&mut self, e: CommitError) -> ConsumerError {
         let text = e.to_string();
@@ -417,7 +433,15 @@ impl GitConsumer {
         } else {
             tracing::debug!("git: still waiting: {text}");
         }
-        self.retry_at = Some(Instant::now() + self.retry.next_delay());
+        // Waiting for the user is not failing: a backoff grown over a long rebase would
+        // delay the commit long after it ends, so a busy repository is polled evenly.
+        self.blocked = matches!(e, CommitError::Blocked(_));
+        let delay = if self.blocked {
+            self.blocked_poll()
+        } else {
+            self.retry.next_delay()
+        };
+        self.retry_at = Some(Instant::now() + delay);
         let pending = self.pending.paths.len();
         self.status.update(|s| {
             s.pending = pending;
@@ -484,7 +508,12 @@ impl Consumer for GitConsumer {
 
     async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
         if self.due().is_some_and(|due| Instant::now() >= due) {
-            return self.commit_now().await;
+            return match self.commit_now().await {
+                // Already reported once and shown in the status as `blocked`; an error
+                // here would make the runner warn on every look and back off on its own.
+                Err(_) if self.blocked => Ok(Durable::Unchanged),
+                other => other,
+            };
         }
         self.poll_push();
         Ok(Durable::Unchanged)

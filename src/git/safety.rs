@@ -1,6 +1,7 @@
 //! Whether it is safe to commit now: repository state, a foreign `index.lock`, detached HEAD, conflicts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use git2::{Repository, RepositoryState};
 
@@ -9,8 +10,13 @@ use git2::{Repository, RepositoryState};
 pub enum Blocked {
     /// A merge, rebase, cherry-pick, revert, bisect or `git am` is in progress.
     InProgress(&'static str),
-    /// Another git process holds the index lock.
-    IndexLocked(String),
+    /// Another git process holds the index lock (or a git that died left it behind).
+    IndexLocked {
+        /// The lock file.
+        lock: PathBuf,
+        /// How long it has existed (from its mtime), as seen when checked.
+        age: Duration,
+    },
     /// HEAD points at a commit, not a branch.
     DetachedHead,
     /// The index has unmerged entries (e.g. after a conflicting `git stash pop`).
@@ -22,7 +28,9 @@ impl Blocked {
     pub fn key(&self) -> &'static str {
         match self {
             Blocked::InProgress(what) => what,
-            Blocked::IndexLocked(_) => "index.lock",
+            // A lock that turns stale while we wait is worth saying once more.
+            Blocked::IndexLocked { age, .. } if *age >= STALE_AFTER => "stale index.lock",
+            Blocked::IndexLocked { .. } => "index.lock",
             Blocked::DetachedHead => "detached HEAD",
             Blocked::Conflicts => "conflicts",
         }
@@ -36,9 +44,17 @@ impl std::fmt::Display for Blocked {
                 f,
                 "repository is in the middle of a {what}; waiting for it to finish before committing"
             ),
-            Blocked::IndexLocked(path) => write!(
+            Blocked::IndexLocked { lock, age } if *age >= STALE_AFTER => write!(
                 f,
-                "{path} exists: another git process is using the index; waiting (the lock is never removed by vaultkeeper)"
+                "{} exists, held for {}: probably stale (a git that was killed leaves it behind); if no git process is running, remove it by hand (vaultkeeper never removes it); waiting",
+                lock.display(),
+                format_age(*age)
+            ),
+            Blocked::IndexLocked { lock, age } => write!(
+                f,
+                "{} exists, held for {}: another git process is using the index; waiting (the lock is never removed by vaultkeeper)",
+                lock.display(),
+                format_age(*age)
             ),
             Blocked::DetachedHead => write!(
                 f,
@@ -94,8 +110,10 @@ pub fn check(repo: &Repository) -> Result<(), Blocked> {
     Ok(())
 }
 
-/// After this long, a held `index.lock` is reported as possibly stale.
-const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+/// After this long, a held `index.lock` is reported as probably stale. git holds it for
+/// the length of one command; a git killed mid-write leaves it behind, and only a person
+/// can tell the two apart.
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
 
 /// A foreign `index.lock` means another git is writing the index right now.
 pub fn index_lock(git_dir: &Path) -> Result<(), Blocked> {
@@ -107,16 +125,38 @@ pub fn index_lock(git_dir: &Path) -> Result<(), Blocked> {
                 .ok()
                 .and_then(|m| m.elapsed().ok())
                 .unwrap_or_default();
-            let mut what = lock.display().to_string();
-            // A git killed mid-write leaves its lock behind; only a person can tell.
-            if age >= STALE_AFTER {
-                what.push_str(&format!(
-                    " ({} min old: if no git process is running, it is stale and can be removed by hand)",
-                    age.as_secs() / 60
-                ));
-            }
-            Err(Blocked::IndexLocked(what))
+            Err(Blocked::IndexLocked { lock, age })
         }
         Err(_) => Ok(()),
+    }
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`: a lock's age for people.
+pub fn format_age(age: Duration) -> String {
+    let s = age.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_age_and_staleness_are_said_once_per_kind() {
+        assert_eq!(format_age(Duration::from_secs(3)), "3 s");
+        assert_eq!(format_age(Duration::from_secs(20 * 60 + 5)), "20 min");
+        assert_eq!(format_age(Duration::from_secs(3 * 3600 + 300)), "3 h 5 min");
+        let held = |secs| Blocked::IndexLocked {
+            lock: PathBuf::from("/r/.git/index.lock"),
+            age: Duration::from_secs(secs),
+        };
+        assert_eq!(held(1).key(), held(500).key());
+        assert_ne!(held(1).key(), held(601).key());
+        assert!(held(5).to_string().contains("held for 5 s"));
+        assert!(held(1200).to_string().contains("probably stale"));
     }
 }

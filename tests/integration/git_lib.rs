@@ -444,7 +444,8 @@ async fn held_index_lock_is_waited_for_and_never_removed() {
     let (r, transient) = run_until_durable(&mut c, Duration::from_secs(30)).await;
     release.join().expect("release thread");
     assert_eq!(r, Ok(Durable::Upto(7)));
-    assert!(transient >= 2, "retried {transient} times");
+    // Waiting for another git is not a failure: no transient errors, the status says `blocked`.
+    assert_eq!(transient, 0, "a held lock was reported as an error");
     assert!(start.elapsed() >= Duration::from_millis(2500));
     assert_eq!(repo.commits(), 1);
     repo.assert_clean();

@@ -10,6 +10,7 @@ mod cursors_reindex;
 mod daemon_life;
 mod git_daemon;
 mod git_lib;
+mod integrity;
 mod life_lock;
 mod life_push;
 mod life_signals;

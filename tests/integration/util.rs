@@ -311,6 +311,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A failed wait names only what it waited for; the daemon's log says why.
+        if std::thread::panicking() {
+            eprintln!("daemon log ({}):\n{}", self.log.display(), self.log());
+        }
         if self.exited.is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
