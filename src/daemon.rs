@@ -67,6 +67,8 @@ struct Consumers<'a> {
     config: tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
     /// Consumers left off, and why.
     off: Vec<crate::status::OffConsumer>,
+    /// The journal's head at READY, set then; see [`crate::rules::RulesConsumer::skipping_inventory`].
+    inventory: std::sync::Arc<std::sync::OnceLock<u64>>,
 }
 
 impl Consumers<'_> {
@@ -202,6 +204,12 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
             consumers.settings.max_attempts,
             consumers.config.clone(),
         )?;
+        // An empty journal: the first scan lists the vault, it does not change it.
+        let rules = if consumers.start_head == 0 {
+            rules.skipping_inventory(consumers.inventory.clone())
+        } else {
+            rules
+        };
         consumers.spawn(rules)?;
     }
     if config.amqp.effective_url().is_none() {
@@ -298,7 +306,9 @@ pub async fn run(
         cells: Default::default(),
         config: config_rx,
         off: Vec::new(),
+        inventory: Default::default(),
     };
+    let inventory = consumers.inventory.clone();
     spawn_consumers(&config, &mut consumers)?;
     let running = consumers.running;
     let off = consumers.off;
@@ -373,6 +383,8 @@ pub async fn run(
             }
         }
     }
+    // Everything the first scan appended is below this head.
+    let _ = inventory.set(journal.head()?);
     info!("ready");
     write_status(&paths, &status_of(true));
     crate::systemd::ready(&format!("watching {}", paths.root.display()));

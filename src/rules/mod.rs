@@ -62,6 +62,9 @@ pub struct RulesConsumer {
     seen: u64,
     runs: u64,
     failures: u64,
+    /// Set on a journal that was empty when the daemon started: the first scan's events are
+    /// the vault's inventory, not changes, and run nothing. Holds the head at READY once known.
+    inventory: Option<Arc<std::sync::OnceLock<u64>>>,
 }
 
 /// What running some commands came to.
@@ -97,6 +100,21 @@ impl RulesConsumer {
             seen: 0,
             runs: 0,
             failures: 0,
+            inventory: None,
+        })
+    }
+
+    /// Skips the start-up scan's events up to the head `end` is set to at READY (and all of
+    /// them while it is unset): used when the journal was empty, so that a first start on a
+    /// vault of 10,000 notes does not run a `created` rule 10,000 times.
+    pub fn skipping_inventory(mut self, end: Arc<std::sync::OnceLock<u64>>) -> Self {
+        self.inventory = Some(end);
+        self
+    }
+
+    fn is_inventory(&self, e: &Event) -> bool {
+        self.inventory.as_ref().is_some_and(|end| {
+            e.origin == crate::event::Origin::Rescan && end.get().is_none_or(|h| e.seq <= *h)
         })
     }
 
@@ -268,7 +286,8 @@ impl Consumer for RulesConsumer {
         self.refresh();
         let set = Arc::clone(&self.set);
         let mut jobs = Vec::new();
-        for event in batch {
+        let changes: Vec<&Event> = batch.iter().filter(|e| !self.is_inventory(e)).collect();
+        for event in changes {
             for rule in set.rules.iter().filter(|r| r.matches(event)) {
                 if rule.debounce.is_zero() {
                     jobs.push((event, rule));

@@ -272,3 +272,36 @@ fn debounce_coalesces_saves_of_one_note() {
     assert!(v.events().len() >= 5);
     assert_eq!(lines(&out), ["draft.md v4"], "{log}");
 }
+
+#[test]
+fn a_first_start_runs_no_rule_for_the_notes_already_there_but_for_changes_after() {
+    let v = TestVault::new();
+    for i in 0..30 {
+        v.write(&format!("old/o{i:02}.md"), &format!("old {i}\n"));
+    }
+    let out = v.state.path().join("created.txt");
+    v.set_config(&format!(
+        "[[rule]]\nname = \"log-created\"\non = [\"created\"]\nrun = {}\n",
+        append_path("", &out)
+    ));
+    // A brand-new journal: the first scan is the vault's inventory, not 30 creations.
+    let d = v.start();
+    v.write("new.md", "new\n");
+    wait_until("the run for new.md", Duration::from_secs(30), || {
+        lines(&out).iter().any(|l| l == "new.md")
+    });
+    d.stop();
+    assert_eq!(lines(&out), vec!["new.md".to_string()]);
+
+    // Created while the daemon was down: a change, found by the next start's scan.
+    v.write("offline.md", "written while stopped\n");
+    let d = v.start();
+    wait_until("the run for offline.md", Duration::from_secs(30), || {
+        lines(&out).iter().any(|l| l == "offline.md")
+    });
+    d.stop();
+    assert_eq!(
+        lines(&out),
+        vec!["new.md".to_string(), "offline.md".to_string()]
+    );
+}
