@@ -236,11 +236,14 @@ impl Probe {
     }
 
     /// Whether `queue` exists (a failed passive declare closes its channel, so a fresh one).
-    async fn exists(&self, queue: &str) -> bool {
+    /// True once `queue` has a consumer: `consume_queue` declares, then binds, then
+    /// consumes, so a queue that merely exists may not be bound yet and a message
+    /// published then would be unroutable.
+    async fn consumed(&self, queue: &str) -> bool {
         let Ok(ch) = self.conn.create_channel().await else {
             return false;
         };
-        let found = ch
+        let consumers = ch
             .queue_declare(
                 queue.into(),
                 QueueDeclareOptions {
@@ -250,11 +253,11 @@ impl Probe {
                 FieldTable::default(),
             )
             .await
-            .is_ok();
-        if found {
+            .map(|q| q.consumer_count());
+        if consumers.is_ok() {
             let _ = ch.close(200, "done".into()).await;
         }
-        found
+        consumers.is_ok_and(|n| n > 0)
     }
 
     /// Publishes a raw message as some other program would.
@@ -803,9 +806,11 @@ async fn consume_queue_acks_after_effect_and_redelivery_changes_nothing() {
     rec.transient.insert("dir/note-1.md".into(), 2);
     let (token, handle) = spawn_consumer(cfg.clone(), &queue, vec![], rec);
     // The queue exists once the consumer declared it.
-    wait_for("queue declared", Duration::from_secs(10), async || {
-        probe.exists(&queue).await.then_some(())
-    })
+    wait_for(
+        "queue bound and consumed",
+        Duration::from_secs(30),
+        async || probe.consumed(&queue).await.then_some(()),
+    )
     .await;
 
     let mut fwd = Forwarder::new(&cfg, "testhost").expect("forwarder");
@@ -852,9 +857,11 @@ async fn poison_and_failing_messages_go_to_the_dead_queue_and_later_ones_flow() 
     let (mut rec, log) = Recorder::new();
     rec.fail_path = Some("bad.md".into());
     let (token, handle) = spawn_consumer(cfg.clone(), &queue, vec!["file.*.md".into()], rec);
-    wait_for("queue declared", Duration::from_secs(10), async || {
-        probe.exists(&queue).await.then_some(())
-    })
+    wait_for(
+        "queue bound and consumed",
+        Duration::from_secs(30),
+        async || probe.consumed(&queue).await.then_some(()),
+    )
     .await;
 
     let mut fwd = Forwarder::new(&cfg, "testhost").expect("forwarder");
@@ -969,9 +976,11 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
     let cfg = consumer_config(&exchange);
     let (rec, log) = Recorder::new();
     let (token, handle) = spawn_consumer(cfg.clone(), &queue, vec![], rec);
-    wait_for("queue declared", Duration::from_secs(10), async || {
-        probe.exists(&queue).await.then_some(())
-    })
+    wait_for(
+        "queue bound and consumed",
+        Duration::from_secs(30),
+        async || probe.consumed(&queue).await.then_some(()),
+    )
     .await;
     let mut fwd = Forwarder::new(&cfg, "testhost").expect("forwarder");
     let status = fwd.status_handle();
@@ -1143,9 +1152,11 @@ async fn messages_are_acked_only_once_the_effect_is_durable() {
     };
     let first = Arc::new(Mutex::new(Log::default()));
     let (_token, handle) = run(first.clone());
-    wait_for("queue declared", Duration::from_secs(10), async || {
-        probe.exists(&queue).await.then_some(())
-    })
+    wait_for(
+        "queue bound and consumed",
+        Duration::from_secs(30),
+        async || probe.consumed(&queue).await.then_some(()),
+    )
     .await;
     let mut fwd = Forwarder::new(&cfg, "testhost").expect("forwarder");
     fwd.handle(&burst(5, 5)).await.expect("publish");
