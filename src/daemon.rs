@@ -240,6 +240,31 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
     Ok(())
 }
 
+/// What the daemon says about itself now, for the status file.
+fn daemon_status(
+    paths: &VaultPaths,
+    started: chrono::DateTime<chrono::Utc>,
+    ready: bool,
+    head: u64,
+    consumers: Vec<RunnerStatus>,
+    off: Vec<crate::status::OffConsumer>,
+) -> DaemonStatus {
+    DaemonStatus {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started,
+        updated_at: chrono::Utc::now(),
+        vault: paths.name.clone(),
+        root: paths.root.display().to_string(),
+        ready,
+        stopping: false,
+        head,
+        consumers,
+        off,
+        recent_problems: crate::logging::recent_problems(),
+    }
+}
+
 /// Runs the daemon until a stop request, then shuts down cleanly.
 pub async fn run(
     paths: VaultPaths,
@@ -270,20 +295,14 @@ pub async fn run(
     // daemon while it scans.
     write_status(
         &paths,
-        &DaemonStatus {
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at: started,
-            updated_at: chrono::Utc::now(),
-            vault: paths.name.clone(),
-            root: paths.root.display().to_string(),
-            ready: false,
-            stopping: false,
-            head: *head_rx.borrow(),
-            consumers: Vec::new(),
-            off: Vec::new(),
-            recent_problems: crate::logging::recent_problems(),
-        },
+        &daemon_status(
+            &paths,
+            started,
+            false,
+            *head_rx.borrow(),
+            Vec::new(),
+            Vec::new(),
+        ),
     );
     let watcher = Watcher::spawn(
         &paths,
@@ -315,17 +334,8 @@ pub async fn run(
     // Cursors of consumers that are off stay: such a consumer resumes where it stopped
     // (`vaultkeeper forget NAME` drops one on purpose).
 
-    let status_of = |ready: bool| DaemonStatus {
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at: started,
-        updated_at: chrono::Utc::now(),
-        vault: paths.name.clone(),
-        root: paths.root.display().to_string(),
-        ready,
-        stopping: false,
-        head: *head_rx.borrow(),
-        consumers: running
+    let status_of = |ready: bool| {
+        let consumers = running
             .iter()
             .map(|r| {
                 r.status
@@ -333,9 +343,15 @@ pub async fn run(
                     .map(|s| s.clone())
                     .unwrap_or_else(|_| RunnerStatus::default())
             })
-            .collect(),
-        off: off.clone(),
-        recent_problems: crate::logging::recent_problems(),
+            .collect();
+        daemon_status(
+            &paths,
+            started,
+            ready,
+            *head_rx.borrow(),
+            consumers,
+            off.clone(),
+        )
     };
 
     let mut server = Server {

@@ -487,14 +487,10 @@ impl WatchState {
         }
         let listing = self.watch_and_list(dirs);
         let mut gone: BTreeSet<String> = listing.gone.into_iter().collect();
-        for (rel, probe) in listing.files {
-            candidates.remove(&rel);
-            match probe {
-                Probe::Present(s) => present.push((rel, s)),
-                Probe::Unreadable(m) => self.warn_once(m),
-                Probe::Unchanged | Probe::Gone => {}
-            }
+        for (rel, _) in &listing.files {
+            candidates.remove(rel);
         }
+        present.extend(self.present_of(listing.files));
         for rel in candidates {
             if self.rules.is_ignored(&rel, false) {
                 if self.snapshot.contains_key(&rel) {
@@ -525,6 +521,29 @@ impl WatchState {
         }
         self.reconcile(present, gone.into_iter().collect(), Origin::Watch)
             .map(|_| ())
+    }
+
+    /// The files of a listing that changed against the snapshot; unreadable ones are
+    /// logged once.
+    fn present_of(&mut self, files: Vec<(String, Probe)>) -> Vec<(String, FileState)> {
+        let mut present = Vec::new();
+        for (rel, probe) in files {
+            match probe {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged | Probe::Gone => {}
+            }
+        }
+        present
+    }
+
+    /// Journals what a listing found changed or gone.
+    fn reconcile_listing(&mut self, listing: Listing, origin: Origin) -> Result<usize> {
+        let present = self.present_of(listing.files);
+        if present.is_empty() && listing.gone.is_empty() {
+            return Ok(0);
+        }
+        self.reconcile(present, listing.gone, origin)
     }
 
     /// Holds back settling temp files, compares with the snapshot and journals the
@@ -570,15 +589,7 @@ impl WatchState {
         self.next_relist = None;
         let dirs: Vec<String> = self.unlistable.keys().cloned().collect();
         let listing = self.watch_and_list(dirs);
-        let mut present = Vec::new();
-        for (rel, probe) in listing.files {
-            match probe {
-                Probe::Present(s) => present.push((rel, s)),
-                Probe::Unreadable(m) => self.warn_once(m),
-                Probe::Unchanged | Probe::Gone => {}
-            }
-        }
-        match self.reconcile(present, listing.gone, Origin::Rescan) {
+        match self.reconcile_listing(listing, Origin::Rescan) {
             Ok(n) if n > 0 => info!(
                 changes = n,
                 "folders that could not be listed are reconciled"
@@ -803,17 +814,7 @@ impl WatchState {
         // folder once more (stat only for what is unchanged) to close that window, both
         // for what appeared or changed and for what went away meanwhile.
         let listing = self.watch_and_list(new_dirs);
-        let mut present = Vec::new();
-        for (rel, probe) in listing.files {
-            match probe {
-                Probe::Present(s) => present.push((rel, s)),
-                Probe::Unreadable(m) => self.warn_once(m),
-                Probe::Unchanged | Probe::Gone => {}
-            }
-        }
-        if !present.is_empty() || !listing.gone.is_empty() {
-            n += self.reconcile(present, listing.gone, origin)?;
-        }
+        n += self.reconcile_listing(listing, origin)?;
         if n > 0 || reason != "poll" {
             debug!(
                 changes = n,

@@ -66,7 +66,7 @@ impl GitVault {
         text
     }
 
-    fn head(&self) -> String {
+    pub(crate) fn head(&self) -> String {
         let (ok, text) = self.try_git(&["rev-parse", "-q", "--verify", "HEAD"]);
         if ok {
             text.trim().to_string()

@@ -5,77 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::git_daemon::GitVault;
 use crate::util::{Daemon, TestVault, hash, wait_until};
 
-/// A vault that is the root of a git repository, with git's configuration isolated.
-struct GitVault {
-    v: TestVault,
-    home: PathBuf,
-}
-
-impl GitVault {
-    fn new(toml: &str) -> GitVault {
-        let v = TestVault::with_config(toml);
-        let home = v.state.path().join("home");
-        std::fs::create_dir_all(&home).expect("home");
-        std::fs::write(home.join("gitconfig"), "").expect("gitconfig");
-        let g = GitVault { v, home };
-        g.git(&["init", "-q", "-b", "main"]);
-        g.git(&["config", "user.name", "Test User"]);
-        g.git(&["config", "user.email", "test@example.org"]);
-        g.git(&["config", "commit.gpgsign", "false"]);
-        g
-    }
-
-    fn isolate(&self, c: &mut Command) {
-        c.env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", self.home.join("gitconfig"))
-            .env("GIT_EDITOR", "true")
-            .env("GIT_SEQUENCE_EDITOR", "sed -i s/pick/edit/")
-            // The test's own polling `git status` must not rewrite the index: it reads the
-            // index before taking the lock, so its write can undo a commit made meanwhile.
-            .env("GIT_OPTIONAL_LOCKS", "0");
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let mut c = Command::new("git");
-        c.current_dir(&self.v.root).args(args);
-        self.isolate(&mut c);
-        let out = c.output().expect("run git");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "git {args:?} failed: {text}");
-        text
-    }
-
-    fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"]).trim().to_string()
-    }
-
-    fn clean(&self) -> bool {
-        self.git(&["status", "--porcelain", "--untracked-files=all"])
-            .is_empty()
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = self.v.cmd();
-        self.isolate(&mut c);
-        c
-    }
-
-    fn start(&self) -> Daemon {
-        self.v.start_with(self.cmd())
-    }
-
-    fn commit_all(&self, msg: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", msg]);
-    }
+/// Everything committed: `git add -A` and a commit.
+fn commit_all(g: &GitVault, msg: &str) {
+    g.git(&["add", "-A"]);
+    g.git(&["commit", "-q", "-m", msg]);
 }
 
 /// The log without its colour codes.
@@ -126,9 +62,9 @@ fn count(log: &str, needle: &str) -> usize {
 fn after_a_long_rebase_pending_changes_commit_within_the_quiet_period() {
     let g = GitVault::new("[git]\nquiet = \"1s\"\nmax_delay = \"10m\"\n");
     g.v.write("README.md", "# vault\n");
-    g.commit_all("init");
+    commit_all(&g, "init");
     g.v.write("second.md", "two\n");
-    g.commit_all("second");
+    commit_all(&g, "second");
     let d = g.start();
     g.git(&["rebase", "-i", "HEAD~1"]);
     assert!(g.v.root.join(".git/rebase-merge").exists());
@@ -156,7 +92,7 @@ fn after_a_long_rebase_pending_changes_commit_within_the_quiet_period() {
         &d,
         "the commit after the rebase",
         Duration::from_secs(60),
-        || !g.git(&["ls-files", "during-rebase.md"]).trim().is_empty() && g.clean(),
+        || !g.git(&["ls-files", "during-rebase.md"]).trim().is_empty() && g.porcelain().is_empty(),
     );
     let took = ended.elapsed();
     assert!(
@@ -171,7 +107,7 @@ fn after_a_long_rebase_pending_changes_commit_within_the_quiet_period() {
 fn a_held_index_lock_is_reported_once_with_its_age() {
     let g = GitVault::new("[git]\nquiet = \"300ms\"\nmax_delay = \"5m\"\n");
     g.v.write("README.md", "# vault\n");
-    g.commit_all("init");
+    commit_all(&g, "init");
     let d = g.start();
     let lock = g.v.root.join(".git/index.lock");
     std::fs::write(&lock, "held by another process").expect("lock");
@@ -188,7 +124,7 @@ fn a_held_index_lock_is_reported_once_with_its_age() {
     assert_eq!(g.head(), head, "committed while index.lock was held");
     std::fs::remove_file(&lock).expect("release lock");
     wait_until("commit after the lock", Duration::from_secs(60), || {
-        g.head() != head && g.clean()
+        g.head() != head && g.porcelain().is_empty()
     });
     d.stop();
 }
@@ -197,7 +133,7 @@ fn a_held_index_lock_is_reported_once_with_its_age() {
 fn a_stale_index_lock_is_reported_once_as_stale_and_by_doctor() {
     let g = GitVault::new("[git]\nquiet = \"300ms\"\nmax_delay = \"5m\"\n");
     g.v.write("README.md", "# vault\n");
-    g.commit_all("init");
+    commit_all(&g, "init");
     let lock = g.v.root.join(".git/index.lock");
     std::fs::write(&lock, "left by a git that was killed").expect("lock");
     std::fs::File::options()
@@ -235,7 +171,7 @@ fn a_stale_index_lock_is_reported_once_as_stale_and_by_doctor() {
         &d,
         "the commit after the lock",
         Duration::from_secs(60),
-        || g.clean(),
+        || g.porcelain().is_empty(),
     );
     d.stop();
 }
