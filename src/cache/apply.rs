@@ -60,7 +60,7 @@ fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> 
 /// Asks the daemon's cache at `cache_db` for a rebuild (served on its runner's next flush or
 /// batch); `token` identifies the request in [`LAST_REINDEX`].
 pub fn request_reindex(cache_db: &Path, token: &str, cfg: &CacheConfig) -> Result<(), CacheError> {
-    let conn = schema::open_rw(cache_db, cfg.busy_timeout)?;
+    let conn = schema::open_beside_daemon(cache_db, cfg.busy_timeout)?;
     conn.execute(
         "INSERT INTO meta(key, value) VALUES(?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",

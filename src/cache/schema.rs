@@ -149,6 +149,13 @@ fn try_open(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the cache for a short write beside the running daemon, without the integrity
+/// check: the daemon's own [`open_rw`] checks (and rebuilds) the file, and a second check
+/// here would scan the whole cache per call, or rebuild it under the daemon.
+pub fn open_beside_daemon(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
+    try_open(path, busy).map_err(|e| CacheError::db(path, e))
+}
+
 /// Opens (creating or rebuilding as needed) the cache for writing. Never fails on a cache that
 /// is damaged (a `quick_check` runs on every open) or from another version: it starts empty
 /// instead, and the consumer, finding no cursor, rebuilds it from the vault.
