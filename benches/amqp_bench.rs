@@ -18,11 +18,11 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
-use vaultkeeper::amqp::{
+use vaultkeeper_amqp::{
     AmqpConfig, Forwarder, SecretUrl, consume_queue, dead_letter_exchange, dead_queue,
 };
-use vaultkeeper::consumer::{Consumer, ConsumerError, Durable};
-use vaultkeeper::event::{Event, Kind, Origin};
+use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
+use vaultkeeper_core::event::{Event, Kind, Origin};
 
 fn env_num(key: &str, default: usize) -> usize {
     std::env::var(key)

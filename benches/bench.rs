@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vaultkeeper::event::{Event, Kind, Origin};
-use vaultkeeper::journal::Journal;
+use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_journal::Journal;
+
+#[path = "figures/cache.rs"]
+mod cache_figures;
+#[path = "figures/git.rs"]
+mod git_figures;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vaultkeeper");
 
@@ -67,10 +72,10 @@ fn cpu_time() -> Option<Duration> {
 /// Full index of a generated vault (library call, the same code as `vaultkeeper reindex`), and
 /// with `search`, search p50 on it next to `rg -l` over the same files.
 fn bench_cache_index(n: usize, search: bool) {
-    use vaultkeeper::cache::bench::{bench_reindex, search_latencies};
+    use cache_figures::{bench_reindex, search_latencies};
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault");
-    let generated = vaultkeeper::vaultgen::generate(&vault, n, 42).expect("generate");
+    let generated = vaultkeeper_testkit::vaultgen::generate(&vault, n, 42).expect("generate");
     let db = dir.path().join("cache.db");
     let cpu0 = cpu_time();
     let started = Instant::now();
@@ -132,7 +137,7 @@ fn bench_cache_index(n: usize, search: bool) {
 fn bench_cache_latency() {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault");
-    vaultkeeper::vaultgen::generate(&vault, 1000, 7).expect("generate");
+    vaultkeeper_testkit::vaultgen::generate(&vault, 1000, 7).expect("generate");
     let state = dir.path().join("vk");
     let debounce = Duration::from_millis(100);
     let d = Daemon::start(&vault, &state, "[watch]\ndebounce = \"100ms\"\n");
@@ -140,8 +145,8 @@ fn bench_cache_latency() {
     let db = state.join("state/cache.db");
     let deadline = Instant::now() + Duration::from_secs(120);
     let conn = loop {
-        if let Ok(c) = vaultkeeper::cache::schema::open_ro(&db)
-            && vaultkeeper::cache::schema::read_cursor(&c)
+        if let Ok(c) = vaultkeeper_cache::schema::open_ro(&db)
+            && vaultkeeper_cache::schema::read_cursor(&c)
                 .ok()
                 .flatten()
                 .is_some()
@@ -162,7 +167,7 @@ fn bench_cache_latency() {
         .expect("write");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let found = vaultkeeper::cache::query::search(&conn, &word, None, None, 1)
+            let found = vaultkeeper_cache::query::search(&conn, &word, None, None, 1)
                 .map(|r| !r.hits.is_empty())
                 .unwrap_or(false);
             if found {
@@ -186,7 +191,7 @@ fn bench_cache_latency() {
 
 /// Git consumer vs `git add -A && git commit -q` on the same repositories in the same run
 /// (10,000 tracked files; also 100,000 with VAULTKEEPER_BENCH_LARGE), a 10,000-file burst
-/// and the resident memory around it. The figures come from `vaultkeeper::git::bench::run`.
+/// and the resident memory around it. The figures come from `git_figures::run`.
 fn bench_git() {
     let mut sizes = vec![10_000];
     if std::env::var_os("VAULTKEEPER_BENCH_LARGE").is_some() {
@@ -194,7 +199,7 @@ fn bench_git() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     println!("git: vaultkeeper commit vs git add -A && git commit -q (median of 5)");
-    if let Err(e) = vaultkeeper::git::bench::run(dir.path(), &sizes, 10_000, 5) {
+    if let Err(e) = git_figures::run(dir.path(), &sizes, 10_000, 5) {
         println!("git: benchmark failed: {e}");
     }
 }
@@ -302,7 +307,7 @@ impl Daemon {
 fn bench_scan(n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault");
-    let generated = vaultkeeper::vaultgen::generate(&vault, n, 42).expect("generate");
+    let generated = vaultkeeper_testkit::vaultgen::generate(&vault, n, 42).expect("generate");
     let files = generated.notes + generated.attachments;
     // Drop caches are not available; both sides read the same warm files.
     let state = dir.path().join("vk");
@@ -343,7 +348,7 @@ fn bench_scan(n: usize) {
 fn bench_latency() {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault");
-    vaultkeeper::vaultgen::generate(&vault, 200, 1).expect("generate");
+    vaultkeeper_testkit::vaultgen::generate(&vault, 200, 1).expect("generate");
     let state = dir.path().join("vk");
     let debounce = Duration::from_millis(100);
     let d = Daemon::start(&vault, &state, "[watch]\ndebounce = \"100ms\"\n");
@@ -405,7 +410,7 @@ fn bench_memory() {
     let head = journal.head().expect("head");
     let started = Instant::now();
     let burst = vault.join("burst");
-    let generated = vaultkeeper::vaultgen::generate(&burst, 10_000, 9).expect("burst");
+    let generated = vaultkeeper_testkit::vaultgen::generate(&burst, 10_000, 9).expect("burst");
     let expected = head + (generated.notes + generated.attachments) as u64;
     while journal.head().expect("head") < expected {
         assert!(
@@ -451,7 +456,7 @@ fn wait_journal(
 fn bench_spine(n: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = dir.path().join("vault");
-    let generated = vaultkeeper::vaultgen::generate(&vault, n, 42).expect("generate");
+    let generated = vaultkeeper_testkit::vaultgen::generate(&vault, n, 42).expect("generate");
     let state = dir.path().join("vk");
     let started = Instant::now();
     let mut d = Daemon::start(&vault, &state, "");

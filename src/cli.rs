@@ -129,7 +129,7 @@ pub enum Command {
     Salvage,
     /// Query the shadow cache.
     #[command(flatten)]
-    Query(crate::cache::QueryCommand),
+    Query(crate::render::query::QueryCommand),
     /// Serve the vault to AI assistants: a Model Context Protocol server on stdin/stdout
     /// (read-only: search, notes, backlinks, tags, tasks, recent changes, SQL).
     Mcp,
@@ -173,6 +173,12 @@ pub fn command() -> clap::Command {
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
+    // The same binary is the rule supervisor (see `vaultkeeper_rules::supervise`).
+    if let Some(code) = vaultkeeper_rules::supervise::run_if_asked() {
+        return code;
+    }
+    #[cfg(target_os = "linux")]
+    vaultkeeper_rules::supervise::enable("/proc/self/exe".into());
     let cli = Cli::parse();
     match crate::commands::dispatch(cli) {
         Ok(code) => code,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Name of the per-vault config file, looked up at the vault's root.
-pub const VAULT_CONFIG_NAME: &str = ".vaultkeeper.toml";
+pub use vaultkeeper_vaultfs::WatchConfig;
+pub use vaultkeeper_vaultfs::paths::VAULT_CONFIG_NAME;
 
 /// A configuration error; every variant names the file and, where there is one, the key.
 #[derive(Debug, thiserror::Error)]
@@ -69,63 +69,16 @@ pub struct Config {
     /// Logging.
     pub log: LogConfig,
     /// RabbitMQ.
-    pub amqp: crate::amqp::AmqpConfig,
+    pub amqp: vaultkeeper_amqp::AmqpConfig,
     /// The shadow cache.
-    pub cache: crate::cache::CacheConfig,
+    pub cache: vaultkeeper_cache::CacheConfig,
     /// Git auto-commit.
-    pub git: crate::git::GitConfig,
+    pub git: vaultkeeper_git::GitConfig,
     /// `[rules]`: settings shared by the rules.
-    pub rules: crate::rules::RulesSection,
+    pub rules: vaultkeeper_rules::RulesSection,
     /// `[[rule]]`: commands run for matching events.
     #[serde(rename = "rule")]
-    pub rule: Vec<crate::rules::RuleConfig>,
-}
-
-/// `[watch]`: how changes are seen.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WatchConfig {
-    /// Quiet time after the last change before the pending changes are journaled.
-    #[serde(with = "humantime_serde")]
-    pub debounce: Duration,
-    /// Longest a change waits for quiet before it is journaled anyway.
-    #[serde(with = "humantime_serde")]
-    pub max_latency: Duration,
-    /// Poll instead of using kernel notifications (NFS, SMB, some FUSE and sync mounts).
-    pub poll: bool,
-    /// How often to rescan when polling.
-    #[serde(with = "humantime_serde")]
-    pub poll_interval: Duration,
-    /// Extra glob patterns to ignore, relative to the vault (gitignore-style globs).
-    pub ignore: Vec<String>,
-    /// Whether the vault's `.gitignore` is honoured.
-    pub gitignore: bool,
-    /// Text files up to this many bytes carry their content in the event.
-    pub max_content_bytes: u64,
-    /// Notifications buffered between the kernel and the watcher; beyond it they are
-    /// dropped and replaced by a rescan of the vault.
-    pub queue: usize,
-    /// How long a new file whose name looks like an editor's temporary copy
-    /// (`Note.md.123`, `.Note.md.Xk29aQ`) waits before it may become `created`; a save
-    /// that renames it over the note within that time is one event of the note. 0 turns it off.
-    #[serde(with = "humantime_serde")]
-    pub temp_settle: Duration,
-}
-
-impl Default for WatchConfig {
-    fn default() -> Self {
-        WatchConfig {
-            debounce: Duration::from_millis(100),
-            max_latency: Duration::from_secs(2),
-            poll: false,
-            poll_interval: Duration::from_secs(5),
-            ignore: Vec::new(),
-            gitignore: true,
-            max_content_bytes: 1024 * 1024,
-            queue: 65536,
-            temp_settle: Duration::from_secs(3),
-        }
-    }
+    pub rule: Vec<vaultkeeper_rules::RuleConfig>,
 }
 
 /// `[journal]`: the embedded bus.
@@ -265,7 +218,7 @@ impl Config {
             return Err(bad("amqp.url", &format!("not a URL: {e}")));
         }
         let vault = self.vault.as_deref().unwrap_or(Path::new("."));
-        if let Err(e) = crate::rules::RuleSet::compile(&self.rule, &self.rules, vault) {
+        if let Err(e) = vaultkeeper_rules::RuleSet::compile(&self.rule, &self.rules, vault) {
             return Err(bad(&e.key, &e.message));
         }
         Ok(())
@@ -282,7 +235,7 @@ impl Config {
             return Ok(());
         }
         if let Some(url) = &self.amqp.url
-            && crate::amqp::has_password(url.expose())
+            && vaultkeeper_amqp::has_password(url.expose())
         {
             return Err(ConfigError::Value {
                 path: file.to_path_buf(),
@@ -304,7 +257,7 @@ impl Config {
         if let Some(v) =
             env_nonempty("VAULTKEEPER_AMQP_URL").or_else(|| env_nonempty("RABBITMQ_URL"))
         {
-            self.amqp.url = Some(crate::amqp::SecretUrl::new(v));
+            self.amqp.url = Some(vaultkeeper_amqp::SecretUrl::new(v));
         }
         if let Some(v) = env_nonempty("VAULTKEEPER_LOG_FORMAT") {
             match v.as_str() {
@@ -363,9 +316,38 @@ pub fn starter(vault_name: &str) -> String {
     )
 }
 
+impl From<&RunnerConfig> for vaultkeeper_runner::RunnerSettings {
+    fn from(c: &RunnerConfig) -> Self {
+        vaultkeeper_runner::RunnerSettings {
+            batch_size: c.batch_size,
+            max_attempts: c.max_attempts,
+            retry_min: c.retry_min,
+            retry_max: c.retry_max,
+        }
+    }
+}
+
+impl vaultkeeper_rules::RulesSource for Config {
+    fn rule_list(&self) -> &[vaultkeeper_rules::RuleConfig] {
+        &self.rule
+    }
+    fn section(&self) -> &vaultkeeper_rules::RulesSection {
+        &self.rules
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_file_error_names_file_and_key() {
+        let text = "[[rule]]\nrun = [\"a\"]\n[[rule]]\nrun = [\"b\"]\n[[rule]]\nrun = []\n";
+        let err = Config::parse(text, Path::new("/x/c.toml")).expect_err("bad");
+        let msg = err.to_string();
+        assert!(msg.contains("/x/c.toml"), "{msg}");
+        assert!(msg.contains("rule[2].run"), "{msg}");
+    }
 
     #[test]
     fn unknown_key_names_file_and_key() {

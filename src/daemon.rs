@@ -7,12 +7,15 @@ use futures::{Stream, StreamExt};
 use tracing::{error, info, warn};
 
 use crate::config::{Config, Loaded, Source};
-use crate::consumer::{self, Consumer, RunnerSettings, RunnerSignals, RunnerStatus, StatusCell};
-use crate::journal::Journal;
 use crate::lock::DaemonLock;
-use crate::paths::VaultPaths;
 use crate::status::{DaemonStatus, write_status};
-use crate::watch::Watcher;
+use vaultkeeper_core::consumer::{Consumer, StartAt};
+use vaultkeeper_journal::Journal;
+use vaultkeeper_runner::{
+    self as consumer, RunnerSettings, RunnerSignals, RunnerStatus, StatusCell,
+};
+use vaultkeeper_vaultfs::paths::VaultPaths;
+use vaultkeeper_watch::Watcher;
 
 /// What the outside world asks of the daemon (signals in production, a channel in tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,13 +70,13 @@ struct Consumers<'a> {
     config: tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
     /// Consumers left off, and why.
     off: Vec<crate::status::OffConsumer>,
-    /// The journal's head at READY, set then; see [`crate::rules::RulesConsumer::skipping_inventory`].
+    /// The journal's head at READY, set then; see [`vaultkeeper_rules::RulesConsumer::skipping_inventory`].
     inventory: std::sync::Arc<std::sync::OnceLock<u64>>,
 }
 
 impl Consumers<'_> {
     /// Counters for the AMQP heartbeat: journal head, each consumer's lag and errors.
-    fn counters(&self) -> crate::amqp::Counters {
+    fn counters(&self) -> vaultkeeper_amqp::Counters {
         let cells = std::sync::Arc::clone(&self.cells);
         let head = self.head.clone();
         std::sync::Arc::new(move || {
@@ -163,9 +166,9 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
     if config.cache.enabled {
         let paths = consumers.paths;
         let rules = std::sync::Arc::new(
-            crate::watch::ignore::IgnoreRules::for_vault(paths, &config.watch).0,
+            vaultkeeper_vaultfs::ignore::IgnoreRules::for_vault(paths, &config.watch).0,
         );
-        let cache = crate::cache::CacheConsumer::open(
+        let cache = vaultkeeper_cache::CacheConsumer::open(
             &paths.cache(),
             Some(paths.root.clone()),
             &config.cache,
@@ -173,23 +176,23 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
         .with_journal(paths.journal())
         .with_file_lister(Box::new(move |root: &std::path::Path| {
-            Ok(crate::watch::scan::list_files(root, &rules))
+            Ok(vaultkeeper_vaultfs::scan::list_files(root, &rules))
         }));
         consumers.spawn(cache)?;
     }
-    match crate::git::start(
+    match vaultkeeper_git::start(
         &consumers.paths.root,
         &config.git,
         &consumers.paths.name,
-        &crate::watch::host_name(),
+        &vaultkeeper_vaultfs::host_name(),
     )
     .context("git auto-commit")?
     {
-        crate::git::GitStart::On(git) => {
+        vaultkeeper_git::GitStart::On(git) => {
             info!("git auto-commit is on");
             consumers.spawn(*git)?;
         }
-        crate::git::GitStart::Off(reason) => {
+        vaultkeeper_git::GitStart::Off(reason) => {
             info!("git auto-commit is off: {reason}");
             consumers.off.push(crate::status::OffConsumer {
                 name: "git".into(),
@@ -198,7 +201,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         }
     }
     if !config.rule.is_empty() {
-        let rules = crate::rules::RulesConsumer::new(
+        let rules = vaultkeeper_rules::RulesConsumer::new(
             consumers.paths.root.clone(),
             consumers.paths.journal(),
             consumers.settings.max_attempts,
@@ -219,9 +222,10 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         });
     } else {
         let counters = consumers.counters();
-        let forwarder = crate::amqp::Forwarder::new(&config.amqp, &crate::watch::host_name())
-            .context("RabbitMQ forwarder")?
-            .with_counters(counters);
+        let forwarder =
+            vaultkeeper_amqp::Forwarder::new(&config.amqp, &vaultkeeper_vaultfs::host_name())
+                .context("RabbitMQ forwarder")?
+                .with_counters(counters);
         info!(
             url = %config.amqp.redacted_url().unwrap_or_default(),
             exchange = %config.amqp.exchange,
@@ -229,7 +233,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         );
         let start = forwarder.start_at();
         let registered = consumers.spawn(forwarder)?;
-        if registered.new && start == consumer::StartAt::Beginning && registered.cursor > 0 {
+        if registered.new && start == StartAt::Beginning && registered.cursor > 0 {
             warn!(
                 "amqp: the journal no longer holds events 1..={}: files unchanged since then are \
                  not published; `vaultkeeper publish --snapshot` sends every current file",
@@ -307,7 +311,7 @@ pub async fn run(
     let watcher = Watcher::spawn(
         &paths,
         config.watch.clone(),
-        crate::watch::host_name(),
+        vaultkeeper_vaultfs::host_name(),
         head_tx,
         ready_tx,
     )?;
@@ -359,7 +363,7 @@ pub async fn run(
         paths: &paths,
         watcher: watcher.control(),
         config_tx,
-        has_rules: running.iter().any(|r| r.name == crate::rules::NAME),
+        has_rules: running.iter().any(|r| r.name == vaultkeeper_rules::NAME),
     };
     // Wait for the first reconcile. Only a stop ends the wait: a flush is served now (the
     // consumers already run) and a reload is queued until the scan is done, so the daemon
@@ -474,7 +478,7 @@ fn state_lost(paths: &VaultPaths, why: &str) -> anyhow::Error {
 struct Server<'a> {
     source: Source,
     paths: &'a VaultPaths,
-    watcher: crate::watch::Control,
+    watcher: vaultkeeper_watch::Control,
     config_tx: tokio::sync::watch::Sender<std::sync::Arc<Config>>,
     has_rules: bool,
 }
@@ -503,7 +507,7 @@ impl Server<'_> {
                 }
             }
             // The cache's flush serves a pending rebuild request (see cache::apply).
-            Request::Reindex => match running.iter().find(|r| r.name == crate::cache::NAME) {
+            Request::Reindex => match running.iter().find(|r| r.name == vaultkeeper_cache::NAME) {
                 Some(r) => r.flush.notify_one(),
                 None => warn!("reindex asked for, but the cache consumer is off"),
             },

@@ -1,32 +1,24 @@
-//! vaultkeeper: a daemon beside a markdown vault.
+//! vaultkeeper, the binary's crate: the command line, the commands, and the daemon that
+//! wires the library crates together.
 //!
-//! The data flow, one module each:
-//! - [`watch`] turns changes on disk into [`event::Event`]s (kernel notifications are
-//!   only hints; every flush compares the disk with a snapshot),
-//! - [`journal`] keeps them durably in SQLite, the embedded bus,
-//! - [`consumer`] is the one runner that feeds every consumer from its cursor,
-//! - [`daemon`] wires them together and owns shutdown,
-//! - [`cli`] and [`commands`] are the binary's front door; [`config`] and [`paths`]
-//!   say where everything is.
+//! The data flow lives in the crates under `crates/`, one job each:
+//! - `vaultkeeper-watch` turns changes on disk into events (kernel notifications are only
+//!   hints; every flush compares the disk with a snapshot), reading the vault through
+//!   `vaultkeeper-vaultfs`,
+//! - `vaultkeeper-journal` keeps them durably in SQLite, the embedded bus,
+//! - `vaultkeeper-runner` is the one runner that feeds every consumer from its cursor,
+//! - the consumers: `vaultkeeper-cache`, `vaultkeeper-git`, `vaultkeeper-amqp`,
+//!   `vaultkeeper-rules`; `vaultkeeper-mcp` serves the cache to assistants.
+//!
+//! Here: [`cli`] is the front door; `commands` runs each subcommand; `daemon` wires the
+//! watcher, journal and runners and owns shutdown; `config` is the TOML file.
 
-pub mod amqp;
-pub mod cache;
-pub mod child;
 pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod consumer;
-pub mod daemon;
-pub mod event;
-pub mod git;
-pub mod journal;
-pub mod lock;
-pub mod logging;
-pub mod mcp;
-pub mod paths;
-pub mod retry;
-pub mod rules;
-pub mod status;
-pub mod systemd;
-pub mod vaultgen;
-pub mod watch;
+mod commands;
+mod config;
+mod daemon;
+mod lock;
+mod logging;
+mod render;
+mod status;
+mod systemd;

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::consumer::RunnerStatus;
-use crate::paths::VaultPaths;
+use vaultkeeper_runner::RunnerStatus;
+use vaultkeeper_vaultfs::paths::VaultPaths;
 
 /// What a running daemon reports about itself, refreshed every few seconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

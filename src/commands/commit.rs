@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result, bail};
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::consumer::{Consumer, Durable};
-use crate::journal::Journal;
+use vaultkeeper_core::consumer::{Consumer, Durable};
+use vaultkeeper_journal::Journal;
 
 /// With a daemon running: asks it to flush (SIGUSR1) and waits until git's cursor reaches
 /// the journal's head. Without one: applies the journal's pending events itself.
@@ -56,14 +56,14 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
         }
         None => {
             let config = &ctx.loaded.config;
-            let git = match crate::git::start(
+            let git = match vaultkeeper_git::start(
                 &ctx.paths.root,
                 &config.git,
                 &ctx.paths.name,
-                &crate::watch::host_name(),
+                &vaultkeeper_vaultfs::host_name(),
             )? {
-                crate::git::GitStart::On(g) => g,
-                crate::git::GitStart::Off(reason) => bail!("git auto-commit is off: {reason}"),
+                vaultkeeper_git::GitStart::On(g) => g,
+                vaultkeeper_git::GitStart::Off(reason) => bail!("git auto-commit is off: {reason}"),
             };
             let mut git = *git;
             let from = journal.cursor("git")?.unwrap_or(head);

@@ -31,7 +31,7 @@ pub fn consume(
         config.log.filter.as_deref(),
     );
     if config.amqp.effective_url().is_none() {
-        return Err(crate::amqp::AmqpError::NoUrl.into());
+        return Err(vaultkeeper_amqp::AmqpError::NoUrl.into());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let db = dir.join("cache.db");
@@ -49,31 +49,31 @@ pub fn consume(
             ConsumeTarget::Cache => {
                 // No vault root: content missing from an event (too large, binary) is indexed
                 // as metadata only, and no full reindex from disk ever runs.
-                let cache = crate::cache::CacheConsumer::open(&db, None, &config.cache)
+                let cache = vaultkeeper_cache::CacheConsumer::open(&db, None, &config.cache)
                     .with_context(|| format!("cannot open the shadow cache {}", db.display()))?;
                 tracing::info!(queue, cache = %db.display(), "consume cache: building the shadow cache from the queue");
-                crate::amqp::consume_queue(amqp, queue, binds, cache, shutdown).await
+                vaultkeeper_amqp::consume_queue(amqp, queue, binds, cache, shutdown).await
             }
             ConsumeTarget::Git => {
-                crate::git::init_repo(&dir, None)?;
+                vaultkeeper_git::init_repo(&dir, None)?;
                 let mut git_cfg = config.git.clone();
                 git_cfg.enabled = Some(true);
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let git = crate::git::GitConsumer::open(&dir, &git_cfg, &name, &crate::watch::host_name())?;
+                let git = vaultkeeper_git::GitConsumer::open(&dir, &git_cfg, &name, &vaultkeeper_vaultfs::host_name())?;
                 tracing::info!(queue, repo = %dir.display(), "consume git: mirroring and committing");
-                let mirror = super::mirror::MirrorConsumer::new(dir.clone(), git);
-                crate::amqp::consume_queue(amqp, queue, binds, mirror, shutdown).await
+                let mirror = vaultkeeper_git::mirror::MirrorConsumer::new(dir.clone(), git);
+                vaultkeeper_amqp::consume_queue(amqp, queue, binds, mirror, shutdown).await
             }
             ConsumeTarget::Exec => {
                 let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(config.clone()));
-                let rules = crate::rules::RulesConsumer::new(
+                let rules = vaultkeeper_rules::RulesConsumer::new(
                     dir.clone(),
                     dir.join("journal.db"),
                     config.runner.max_attempts,
                     rx,
                 )?;
                 tracing::info!(queue, rules = rules.rules().len(), "consume exec: running rules");
-                crate::amqp::consume_queue(amqp, queue, binds, rules, shutdown).await
+                vaultkeeper_amqp::consume_queue(amqp, queue, binds, rules, shutdown).await
             }
         };
         signals.close();

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::journal::Journal;
+use vaultkeeper_journal::Journal;
 
 /// Lists dead letters, or retries or drops one.
 pub fn dead_letters(

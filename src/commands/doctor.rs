@@ -190,12 +190,12 @@ fn inotify(ctx: &Context) -> Check {
         );
     };
     let (rules, _) =
-        crate::watch::ignore::IgnoreRules::for_vault(&ctx.paths, &ctx.loaded.config.watch);
+        vaultkeeper_vaultfs::ignore::IgnoreRules::for_vault(&ctx.paths, &ctx.loaded.config.watch);
     let rules = std::sync::Arc::new(rules);
     let empty = std::sync::Arc::new(std::collections::BTreeMap::new());
     let mut folders = 0u64;
-    crate::watch::scan::walk(&ctx.paths.root, "", &rules, &empty, |f| {
-        if matches!(f, crate::watch::scan::Found::Dir(_)) {
+    vaultkeeper_vaultfs::scan::walk(&ctx.paths.root, "", &rules, &empty, |f| {
+        if matches!(f, vaultkeeper_vaultfs::scan::Found::Dir(_)) {
             folders += 1;
         }
     });
@@ -260,7 +260,7 @@ fn broker(ctx: &Context) -> Option<Check> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .map(|rt| rt.block_on(crate::amqp::check_login(cfg)));
+        .map(|rt| rt.block_on(vaultkeeper_amqp::check_login(cfg)));
     Some(match result {
         Err(e) => check(
             "broker",
@@ -277,10 +277,10 @@ fn broker(ctx: &Context) -> Option<Check> {
             ),
             None,
         ),
-        Ok(Err(e @ crate::amqp::AmqpError::AccessRefused { .. })) => {
+        Ok(Err(e @ vaultkeeper_amqp::AmqpError::AccessRefused { .. })) => {
             check("broker", Level::Fail, e.to_string(), Some(fix_url.into()))
         }
-        Ok(Err(e @ crate::amqp::AmqpError::InvalidUrl { .. })) => {
+        Ok(Err(e @ vaultkeeper_amqp::AmqpError::InvalidUrl { .. })) => {
             check("broker", Level::Fail, e.to_string(), Some(fix_url.into()))
         }
         Ok(Err(e)) => check(
@@ -345,21 +345,25 @@ fn sync_folder(root: &Path) -> Option<Check> {
 /// Whether the repository lets vaultkeeper commit now: a rebase or merge under way, or an
 /// `index.lock` (with its age; an old one is probably left by a git that was killed).
 fn git_blocked(root: &Path) -> Option<Check> {
-    use crate::git::Blocked;
+    use vaultkeeper_git::Blocked;
     let repo = git2::Repository::discover(root).ok()?;
-    let blocked = crate::git::safety::check(&repo).err()?;
+    let blocked = vaultkeeper_git::safety::check(&repo).err()?;
     let fix = match &blocked {
-        Blocked::IndexLocked { lock, age } if *age >= crate::git::safety::STALE_AFTER => format!(
-            "if no git process is running (`pgrep -a git`), remove it: rm '{}'",
-            lock.display()
-        ),
+        Blocked::IndexLocked { lock, age } if *age >= vaultkeeper_git::safety::STALE_AFTER => {
+            format!(
+                "if no git process is running (`pgrep -a git`), remove it: rm '{}'",
+                lock.display()
+            )
+        }
         Blocked::IndexLocked { .. } => {
             "wait for the other git command to finish; commits resume on their own".into()
         }
         _ => "finish what git is doing (`git status` says how); commits resume on their own".into(),
     };
     let level = match &blocked {
-        Blocked::IndexLocked { age, .. } if *age >= crate::git::safety::STALE_AFTER => Level::Fail,
+        Blocked::IndexLocked { age, .. } if *age >= vaultkeeper_git::safety::STALE_AFTER => {
+            Level::Fail
+        }
         _ => Level::Warn,
     };
     Some(check("git state", level, blocked.to_string(), Some(fix)))
@@ -371,7 +375,7 @@ fn journal_integrity(ctx: &Context) -> Check {
     if !path.exists() {
         return check("journal", Level::Ok, "no journal yet", None);
     }
-    match crate::journal::check_file(&path, true) {
+    match vaultkeeper_journal::check_file(&path, true) {
         Ok(problems) if problems.is_empty() => check(
             "journal",
             Level::Ok,
@@ -384,7 +388,7 @@ fn journal_integrity(ctx: &Context) -> Check {
             format!(
                 "{} is damaged: {}",
                 path.display(),
-                crate::journal::summarize(&problems)
+                vaultkeeper_journal::summarize(&problems)
             ),
             Some(
                 "stop the daemon, then run `vaultkeeper salvage`: it copies what can be read into a new journal, keeps the damaged file beside it, and the next start rescans the vault"
@@ -406,7 +410,7 @@ fn cache_integrity(ctx: &Context) -> Option<Check> {
     if !path.exists() {
         return None;
     }
-    Some(match crate::journal::check_file(&path, true) {
+    Some(match vaultkeeper_journal::check_file(&path, true) {
         Ok(problems) if problems.is_empty() => check(
             "cache",
             Level::Ok,
@@ -419,7 +423,7 @@ fn cache_integrity(ctx: &Context) -> Option<Check> {
             format!(
                 "{} is damaged: {}",
                 path.display(),
-                crate::journal::summarize(&problems)
+                vaultkeeper_journal::summarize(&problems)
             ),
             Some(
                 "it is rebuilt from the vault at the next start, or now with `vaultkeeper reindex`"

@@ -8,8 +8,8 @@ use anyhow::{Result, bail};
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::event::Event;
-use crate::journal::Journal;
+use vaultkeeper_core::event::Event;
+use vaultkeeper_journal::Journal;
 
 /// Prints events after `since`; with `follow`, keeps polling the journal for more.
 pub fn events(

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::journal::Journal;
+use vaultkeeper_journal::Journal;
 
 /// Drops `consumer`'s cursor; refused while a running daemon feeds that consumer.
 pub fn forget(global: &GlobalArgs, consumer: &str) -> Result<ExitCode> {

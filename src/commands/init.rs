@@ -33,8 +33,8 @@ pub fn init(global: &GlobalArgs, vault: Option<&Path>, force: bool, git: bool) -
     println!("wrote {}", file.display());
     if git {
         let state = std::env::var_os("VAULTKEEPER_STATE_DIR").map(std::path::PathBuf::from);
-        let paths = crate::paths::VaultPaths::new(&root, None, state.as_deref())?;
-        let outcome = crate::git::init_repo(&root, paths.state_dir_in_vault().as_deref())?;
+        let paths = vaultkeeper_vaultfs::paths::VaultPaths::new(&root, None, state.as_deref())?;
+        let outcome = vaultkeeper_git::init_repo(&root, paths.state_dir_in_vault().as_deref())?;
         if outcome.created {
             println!("created a git repository in {}", root.display());
         } else {

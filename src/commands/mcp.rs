@@ -1,4 +1,4 @@
-//! `vaultkeeper mcp`: find the vault, then serve MCP on stdio (see [`crate::mcp`]).
+//! `vaultkeeper mcp`: find the vault, then serve MCP on stdio (see [`vaultkeeper_mcp`]).
 
 use std::process::ExitCode;
 
@@ -10,6 +10,6 @@ use crate::cli::GlobalArgs;
 /// Serves until the client closes stdin.
 pub fn mcp(global: &GlobalArgs) -> Result<ExitCode> {
     let ctx = Context::resolve(global, None)?;
-    crate::mcp::serve_stdio(&ctx.paths)?;
+    vaultkeeper_mcp::serve_stdio(&ctx.paths)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,9 +8,9 @@ mod events;
 mod forget;
 mod init;
 mod mcp;
-mod mirror;
 mod publish;
 mod query;
+mod reindex;
 mod run;
 mod salvage;
 mod service;
@@ -23,7 +23,7 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{self, Loaded};
-use crate::paths::{self, VaultPaths};
+use vaultkeeper_vaultfs::paths::{self, VaultPaths};
 
 /// A vault, its configuration and its state folder: what every command starts from.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             into,
         } => consume::consume(&global, target, &queue, &binds, into.as_deref()),
         Command::Publish { snapshot } => publish::publish(&global, snapshot),
-        Command::Reindex => query::reindex(&global),
+        Command::Reindex => reindex::reindex(&global),
         Command::Salvage => salvage::salvage(&global, global.json),
         Command::Query(q) => query::query(&global, &q),
         Command::Service { action } => service::service(&global, action),

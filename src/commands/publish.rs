@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::event::{Event, Kind, Origin};
+use vaultkeeper_core::event::{Event, Kind, Origin};
 
 /// Files read and published per round, so a large vault never sits in memory at once.
 const CHUNK: usize = 4096;
@@ -27,17 +27,17 @@ pub fn publish(global: &GlobalArgs, snapshot: bool) -> Result<ExitCode> {
         config.log.filter.as_deref(),
     );
     if config.amqp.effective_url().is_none() {
-        return Err(crate::amqp::AmqpError::NoUrl.into());
+        return Err(vaultkeeper_amqp::AmqpError::NoUrl.into());
     }
     let rules = std::sync::Arc::new(
-        crate::watch::ignore::IgnoreRules::for_vault(&ctx.paths, &config.watch).0,
+        vaultkeeper_vaultfs::ignore::IgnoreRules::for_vault(&ctx.paths, &config.watch).0,
     );
     // The journal's head before the files are read: every file is at least that new. Snapshot
     // events carry it as their seq, so a remote cache can tell them from older live events.
-    let head = crate::journal::Journal::head_of(&ctx.paths.journal())?;
-    let mut files = crate::watch::scan::list_files(&ctx.paths.root, &rules);
+    let head = vaultkeeper_journal::Journal::head_of(&ctx.paths.journal())?;
+    let mut files = vaultkeeper_vaultfs::scan::list_files(&ctx.paths.root, &rules);
     files.sort();
-    let host = crate::watch::host_name();
+    let host = vaultkeeper_vaultfs::host_name();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -66,7 +66,7 @@ pub fn publish(global: &GlobalArgs, snapshot: bool) -> Result<ExitCode> {
                 .filter_map(|rel| snapshot_event(&ctx, rel, head, &host))
                 .collect();
             published +=
-                crate::amqp::publish_snapshot(&config.amqp, &host, &events, shutdown.clone())
+                vaultkeeper_amqp::publish_snapshot(&config.amqp, &host, &events, shutdown.clone())
                     .await?;
         }
         handle.close();
@@ -98,7 +98,7 @@ pub fn publish(global: &GlobalArgs, snapshot: bool) -> Result<ExitCode> {
 fn snapshot_event(ctx: &Context, rel: &str, head: u64, host: &str) -> Option<Event> {
     let abs = ctx.paths.root.join(rel);
     let max = ctx.loaded.config.watch.max_content_bytes;
-    let read = match crate::watch::scan::read_file(&abs, max) {
+    let read = match vaultkeeper_vaultfs::scan::read_file(&abs, max) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(file = %rel, error = %e, "snapshot: skipping a file that cannot be read");

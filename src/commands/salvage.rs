@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::event::{Event, Kind};
-use crate::journal::Journal;
+use vaultkeeper_core::event::{Event, Kind};
+use vaultkeeper_journal::Journal;
 
 /// What a salvage did, for the user.
 #[derive(Debug, Default, Serialize)]
@@ -130,8 +130,8 @@ pub fn salvage_into(journal: &Path, kept: &Path, cache: &Path) -> Result<Salvage
         high = high.max(v.unwrap_or(0));
     }
     // The cache keeps its own cursor: events at or below it would be skipped there.
-    if let Ok(c) = crate::cache::schema::open_ro(cache)
-        && let Ok(Some(seq)) = crate::cache::schema::read_cursor(&c)
+    if let Ok(c) = vaultkeeper_cache::schema::open_ro(cache)
+        && let Ok(Some(seq)) = vaultkeeper_cache::schema::read_cursor(&c)
     {
         high = high.max(seq as i64);
     }
@@ -175,12 +175,12 @@ pub fn salvage_into(journal: &Path, kept: &Path, cache: &Path) -> Result<Salvage
     }
     report.files = known.len();
     tx.commit()?;
-    let problems = crate::journal::check_db(&dst, true)?;
+    let problems = vaultkeeper_journal::check_db(&dst, true)?;
     if !problems.is_empty() {
         bail!(
             "the new journal {} fails its own check: {}",
             journal.display(),
-            crate::journal::summarize(&problems)
+            vaultkeeper_journal::summarize(&problems)
         );
     }
     Ok(report)

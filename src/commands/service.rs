@@ -124,7 +124,7 @@ fn systemd(ctx: &Context, exe: &Path, action: ServiceAction) -> Result<ExitCode>
 }
 
 fn launchd(ctx: &Context, exe: &Path, action: ServiceAction) -> Result<ExitCode> {
-    let key = crate::paths::state_key(&ctx.paths.root);
+    let key = vaultkeeper_vaultfs::paths::state_key(&ctx.paths.root);
     let label = format!("org.vaultkeeper.{key}");
     let dir: PathBuf = dirs::home_dir()
         .context("no home folder")?

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use crate::journal::Journal;
+use vaultkeeper_journal::Journal;
 
 /// Prints the status; exit code 0 when a daemon runs and no consumer is failing.
 pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {

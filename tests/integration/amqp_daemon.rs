@@ -15,8 +15,8 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
-use vaultkeeper::amqp::{dead_letter_exchange, dead_queue};
-use vaultkeeper::event::{Event, Kind, Origin};
+use vaultkeeper_amqp::{dead_letter_exchange, dead_queue};
+use vaultkeeper_core::event::{Event, Kind, Origin};
 
 use crate::amqp_lib::{BROKER, broker_url, unique};
 use crate::util::{BIN, Daemon, TestVault, wait_until};

@@ -18,13 +18,13 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
-use vaultkeeper::amqp::{
+use vaultkeeper_amqp::{
     AmqpConfig, ConsumeStats, Forwarder, REASON_HEADER, SecretUrl, consume_queue,
     dead_letter_exchange, dead_queue, publish_snapshot,
 };
-use vaultkeeper::consumer::{Consumer, ConsumerError, Durable, StartAt};
-use vaultkeeper::event::{Event, Kind, Origin};
-use vaultkeeper::retry::Backoff;
+use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable, StartAt};
+use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_core::retry::Backoff;
 
 pub(crate) static BROKER: RwLock<()> = RwLock::const_new(());
 
@@ -404,7 +404,7 @@ async fn forwarder_publishes_a_batch_with_properties() {
     );
     let head = Forwarder::new(
         &AmqpConfig {
-            start: vaultkeeper::amqp::ForwarderStart::Head,
+            start: vaultkeeper_amqp::ForwarderStart::Head,
             ..config(&exchange)
         },
         "testhost",
@@ -760,7 +760,7 @@ fn spawn_consumer(
     consumer: Recorder,
 ) -> (
     CancellationToken,
-    tokio::task::JoinHandle<Result<ConsumeStats, vaultkeeper::amqp::AmqpError>>,
+    tokio::task::JoinHandle<Result<ConsumeStats, vaultkeeper_amqp::AmqpError>>,
 ) {
     let token = CancellationToken::new();
     let t = token.clone();
@@ -772,7 +772,7 @@ fn spawn_consumer(
 
 async fn stop(
     token: CancellationToken,
-    handle: tokio::task::JoinHandle<Result<ConsumeStats, vaultkeeper::amqp::AmqpError>>,
+    handle: tokio::task::JoinHandle<Result<ConsumeStats, vaultkeeper_amqp::AmqpError>>,
 ) -> ConsumeStats {
     token.cancel();
     tokio::time::timeout(Duration::from_secs(20), handle)

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use vaultkeeper::cache::apply::walk_vault;
-use vaultkeeper::cache::query::{self, TaskFilter};
-use vaultkeeper::cache::schema::open_ro;
-use vaultkeeper::cache::{CacheConfig, CacheConsumer, QueryCommand, reindex, run_query};
-use vaultkeeper::consumer::{Consumer, Durable};
-use vaultkeeper::event::{Event, Kind, Origin};
+use vaultkeeper_cache::apply::walk_vault;
+use vaultkeeper_cache::query::{self, TaskFilter};
+use vaultkeeper_cache::schema::open_ro;
+use vaultkeeper_cache::{CacheConfig, CacheConsumer, reindex};
+use vaultkeeper_core::consumer::{Consumer, Durable};
+use vaultkeeper_core::event::{Event, Kind, Origin};
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -241,63 +241,6 @@ fn sample_vault_counts_written_by_hand() {
     assert!(!s.hits.is_empty());
     let s = query::search(&c, "(((\"", None, None, 10);
     assert!(s.is_ok() || s.is_err(), "never panics");
-}
-
-#[test]
-fn run_query_json_and_human() {
-    let (_dir, _vault, db) = index_copy(&manifest().join("examples/sample-vault"));
-    let mut out = Vec::new();
-    run_query(
-        &db,
-        &QueryCommand::Backlinks {
-            note: "Home".into(),
-        },
-        true,
-        &mut out,
-    )
-    .expect("json");
-    let v: serde_json::Value = serde_json::from_slice(&out).expect("one JSON document");
-    assert_eq!(v["links"].as_array().map(Vec::len), Some(5));
-    let mut out = Vec::new();
-    run_query(&db, &QueryCommand::Tags { counts: true }, false, &mut out).expect("human");
-    let text = String::from_utf8(out).expect("utf8");
-    assert!(text.contains("#project"), "{text}");
-    for cmd in [
-        QueryCommand::Note {
-            note: "Home".into(),
-        },
-        QueryCommand::Links {
-            note: "Home".into(),
-        },
-        QueryCommand::Tasks {
-            open: true,
-            done: false,
-            tag: None,
-        },
-        QueryCommand::Orphans,
-        QueryCommand::Unresolved,
-        QueryCommand::Recent { limit: 3 },
-        QueryCommand::Fields {
-            field: "status=active".into(),
-        },
-        QueryCommand::Sql {
-            query: "SELECT count(*) AS n FROM notes".into(),
-            limit: 10,
-            timeout: 10,
-        },
-        QueryCommand::Search {
-            query: "home".into(),
-            tag: None,
-            path: None,
-            limit: 5,
-        },
-    ] {
-        for json in [true, false] {
-            let mut out = Vec::new();
-            run_query(&db, &cmd, json, &mut out).unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(!out.is_empty(), "{cmd:?}");
-        }
-    }
 }
 
 #[test]

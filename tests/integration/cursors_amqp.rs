@@ -11,7 +11,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use vaultkeeper::event::{Event, Kind, Origin};
+use vaultkeeper_core::event::{Event, Kind, Origin};
 
 use crate::amqp_lib::{BROKER, broker_url, unique};
 use crate::util::{BIN, Daemon, TestVault, hash, wait_until};
@@ -383,9 +383,9 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     let mut side = Side::new().await;
     side.exchange(&exchange).await;
     side.queues
-        .extend([queue.clone(), vaultkeeper::amqp::dead_queue(&queue)]);
+        .extend([queue.clone(), vaultkeeper_amqp::dead_queue(&queue)]);
     side.exchanges
-        .push(vaultkeeper::amqp::dead_letter_exchange(&exchange));
+        .push(vaultkeeper_amqp::dead_letter_exchange(&exchange));
 
     let a = event("a.md", "# A\n", 1);
     let mut hostile = Vec::new();
@@ -427,7 +427,7 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     wait_until("z.md in the remote cache", Duration::from_secs(30), || {
         notes(&db).iter().any(|(p, _)| p == "z.md")
     });
-    let dead = vaultkeeper::amqp::dead_queue(&queue);
+    let dead = vaultkeeper_amqp::dead_queue(&queue);
     let deadline = Instant::now() + Duration::from_secs(30);
     while (side.count(&dead).await as usize) < hostile.len() {
         assert!(

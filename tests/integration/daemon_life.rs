@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::util::{TestVault, live_paths, summary, wait_until};
-use vaultkeeper::event::{Event, Kind, Origin};
+use vaultkeeper_core::event::{Event, Kind, Origin};
 
 #[test]
 fn changes_while_stopped_become_events_on_start() {
@@ -292,7 +292,7 @@ fn status_reports_running_and_stopped() {
 fn a_second_signal_exits_at_once_and_the_journal_stays_consistent() {
     let v = TestVault::new();
     // A first scan long enough to signal during it.
-    vaultkeeper::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
+    vaultkeeper_testkit::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
     let mut d = v.spawn();
     d.wait_log("scanning the vault", Duration::from_secs(10));
     d.signal(libc::SIGTERM);

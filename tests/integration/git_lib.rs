@@ -5,10 +5,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use vaultkeeper::consumer::{Consumer, ConsumerError, Durable};
-use vaultkeeper::event::{Event, Kind, Origin};
-use vaultkeeper::git::{self, GitConfig, GitConsumer, GitError, GitStart};
-use vaultkeeper::retry::Backoff;
+use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
+use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_core::retry::Backoff;
+use vaultkeeper_git::{self as git, GitConfig, GitConsumer, GitError, GitStart};
 
 /// A temporary repository with an isolated git configuration for the CLI.
 struct Repo {

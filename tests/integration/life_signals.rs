@@ -9,7 +9,7 @@ use crate::util::{TestVault, wait_until};
 fn reload_and_flush_during_the_first_scan_neither_cut_it_short_nor_get_lost() {
     let v = TestVault::new();
     // A first scan long enough to signal during it.
-    vaultkeeper::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
+    vaultkeeper_testkit::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
     let files = v.files_on_disk().len();
     let d = v.spawn();
     d.wait_log("scanning the vault", Duration::from_secs(20));

@@ -80,7 +80,7 @@ fn a_status_left_by_an_earlier_daemon_is_not_taken_for_the_current_one() {
     d.stop();
     // A daemon that is running but has not written its own status yet (here: stopped by
     // the kernel before its first scan ends) must not borrow the last run's.
-    vaultkeeper::vaultgen::generate(&v.root, 4_000, 3).expect("generate");
+    vaultkeeper_testkit::vaultgen::generate(&v.root, 4_000, 3).expect("generate");
     let d = v.spawn();
     d.wait_log("scanning the vault", Duration::from_secs(20));
     d.signal(libc::SIGSTOP);

@@ -2,6 +2,7 @@
 
 mod amqp_daemon;
 mod amqp_lib;
+mod boundaries;
 mod cache_daemon;
 mod cache_lib;
 mod crash;

@@ -8,9 +8,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vaultkeeper::cache::{CacheConfig, apply::walk_vault, reindex};
-use vaultkeeper::event::{Event, Kind, Origin};
-use vaultkeeper::journal::Journal;
+use vaultkeeper_cache::{CacheConfig, apply::walk_vault, reindex};
+use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_journal::Journal;
 
 use crate::util::{TestVault, wait_until};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use vaultkeeper::event::{Event, Kind};
-use vaultkeeper::journal::Journal;
+use vaultkeeper_core::event::{Event, Kind};
+use vaultkeeper_journal::Journal;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_vaultkeeper");

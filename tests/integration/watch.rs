@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::util::{TestVault, hash, live_paths, summary, wait_until};
-use vaultkeeper::event::{Kind, Origin};
+use vaultkeeper_core::event::{Kind, Origin};
 
 fn s(kind: &str, path: &str, old: Option<&str>) -> (String, String, Option<String>) {
     (kind.to_string(), path.to_string(), old.map(str::to_string))
@@ -391,12 +391,12 @@ fn an_unreadable_file_is_logged_and_skipped() {
     std::fs::write(v.path("later.md"), "z").expect("write");
     let journal = state.join("journal.db");
     wait_until("later.md journaled", Duration::from_secs(20), || {
-        vaultkeeper::journal::Journal::open_readonly(&journal)
+        vaultkeeper_journal::Journal::open_readonly(&journal)
             .and_then(|j| j.read_after(0, 100))
             .map(|e| e.iter().any(|e| e.file_path == "later.md"))
             .unwrap_or(false)
     });
-    let events = vaultkeeper::journal::Journal::open_readonly(&journal)
+    let events = vaultkeeper_journal::Journal::open_readonly(&journal)
         .and_then(|j| j.read_after(0, 100))
         .expect("events");
     assert!(

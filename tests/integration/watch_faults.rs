@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::util::{Daemon, TestVault, summary, wait_until};
-use vaultkeeper::event::Kind;
-use vaultkeeper::journal::Journal;
+use vaultkeeper_core::event::Kind;
+use vaultkeeper_journal::Journal;
 
 /// The live paths of a journal, folded incrementally so a 20,000-event journal is not
 /// re-read on every poll.
@@ -139,7 +139,7 @@ fn churn(
 #[test]
 fn deletions_and_renames_during_the_first_scan_are_journaled() {
     let v = TestVault::new();
-    let generated = vaultkeeper::vaultgen::generate(&v.root, 20_000, 11).expect("generate");
+    let generated = vaultkeeper_testkit::vaultgen::generate(&v.root, 20_000, 11).expect("generate");
     // Every third note, spread over all folders, is deleted or renamed while the daemon
     // scans, places its watches and becomes ready.
     let victims: Vec<String> = generated.note_paths.iter().step_by(3).cloned().collect();
@@ -162,7 +162,7 @@ fn deletions_and_renames_during_the_first_scan_are_journaled() {
 #[test]
 fn kill_9_while_a_writer_keeps_writing_then_the_journal_matches_the_disk() {
     let v = TestVault::new();
-    let generated = vaultkeeper::vaultgen::generate(&v.root, 10_000, 12).expect("generate");
+    let generated = vaultkeeper_testkit::vaultgen::generate(&v.root, 10_000, 12).expect("generate");
     let mut d = v.start();
     let stop = Arc::new(AtomicBool::new(false));
     let root = v.root.clone();

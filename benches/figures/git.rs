@@ -1,0 +1,196 @@
+//! Benchmark of the git consumer against `git add -A && git commit` on the same repositories, printing figures.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use vaultkeeper_git::commit::{Committer, Outcome, Pending};
+use vaultkeeper_git::config::GitConfig;
+
+/// One measured figure.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// Median (or single) time.
+    pub millis: f64,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .map_err(|e| format!("git {args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn sh(dir: &Path, script: &str) -> Result<Duration, String> {
+    let t = Instant::now();
+    let out = Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", script])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(t.elapsed())
+}
+
+/// Peak resident memory of this process (VmHWM), in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn write_notes(root: &Path, dir: &str, count: usize, tag: &str) -> Result<Vec<String>, String> {
+    let mut paths = Vec::with_capacity(count);
+    for i in 0..count {
+        let rel = format!("{dir}/d{:04}/note-{i}.md", i / 100);
+        let full = root.join(&rel);
+        if i % 100 == 0
+            && let Some(parent) = full.parent()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(
+            &full,
+            format!("# Note {i} {tag}\n\nSome text with [[link {i}]].\n"),
+        )
+        .map_err(|e| format!("{}: {e}", full.display()))?;
+        paths.push(rel);
+    }
+    Ok(paths)
+}
+
+fn commit_paths(c: &mut Committer, paths: &[String]) -> Result<Duration, String> {
+    let pending = Pending {
+        paths: paths.iter().cloned().collect::<BTreeSet<_>>(),
+        renames: Default::default(),
+    };
+    let t = Instant::now();
+    match c.commit(&pending) {
+        Ok(Outcome::Committed { .. }) => Ok(t.elapsed()),
+        Ok(Outcome::Unchanged) => Err("benchmark commit found nothing to commit".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs the benchmark in `work` (an empty folder): for each size, a repository of that many
+/// tracked notes; one changed file committed by vaultkeeper vs `git add -A && git commit -q`
+/// (median of `rounds`); then a burst of `burst` new notes both ways. Prints and returns figures.
+pub fn run(
+    work: &Path,
+    sizes: &[usize],
+    burst: usize,
+    rounds: usize,
+) -> Result<Vec<Figure>, String> {
+    let mut figures = Vec::new();
+    let mut fig = |name: String, millis: f64| {
+        println!("{name:<60} {millis:>10.1} ms");
+        figures.push(Figure { name, millis });
+    };
+    let cfg = GitConfig {
+        author_name: Some("Bench".into()),
+        author_email: Some("bench@example.org".into()),
+        ..GitConfig::default()
+    };
+    for &n in sizes {
+        let repo = work.join(format!("repo-{n}"));
+        std::fs::create_dir_all(&repo).map_err(|e| format!("{}: {e}", repo.display()))?;
+        git(&repo, &["init", "-q", "-b", "main"])?;
+        git(&repo, &["config", "user.name", "Bench"])?;
+        git(&repo, &["config", "user.email", "bench@example.org"])?;
+        git(&repo, &["config", "commit.gpgsign", "false"])?;
+        let paths = write_notes(&repo, "notes", n, "v0")?;
+        let setup = sh(&repo, "git add -A && git commit -q -m init")?;
+        fig(
+            format!("{n} files: initial git add -A && git commit (setup)"),
+            setup.as_secs_f64() * 1000.0,
+        );
+        let mut committer =
+            Committer::open(&repo, &cfg, "bench", "bench-host").map_err(|e| e.to_string())?;
+        let (mut cold, mut warm, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut k = 0;
+        let mut change = |label: &str| {
+            k += 1;
+            let p = paths[(k * 7919) % n].clone();
+            std::fs::write(repo.join(&p), format!("changed by {label} {k}\n"))
+                .map_err(|e| format!("{p}: {e}"))
+                .map(|_| p)
+        };
+        // Alternating with git: each of our commits re-reads the index git rewrote.
+        for _ in 0..rounds {
+            let a = change("vaultkeeper")?;
+            cold.push(commit_paths(&mut committer, std::slice::from_ref(&a))?);
+            change("git")?;
+            theirs.push(sh(&repo, "git add -A && git commit -q -m x")?);
+        }
+        // Back to back, as in a vault only vaultkeeper commits to: the index is not re-read.
+        for _ in 0..rounds {
+            let a = change("vaultkeeper")?;
+            warm.push(commit_paths(&mut committer, std::slice::from_ref(&a))?);
+        }
+        let (c, w, t) = (median(cold), median(warm), median(theirs));
+        fig(
+            format!("{n} files: vaultkeeper, 1 file, after a git commit"),
+            c,
+        );
+        fig(format!("{n} files: vaultkeeper, 1 file, back to back"), w);
+        fig(format!("{n} files: git add -A && git commit -q, 1 file"), t);
+        println!(
+            "{:<60} {:>10.1} x / {:.1} x",
+            format!("{n} files: ratio git / vaultkeeper (after git / back to back)"),
+            t / c.max(0.001),
+            t / w.max(0.001)
+        );
+        if n == sizes[0] && burst > 0 {
+            let new = write_notes(&repo, "burst-a", burst, "b")?;
+            let before = peak_rss_kib();
+            let d = commit_paths(&mut committer, &new)?;
+            fig(
+                format!("{n} files: vaultkeeper commit of a {burst}-file burst"),
+                d.as_secs_f64() * 1000.0,
+            );
+            if let (Some(b), Some(a)) = (before, peak_rss_kib()) {
+                println!(
+                    "{:<60} {:>10} KiB (before the burst: {b} KiB)",
+                    "peak RSS (VmHWM) after the burst", a
+                );
+            }
+            write_notes(&repo, "burst-b", burst, "b")?;
+            let d = sh(&repo, "git add -A && git commit -q -m burst")?;
+            fig(
+                format!("{n} files: git add -A && git commit -q, {burst}-file burst"),
+                d.as_secs_f64() * 1000.0,
+            );
+        }
+        if let Some(kib) = peak_rss_kib() {
+            println!(
+                "{:<60} {:>10} KiB",
+                format!("peak RSS (VmHWM) after {n} files"),
+                kib
+            );
+        }
+    }
+    Ok(figures)
+}

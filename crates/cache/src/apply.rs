@@ -1,0 +1,1083 @@
+//! Writing the cache: the `cache` consumer (one transaction per batch, cursor included) and the
+//! full [`reindex`].
+//!
+//! Cost follows the change: an event touches the rows of its own file, then re-resolves only
+//! the links that could point at a file that appeared, went or moved, found through
+//! `links.target_key` (the folded target name, see [`super::resolve`]).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::parse::{ParsedNote, file_stem, parse_note};
+use super::resolve::{fold, name_key, resolve, target_key};
+use super::schema::{self, read_cursor, write_cursor};
+use super::{CacheConfig, CacheError};
+use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
+use vaultkeeper_core::event::{Event, Kind, Origin, extension_of};
+
+/// The cache consumer's name: its cursor key and its entry in `status`.
+pub const NAME: &str = "cache";
+
+/// Meta key by which `vaultkeeper reindex` asks a running daemon's cache for a rebuild. The
+/// rebuild runs inside the cache's runner and drops it with the rest of `meta`.
+pub const REINDEX_REQUEST: &str = "reindex_request";
+
+/// Meta key holding the last rebuild's figures and the request it served (JSON).
+pub const LAST_REINDEX: &str = "last_reindex";
+
+/// Remote event ids are remembered this long: a redelivery is never older.
+const REMOTE_SEEN_DAYS: i64 = 30;
+
+/// Tables of a remote cache (`consume cache`): which events of which source vault were
+/// applied (duplicates are dropped by id, never by a sender's `seq`), and per source vault
+/// the highest `seq` of its live events, used only to order its snapshots.
+const REMOTE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS remote_seen(
+    vault TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY(vault, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS remote_seen_at ON remote_seen(at);
+CREATE TABLE IF NOT EXISTS remote_vaults(
+    vault TEXT PRIMARY KEY,
+    live_seq INTEGER NOT NULL
+);
+";
+
+fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// Asks the daemon's cache at `cache_db` for a rebuild (served on its runner's next flush or
+/// batch); `token` identifies the request in [`LAST_REINDEX`].
+pub fn request_reindex(cache_db: &Path, token: &str, cfg: &CacheConfig) -> Result<(), CacheError> {
+    let conn = schema::open_beside_daemon(cache_db, cfg.busy_timeout)?;
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES(?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![REINDEX_REQUEST, token],
+    )
+    .map_err(|e| CacheError::db(cache_db, e))?;
+    Ok(())
+}
+
+/// Where a rebuild request stands.
+#[derive(Debug, Clone)]
+pub enum ReindexState {
+    /// A request (this one, or a later one that replaced it) is not served yet.
+    Pending,
+    /// Served; the figures of the rebuild that served it.
+    Done(ReindexStats),
+    /// Nothing is pending, but no rebuild figures are recorded either.
+    Unknown,
+}
+
+/// The state of the rebuild requests in the cache at `cache_db`. A request replaced by a
+/// later one is served by the rebuild that serves the later one.
+pub fn reindex_state(cache_db: &Path) -> Result<ReindexState, CacheError> {
+    let conn = schema::open_ro(cache_db)?;
+    let dbe = |e| CacheError::db(cache_db, e);
+    if meta_value(&conn, REINDEX_REQUEST).map_err(dbe)?.is_some() {
+        return Ok(ReindexState::Pending);
+    }
+    let last = meta_value(&conn, LAST_REINDEX).map_err(dbe)?;
+    let stats = last
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+        .and_then(|v| serde_json::from_value(v["stats"].clone()).ok());
+    Ok(stats.map_or(ReindexState::Unknown, ReindexState::Done))
+}
+
+/// What the cache knows about one file before parsing.
+#[derive(Debug, Clone)]
+pub(crate) struct FileData {
+    size: u64,
+    mtime: Option<String>,
+    hash: Option<String>,
+    /// The text to parse (markdown only; `None`: metadata only).
+    text: Option<String>,
+    error: Option<String>,
+}
+
+fn is_markdown(path: &str) -> bool {
+    extension_of(path) == ".md"
+}
+
+fn mtime_str(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Text from raw bytes: binary (a NUL in the first 8 KiB) gives none; invalid UTF-8 is replaced.
+fn decode(bytes: Vec<u8>) -> (Option<String>, Option<String>) {
+    if bytes[..bytes.len().min(8192)].contains(&0) {
+        return (
+            None,
+            Some("binary content in a .md file: metadata only".to_string()),
+        );
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => (Some(s), None),
+        Err(e) => (
+            Some(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Some("invalid UTF-8: replaced with U+FFFD".to_string()),
+        ),
+    }
+}
+
+/// Reads `rel` under `root` for indexing; markdown larger than `max` is metadata only.
+pub(crate) fn load_file(root: &Path, rel: &str, max: u64) -> std::io::Result<FileData> {
+    let full = root.join(rel);
+    let meta = std::fs::metadata(&full)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .map(|t| mtime_str(DateTime::<Utc>::from(t)));
+    let size = meta.len();
+    if is_markdown(rel) && size <= max {
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::fs::File::open(&full)?
+            .take(max.saturating_add(1))
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 <= max {
+            let hash = blake3::hash(&bytes).to_hex().to_string();
+            let (text, error) = decode(bytes);
+            return Ok(FileData {
+                size,
+                mtime,
+                hash: Some(hash),
+                text,
+                error,
+            });
+        }
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(&full)?)?;
+    let error = is_markdown(rel)
+        .then(|| format!("too large: {size} bytes > max_note_bytes {max}: metadata only"));
+    Ok(FileData {
+        size,
+        mtime,
+        hash: Some(hasher.finalize().to_hex().to_string()),
+        text: None,
+        error,
+    })
+}
+
+fn join_errors(data: &FileData, parsed: Option<&ParsedNote>) -> Option<String> {
+    let mut all: Vec<&str> = data.error.iter().map(String::as_str).collect();
+    if let Some(p) = parsed {
+        all.extend(p.errors.iter().map(String::as_str));
+    }
+    (!all.is_empty()).then(|| all.join("; "))
+}
+
+/// Inserts one file's rows; `resolve_link(src, target)` gives each link's target path.
+fn insert_note(
+    tx: &Connection,
+    path: &str,
+    data: &FileData,
+    parsed: Option<&ParsedNote>,
+    resolve_link: &mut dyn FnMut(&str, &str) -> Option<String>,
+) -> rusqlite::Result<()> {
+    let md = is_markdown(path);
+    let (title, title_from) = match parsed {
+        Some(p) => (p.title.clone(), p.title_from),
+        None if md => (file_stem(path).to_string(), "name"),
+        None => (path.rsplit('/').next().unwrap_or(path).to_string(), "name"),
+    };
+    let frontmatter = parsed
+        .map(|p| &p.frontmatter)
+        .filter(|f| !f.is_null())
+        .map(|f| f.to_string());
+    let aliases = parsed
+        .map(|p| serde_json::to_string(&p.aliases).unwrap_or_else(|_| "[]".into()))
+        .unwrap_or_else(|| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error)
+         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        path,
+        name_key(path),
+        title,
+        title_from,
+        frontmatter,
+        aliases,
+        i64::try_from(data.size).unwrap_or(i64::MAX),
+        data.mtime,
+        data.hash,
+        parsed.map(|p| i64::try_from(p.words).unwrap_or(i64::MAX)).unwrap_or(0),
+        md,
+        join_errors(data, parsed),
+    ])?;
+    let id = tx.last_insert_rowid();
+    let Some(p) = parsed else { return Ok(()) };
+    tx.prepare_cached("INSERT INTO notes_fts(rowid, title, body) VALUES(?1, ?2, ?3)")?
+        .execute(params![id, p.title, p.body])?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for t in &p.tags {
+        st.execute(params![path, t.tag, fold(&t.tag), t.source, t.line])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO links(path, target_raw, target, target_key, target_path, kind, heading, block, display, line)
+         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for l in &p.links {
+        let to = resolve_link(path, &l.target);
+        st.execute(params![
+            path,
+            l.raw,
+            l.target,
+            target_key(&l.target),
+            to,
+            l.kind.as_str(),
+            l.heading,
+            l.block,
+            l.display,
+            l.line
+        ])?;
+    }
+    let mut st =
+        tx.prepare_cached("INSERT INTO headings(path, level, text, line) VALUES(?1, ?2, ?3, ?4)")?;
+    for h in &p.headings {
+        st.execute(params![path, h.level, h.text, h.line])?;
+    }
+    let mut st =
+        tx.prepare_cached("INSERT INTO blocks(path, block_id, line) VALUES(?1, ?2, ?3)")?;
+    for b in &p.blocks {
+        st.execute(params![path, b.id, b.line])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO tasks(path, line, status, done, text) VALUES(?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for t in &p.tasks {
+        let done = matches!(t.status, 'x' | 'X');
+        st.execute(params![path, t.line, t.status.to_string(), done, t.text])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO fields(path, key, key_fold, value, source, line) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for f in &p.fields {
+        st.execute(params![
+            path,
+            f.key,
+            fold(&f.key),
+            f.value,
+            f.source,
+            f.line
+        ])?;
+    }
+    Ok(())
+}
+
+const CHILD_TABLES: &[&str] = &["tags", "links", "headings", "blocks", "tasks", "fields"];
+
+struct Row {
+    id: i64,
+    hash: Option<String>,
+    title_from: String,
+}
+
+fn get_row(tx: &Connection, path: &str) -> rusqlite::Result<Option<Row>> {
+    tx.prepare_cached("SELECT id, hash, title_from FROM notes WHERE path = ?1")?
+        .query_row([path], |r| {
+            Ok(Row {
+                id: r.get(0)?,
+                hash: r.get(1)?,
+                title_from: r.get(2)?,
+            })
+        })
+        .optional()
+}
+
+/// Removes every row of `path`; true when there was one.
+fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool> {
+    let Some(row) = get_row(tx, path)? else {
+        return Ok(false);
+    };
+    for t in CHILD_TABLES {
+        tx.prepare_cached(&format!("DELETE FROM {t} WHERE path = ?1"))?
+            .execute([path])?;
+    }
+    tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?
+        .execute([row.id])?;
+    tx.prepare_cached("DELETE FROM notes WHERE id = ?1")?
+        .execute([row.id])?;
+    Ok(true)
+}
+
+/// Files and names a batch touched, whose links are resolved again before commit.
+#[derive(Default)]
+struct Dirty {
+    sources: HashSet<String>,
+    keys: HashSet<String>,
+}
+
+/// The `cache` consumer. See the module docs; open with [`CacheConsumer::open`].
+pub struct CacheConsumer {
+    conn: Connection,
+    db_path: PathBuf,
+    vault_root: Option<PathBuf>,
+    cfg: CacheConfig,
+    lister: FileLister,
+    /// The journal, whose head a full index is stamped with (see [`CacheConsumer::with_journal`]).
+    journal: Option<PathBuf>,
+    /// The cache is empty (new, rebuilt after damage or a schema change) and not indexed yet.
+    unindexed: bool,
+}
+
+/// Lists the vault's files (relative paths with `/`) for a full reindex.
+pub type FileLister = Box<dyn FnMut(&Path) -> std::io::Result<Vec<String>> + Send>;
+
+/// Every regular file under `root`, skipping names that start with `.` (`.git`, `.obsidian`,
+/// `.trash`) and paths that are not UTF-8. The daemon should pass its own lister (with the
+/// watcher's ignore rules) through [`CacheConsumer::with_file_lister`].
+pub fn walk_vault(root: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                tracing::warn!(dir = %dir.display(), "skipping a file name that is not UTF-8");
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel_path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push((entry.path(), rel_path));
+            } else if ft.is_file() {
+                out.push(rel_path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn consumer_error(e: CacheError, seq: Option<u64>) -> ConsumerError {
+    if e.is_transient() {
+        ConsumerError::Transient(e.to_string())
+    } else {
+        match seq {
+            Some(s) => ConsumerError::event(s, e.to_string()),
+            None => ConsumerError::failed(e.to_string()),
+        }
+    }
+}
+
+impl CacheConsumer {
+    /// Opens (creating, or rebuilding after a schema change) the cache at `cache_db`.
+    ///
+    /// With `vault_root`, content missing from events is read from disk and the first batch
+    /// after a start without cursor runs a full [`reindex`]. Without it (a remote
+    /// `consume cache`), such files are indexed as metadata only.
+    pub fn open(
+        cache_db: &Path,
+        vault_root: Option<PathBuf>,
+        cfg: &CacheConfig,
+    ) -> Result<Self, CacheError> {
+        let conn = schema::open_rw(cache_db, cfg.busy_timeout)?;
+        if vault_root.is_none() {
+            let cutoff = Utc::now() - chrono::Duration::days(REMOTE_SEEN_DAYS);
+            conn.execute_batch(REMOTE_SCHEMA)
+                .and_then(|()| {
+                    conn.execute("DELETE FROM remote_seen WHERE at < ?1", [mtime_str(cutoff)])
+                })
+                .map_err(|e| CacheError::db(cache_db, e))?;
+        }
+        let unindexed = read_cursor(&conn)
+            .map_err(|e| CacheError::db(cache_db, e))?
+            .is_none();
+        Ok(CacheConsumer {
+            conn,
+            db_path: cache_db.to_path_buf(),
+            vault_root,
+            cfg: cfg.clone(),
+            lister: Box::new(walk_vault),
+            journal: None,
+            unindexed,
+        })
+    }
+
+    /// Lets an empty cache index the vault at once, stamped with the journal's head, instead
+    /// of at the next event: a cache rebuilt after damage, or after a schema change, has no
+    /// cursor while the journal's cursor for it is already at the head, so no event may come
+    /// for a long time.
+    pub fn with_journal(mut self, journal: PathBuf) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The full index of an empty cache, when it can be done without an event (see
+    /// [`CacheConsumer::with_journal`]).
+    fn index_now(&mut self) -> Result<Durable, ConsumerError> {
+        let (Some(root), Some(journal)) = (self.vault_root.clone(), self.journal.clone()) else {
+            return Ok(Durable::Unchanged);
+        };
+        // The vault on disk is at least as new as every event journaled so far.
+        let head = vaultkeeper_journal::Journal::head_of(&journal)
+            .map_err(|e| ConsumerError::Transient(e.to_string()))?;
+        if head == 0 {
+            // Nothing journaled yet: the first batch indexes (see `apply`).
+            self.unindexed = false;
+            return Ok(Durable::Unchanged);
+        }
+        self.rebuild(&root, head, None)?;
+        Ok(Durable::Upto(head))
+    }
+
+    /// Replaces the file lister used by the first-start reindex (default: [`walk_vault`]).
+    pub fn with_file_lister(mut self, lister: FileLister) -> Self {
+        self.lister = lister;
+        self
+    }
+
+    /// The highest journal seq applied, if any.
+    pub fn cursor(&self) -> Result<Option<u64>, CacheError> {
+        read_cursor(&self.conn).map_err(|e| CacheError::db(&self.db_path, e))
+    }
+
+    /// Applies a batch in one transaction with the cursor (synchronous; [`Consumer::handle`]
+    /// calls this). Events at or below the stored cursor are skipped (redelivery).
+    pub fn apply(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        let db = self.db_path.clone();
+        let Some(max_seq) = batch.iter().map(|e| e.seq).max() else {
+            return Ok(Durable::Unchanged);
+        };
+        let dbe = |e| consumer_error(CacheError::db(&db, e), None);
+        // IMMEDIATE: the cursor read and the writes happen under one write lock, so a
+        // `vaultkeeper reindex` committing meanwhile cannot leave us on a stale cursor.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(dbe)?;
+        let Some(root) = self.vault_root.clone() else {
+            return apply_remote(tx, batch, &self.cfg, &db);
+        };
+        let cursor = read_cursor(&tx).map_err(dbe)?;
+        let request = meta_value(&tx, REINDEX_REQUEST).map_err(dbe)?;
+        if cursor.is_none() || request.is_some() {
+            drop(tx);
+            // First start, or a rebuild asked for: the vault on disk is at least as new as
+            // every event in this batch, so a full index replaces them; later events apply
+            // on top.
+            let upto = max_seq.max(cursor.unwrap_or(0));
+            self.rebuild(&root, upto, request)?;
+            return Ok(Durable::Upto(upto));
+        }
+        let root = Some(root);
+        let new_cursor = cursor.map_or(max_seq, |c| c.max(max_seq));
+        let cfg = self.cfg.clone();
+        let mut dirty = Dirty::default();
+        for e in batch {
+            if let Some(c) = cursor
+                && e.seq <= c
+                && !snapshot_fills_in(&tx, e, c).map_err(dbe)?
+            {
+                continue;
+            }
+            apply_event(&tx, e, root.as_deref(), &cfg, &mut dirty)
+                .map_err(|err| consumer_error(CacheError::db(&db, err), Some(e.seq)))?;
+        }
+        reresolve(&tx, &dirty).map_err(dbe)?;
+        write_cursor(&tx, new_cursor).map_err(dbe)?;
+        tx.commit()
+            .map_err(|e| consumer_error(CacheError::db(&db, e), None))?;
+        Ok(Durable::Upto(new_cursor))
+    }
+
+    /// A full index from disk claiming `upto`, inside this consumer (its runner hands over
+    /// every later event), serving `request` if there is one.
+    fn rebuild(
+        &mut self,
+        root: &Path,
+        upto: u64,
+        request: Option<String>,
+    ) -> Result<ReindexStats, ConsumerError> {
+        let db = self.db_path.clone();
+        // Listed only now, after `upto` is fixed: the disk includes every event up to it.
+        let files = (self.lister)(root).map_err(|source| {
+            consumer_error(
+                CacheError::Io {
+                    path: root.to_path_buf(),
+                    source,
+                },
+                None,
+            )
+        })?;
+        let stats = reindex_conn(
+            &mut self.conn,
+            &db,
+            root,
+            files,
+            upto,
+            &self.cfg,
+            request.as_deref(),
+        )
+        .map_err(|e| consumer_error(e, None))?;
+        self.unindexed = false;
+        tracing::info!(
+            notes = stats.notes,
+            files = stats.files,
+            ms = stats.elapsed_ms,
+            requested = request.is_some(),
+            "cache: full index done"
+        );
+        Ok(stats)
+    }
+
+    /// Serves a pending `vaultkeeper reindex` request between batches.
+    fn serve_request(&mut self) -> Result<Durable, ConsumerError> {
+        let Some(root) = self.vault_root.clone() else {
+            return Ok(Durable::Unchanged);
+        };
+        let db = self.db_path.clone();
+        let dbe = |e| consumer_error(CacheError::db(&db, e), None);
+        let Some(request) = meta_value(&self.conn, REINDEX_REQUEST).map_err(dbe)? else {
+            return Ok(Durable::Unchanged);
+        };
+        // Every event up to the cursor is applied, and the runner hands over the rest.
+        let upto = read_cursor(&self.conn).map_err(dbe)?.unwrap_or(0);
+        self.rebuild(&root, upto, Some(request))?;
+        Ok(Durable::Upto(upto))
+    }
+}
+
+/// Applies remote events (`consume cache`): every field was checked on arrival; a
+/// redelivery is recognised by its event id within its source vault, never by its `seq`
+/// (a number the sender chose). A snapshot event (see [`snapshot_fills_in`]) is ordered
+/// against the live events of its own vault only.
+fn apply_remote(
+    tx: rusqlite::Transaction<'_>,
+    batch: &[Event],
+    cfg: &CacheConfig,
+    db: &Path,
+) -> Result<Durable, ConsumerError> {
+    let now = mtime_str(Utc::now());
+    let mut dirty = Dirty::default();
+    for e in batch {
+        let dbe = |err| consumer_error(CacheError::db(db, err), Some(e.seq));
+        let fresh = tx
+            .prepare_cached("INSERT OR IGNORE INTO remote_seen(vault, id, at) VALUES(?1, ?2, ?3)")
+            .and_then(|mut st| st.execute(params![e.vault, e.id, now]))
+            .map_err(dbe)?;
+        if fresh == 0 {
+            tracing::debug!(id = %e.id, vault = %e.vault, "cache: event already applied");
+            continue;
+        }
+        let live_seq: Option<i64> = tx
+            .query_row(
+                "SELECT live_seq FROM remote_vaults WHERE vault = ?1",
+                [&e.vault],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(dbe)?;
+        let seq = i64::try_from(e.seq).unwrap_or(i64::MAX);
+        if e.origin == Origin::Snapshot {
+            let newer_live = live_seq.is_some_and(|l| l > seq);
+            if newer_live && get_row(&tx, &e.file_path).map_err(dbe)?.is_some() {
+                continue;
+            }
+        } else if live_seq.is_none_or(|l| l < seq) {
+            tx.execute(
+                "INSERT INTO remote_vaults(vault, live_seq) VALUES(?1, ?2)
+                 ON CONFLICT(vault) DO UPDATE SET live_seq = excluded.live_seq",
+                params![e.vault, seq],
+            )
+            .map_err(dbe)?;
+        }
+        apply_event(&tx, e, None, cfg, &mut dirty).map_err(dbe)?;
+    }
+    let dbe = |e| consumer_error(CacheError::db(db, e), None);
+    reresolve(&tx, &dirty).map_err(dbe)?;
+    // Kept for `own_cursor` and inspection only: nothing is skipped by it here.
+    let max_seq = batch.iter().map(|e| e.seq).max().unwrap_or(0);
+    let cursor = read_cursor(&tx).map_err(dbe)?.unwrap_or(0).max(max_seq);
+    write_cursor(&tx, cursor).map_err(dbe)?;
+    tx.commit().map_err(dbe)?;
+    // Every event handed over so far has its effect: acks all of them.
+    Ok(Durable::Upto(cursor))
+}
+
+impl Consumer for CacheConsumer {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn own_cursor(&mut self) -> Result<Option<u64>, ConsumerError> {
+        self.cursor().map_err(|e| consumer_error(e, None))
+    }
+
+    /// Runs synchronously (SQLite is blocking): the runner may wrap the call in
+    /// `tokio::task::block_in_place` if it shares a runtime thread with others.
+    fn handle(
+        &mut self,
+        batch: &[Event],
+    ) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        let r = self.apply(batch);
+        async move { r }
+    }
+
+    /// Serves a pending rebuild request (`vaultkeeper reindex` while the daemon runs).
+    fn flush(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        let r = self.serve_request();
+        async move { r }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        (self.unindexed && self.journal.is_some() && self.vault_root.is_some()).then(Instant::now)
+    }
+
+    fn on_deadline(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
+        let r = if self.unindexed {
+            self.index_now()
+        } else {
+            Ok(Durable::Unchanged)
+        };
+        async move { r }
+    }
+}
+
+/// A `publish --snapshot` event carries the origin's journal head as its seq and is not a
+/// replay: it applies at that head, and past it only to files the cache lacks (files never
+/// published live, e.g. from before the forwarder was turned on).
+fn snapshot_fills_in(tx: &Connection, e: &Event, cursor: u64) -> rusqlite::Result<bool> {
+    if e.origin != Origin::Snapshot {
+        return Ok(false);
+    }
+    Ok(e.seq == cursor || get_row(tx, &e.file_path)?.is_none())
+}
+
+fn apply_event(
+    tx: &Connection,
+    e: &Event,
+    root: Option<&Path>,
+    cfg: &CacheConfig,
+    dirty: &mut Dirty,
+) -> rusqlite::Result<()> {
+    match e.event {
+        Kind::Created | Kind::Modified => upsert(tx, e, &e.file_path, root, cfg, dirty),
+        Kind::Deleted => {
+            if delete_note(tx, &e.file_path)? {
+                dirty.keys.insert(name_key(&e.file_path));
+            }
+            dirty.sources.remove(&e.file_path);
+            Ok(())
+        }
+        Kind::Renamed => {
+            let new = &e.file_path;
+            let Some(old) = e.old_path.as_deref().filter(|o| o != new) else {
+                return upsert(tx, e, new, root, cfg, dirty);
+            };
+            let Some(row) = get_row(tx, old)? else {
+                return upsert(tx, e, new, root, cfg, dirty);
+            };
+            let same_content = e.hash.is_none() || e.hash == row.hash;
+            if same_content && is_markdown(old) == is_markdown(new) {
+                if new != old && delete_note(tx, new)? {
+                    dirty.sources.remove(new);
+                }
+                move_note(tx, old, new, &row, e)?;
+                dirty.keys.insert(name_key(old));
+                dirty.keys.insert(name_key(new));
+                dirty.sources.remove(old);
+                dirty.sources.insert(new.clone());
+                Ok(())
+            } else {
+                delete_note(tx, old)?;
+                dirty.keys.insert(name_key(old));
+                dirty.sources.remove(old);
+                upsert(tx, e, new, root, cfg, dirty)
+            }
+        }
+    }
+}
+
+/// Moves a file's rows to a new path without parsing it again.
+fn move_note(tx: &Connection, old: &str, new: &str, row: &Row, e: &Event) -> rusqlite::Result<()> {
+    let mtime = e.mtime.map(mtime_str);
+    tx.prepare_cached(
+        "UPDATE notes SET path = ?2, name_key = ?3, mtime = COALESCE(?4, mtime) WHERE id = ?1",
+    )?
+    .execute(params![row.id, new, name_key(new), mtime])?;
+    if row.title_from == "name" {
+        let title = if is_markdown(new) {
+            file_stem(new)
+        } else {
+            new.rsplit('/').next().unwrap_or(new)
+        };
+        tx.prepare_cached("UPDATE notes SET title = ?2 WHERE id = ?1")?
+            .execute(params![row.id, title])?;
+        tx.prepare_cached("UPDATE notes_fts SET title = ?2 WHERE rowid = ?1")?
+            .execute(params![row.id, title])?;
+    }
+    for t in CHILD_TABLES {
+        tx.prepare_cached(&format!("UPDATE {t} SET path = ?2 WHERE path = ?1"))?
+            .execute([old, new])?;
+    }
+    Ok(())
+}
+
+fn upsert(
+    tx: &Connection,
+    e: &Event,
+    path: &str,
+    root: Option<&Path>,
+    cfg: &CacheConfig,
+    dirty: &mut Dirty,
+) -> rusqlite::Result<()> {
+    let existing = get_row(tx, path)?;
+    if let (Some(row), Some(h)) = (&existing, &e.hash)
+        && row.hash.as_deref() == Some(h.as_str())
+    {
+        return Ok(());
+    }
+    let md = is_markdown(path);
+    let data = match (&e.content, root) {
+        (Some(text), _) => {
+            let (text, error) = if !md {
+                (None, None)
+            } else if text.len() as u64 > cfg.max_note_bytes {
+                // Same outcome as a reindex reading the file from disk.
+                (
+                    None,
+                    Some(format!(
+                        "too large: {} bytes > max_note_bytes {}: metadata only",
+                        text.len(),
+                        cfg.max_note_bytes
+                    )),
+                )
+            } else {
+                decode(text.as_bytes().to_vec())
+            };
+            FileData {
+                size: e.size,
+                mtime: e.mtime.map(mtime_str),
+                hash: e.hash.clone().or_else(|| {
+                    Some(
+                        blake3::hash(e.content.as_deref().unwrap_or("").as_bytes())
+                            .to_hex()
+                            .to_string(),
+                    )
+                }),
+                text,
+                error,
+            }
+        }
+        (None, Some(root)) => match load_file(root, path, cfg.max_note_bytes) {
+            Ok(d) => d,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                // Gone since the event: a later event in the journal says where it went.
+                tracing::debug!(path, "cache: file vanished before indexing");
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::warn!(path, error = %err, "cache: cannot read file, indexing metadata only");
+                FileData {
+                    size: e.size,
+                    mtime: e.mtime.map(mtime_str),
+                    hash: e.hash.clone(),
+                    text: None,
+                    error: Some(format!("cannot read: {err}")),
+                }
+            }
+        },
+        (None, None) => FileData {
+            size: e.size,
+            mtime: e.mtime.map(mtime_str),
+            hash: e.hash.clone(),
+            text: None,
+            error: md.then(|| "content not in the event: metadata only".to_string()),
+        },
+    };
+    if let Some(row) = &existing
+        && data.hash.is_some()
+        && row.hash == data.hash
+    {
+        return Ok(());
+    }
+    if existing.is_some() {
+        delete_note(tx, path)?;
+    } else {
+        dirty.keys.insert(name_key(path));
+    }
+    let parsed = match (&data.text, md) {
+        (Some(t), true) => Some(parse_note(path, t)),
+        _ => None,
+    };
+    if let Some(err) = &data.error {
+        tracing::warn!(path, error = %err, "cache: indexed with an error");
+    }
+    insert_note(tx, path, &data, parsed.as_ref(), &mut |_, _| None)?;
+    dirty.sources.insert(path.to_string());
+    Ok(())
+}
+
+/// Resolves again the links of touched notes and the links whose target name was touched.
+fn reresolve(tx: &Connection, dirty: &Dirty) -> rusqlite::Result<()> {
+    if dirty.sources.is_empty() && dirty.keys.is_empty() {
+        return Ok(());
+    }
+    let mut rows: HashMap<i64, (String, String, Option<String>)> = HashMap::new();
+    {
+        let mut by_src = tx
+            .prepare_cached("SELECT rowid, path, target, target_path FROM links WHERE path = ?1")?;
+        for src in &dirty.sources {
+            let it = by_src.query_map([src], |r| {
+                Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })?;
+            for row in it {
+                let (id, v) = row?;
+                rows.insert(id, v);
+            }
+        }
+        let mut by_key = tx.prepare_cached(
+            "SELECT rowid, path, target, target_path FROM links WHERE target_key = ?1",
+        )?;
+        for key in &dirty.keys {
+            let it = by_key.query_map([key], |r| {
+                Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })?;
+            for row in it {
+                let (id, v) = row?;
+                rows.insert(id, v);
+            }
+        }
+    }
+    let mut memo: HashMap<String, Vec<String>> = HashMap::new();
+    let mut lookup_err: Option<rusqlite::Error> = None;
+    let mut by_name = tx.prepare_cached("SELECT path FROM notes WHERE name_key = ?1")?;
+    let mut update = tx.prepare_cached("UPDATE links SET target_path = ?2 WHERE rowid = ?1")?;
+    for (id, (src, target, old)) in rows {
+        let new = resolve(&src, &target, &mut |k| {
+            if let Some(v) = memo.get(k) {
+                return v.clone();
+            }
+            let v: Vec<String> = match by_name
+                .query_map([k], |r| r.get(0))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    lookup_err = Some(e);
+                    Vec::new()
+                }
+            };
+            memo.insert(k.to_string(), v.clone());
+            v
+        });
+        if let Some(e) = lookup_err.take() {
+            return Err(e);
+        }
+        if new != old {
+            update.execute(params![id, new])?;
+        }
+    }
+    Ok(())
+}
+
+/// Figures from a full index.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReindexStats {
+    /// Files listed.
+    pub files: usize,
+    /// Markdown notes indexed.
+    pub notes: usize,
+    /// Other files indexed (attachments).
+    pub attachments: usize,
+    /// Links stored.
+    pub links: usize,
+    /// Links left unresolved.
+    pub unresolved: usize,
+    /// Files indexed with an error (malformed YAML, binary, too large …).
+    pub with_errors: usize,
+    /// Files listed but unreadable or gone (not indexed).
+    pub skipped: usize,
+    /// Wall time in milliseconds.
+    pub elapsed_ms: u128,
+}
+
+/// Rebuilds the cache at `cache_db` from the vault: `files` are vault-relative paths with `/`,
+/// `cursor` the journal seq the vault on disk is known to include. Notes are read and parsed
+/// on several threads and written in one transaction, so readers see the old cache until the
+/// new one is complete.
+pub fn reindex(
+    cache_db: &Path,
+    vault_root: &Path,
+    files: impl Iterator<Item = String>,
+    cursor: u64,
+    cfg: &CacheConfig,
+) -> Result<ReindexStats, CacheError> {
+    let mut conn = schema::open_rw(cache_db, cfg.busy_timeout)?;
+    reindex_conn(
+        &mut conn,
+        cache_db,
+        vault_root,
+        files.collect(),
+        cursor,
+        cfg,
+        None,
+    )
+}
+
+type Loaded = std::io::Result<(FileData, Option<ParsedNote>)>;
+
+fn reindex_conn(
+    conn: &mut Connection,
+    db: &Path,
+    root: &Path,
+    mut files: Vec<String>,
+    cursor: u64,
+    cfg: &CacheConfig,
+    request: Option<&str>,
+) -> Result<ReindexStats, CacheError> {
+    let start = Instant::now();
+    files.sort();
+    files.dedup();
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for f in &files {
+        by_key.entry(name_key(f)).or_default().push(f.clone());
+    }
+    let threads = match cfg.reindex_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let next = AtomicUsize::new(0);
+    let max = cfg.max_note_bytes;
+    let mut stats = ReindexStats {
+        files: files.len(),
+        ..Default::default()
+    };
+    let files = &files;
+    let dbe = |e| CacheError::db(db, e);
+    std::thread::scope(|s| -> Result<(), CacheError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<(usize, Loaded)>(512);
+        let mut started = 0usize;
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let next = &next;
+            let spawned = std::thread::Builder::new()
+                .name("vk-parse".into())
+                .spawn_scoped(s, move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(rel) = files.get(i) else { break };
+                        let loaded = load_file(root, rel, max).map(|d| {
+                            let parsed = match (&d.text, is_markdown(rel)) {
+                                (Some(t), true) => Some(parse_note(rel, t)),
+                                _ => None,
+                            };
+                            (d, parsed)
+                        });
+                        if sender.send((i, loaded)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::warn!(error = %e, "reindex: cannot start a parser thread"),
+            }
+        }
+        drop(sender);
+        if started == 0 {
+            return Err(CacheError::Io {
+                path: root.to_path_buf(),
+                source: std::io::Error::other("reindex: no parser thread could be started"),
+            });
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(dbe)?;
+        for t in schema::TABLES {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS {t}"))
+                .map_err(dbe)?;
+        }
+        tx.execute_batch(schema::SCHEMA).map_err(dbe)?;
+        // Fewer, larger FTS segments while bulk loading (fewer merges).
+        tx.execute_batch("INSERT INTO notes_fts(notes_fts, rank) VALUES('hashsize', 67108864)")
+            .map_err(dbe)?;
+        let mut resolver = |src: &str, target: &str| {
+            resolve(src, target, &mut |k| {
+                by_key.get(k).cloned().unwrap_or_default()
+            })
+        };
+        let mut skipped = Dirty::default();
+        for (i, loaded) in receiver {
+            let rel = &files[i];
+            match loaded {
+                Ok((data, parsed)) => {
+                    if is_markdown(rel) {
+                        stats.notes += 1;
+                    } else {
+                        stats.attachments += 1;
+                    }
+                    if data.error.is_some() || parsed.as_ref().is_some_and(|p| !p.errors.is_empty())
+                    {
+                        stats.with_errors += 1;
+                    }
+                    insert_note(&tx, rel, &data, parsed.as_ref(), &mut resolver).map_err(dbe)?;
+                }
+                Err(e) => {
+                    tracing::warn!(path = %rel, error = %e, "reindex: skipping file");
+                    stats.skipped += 1;
+                    skipped.keys.insert(name_key(rel));
+                }
+            }
+        }
+        let t_rows = start.elapsed();
+        tx.execute_batch(schema::INDEXES).map_err(dbe)?;
+        let t_idx = start.elapsed();
+        // Links resolved to a file that could not be read must not point at it.
+        reresolve(&tx, &skipped).map_err(dbe)?;
+        write_cursor(&tx, cursor).map_err(dbe)?;
+        let (links, unresolved): (i64, i64) = tx
+            .query_row(
+                "SELECT count(*), count(*) - count(target_path) FROM links",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(dbe)?;
+        stats.links = usize::try_from(links).unwrap_or(0);
+        stats.unresolved = usize::try_from(unresolved).unwrap_or(0);
+        stats.elapsed_ms = start.elapsed().as_millis();
+        if let Some(token) = request {
+            // Tells the waiting `vaultkeeper reindex` it was served, and with what.
+            let record = serde_json::json!({ "request": token, "stats": &stats });
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES(?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![LAST_REINDEX, record.to_string()],
+            )
+            .map_err(dbe)?;
+        }
+        let t_before_commit = start.elapsed();
+        tx.commit().map_err(dbe)?;
+        tracing::debug!(rows = ?t_rows, indexes = ?t_idx, pre_commit = ?t_before_commit, total = ?start.elapsed(), "reindex phases");
+        Ok(())
+    })?;
+    stats.elapsed_ms = start.elapsed().as_millis();
+    Ok(stats)
+}

@@ -1,0 +1,125 @@
+//! The shadow cache: an always-current SQLite mirror of the vault (notes, links, tags, tasks,
+//! full text) and the read-only queries over it.
+//!
+//! - [`parse`]: one note's text into rows (pure).
+//! - [`resolve`]: Obsidian's link resolution rules.
+//! - [`schema`]: tables, schema version, opening the database.
+//! - [`apply`]: the `cache` consumer and the full [`reindex`].
+//! - [`query`]: read-only queries with serializable results (the binary renders them).
+
+pub mod apply;
+pub mod parse;
+pub mod query;
+pub mod resolve;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use apply::{
+    CacheConsumer, NAME, ReindexState, ReindexStats, reindex, reindex_state, request_reindex,
+};
+
+/// The `[cache]` section of the configuration.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Run the cache consumer.
+    pub enabled: bool,
+    /// Notes larger than this (bytes) are indexed as metadata only, with an error.
+    pub max_note_bytes: u64,
+    /// Threads parsing notes in a full reindex; 0 means one per core.
+    pub reindex_threads: usize,
+    /// How long a write waits for a lock held by another connection.
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            max_note_bytes: 50 * 1024 * 1024,
+            reindex_threads: 0,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What can go wrong in the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// SQLite failed on the cache database.
+    #[error("cache database {path}: {source}")]
+    Db {
+        /// The cache file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading a vault file or creating the cache folder failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// There is no cache yet.
+    #[error("no cache at {0} (is the daemon running, or run `vaultkeeper reindex`)")]
+    NoCache(PathBuf),
+    /// The cache is from another version of vaultkeeper.
+    #[error("cache {path} has schema version {found}, expected {expected}: run `vaultkeeper reindex`", expected = schema::SCHEMA_VERSION)]
+    Stale {
+        /// The cache file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// A note named on the command line does not exist in the cache.
+    #[error("no note matches {0:?}")]
+    NotFound(String),
+    /// `sql` refused a statement.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// A query was not understood (bad search syntax, bad SQL).
+    #[error("{0}")]
+    BadQuery(String),
+    /// `sql` stopped a statement at one of its bounds (time, memory); says which.
+    #[error("stopped: {0}")]
+    Stopped(String),
+}
+
+impl CacheError {
+    pub(crate) fn db(path: &std::path::Path, source: rusqlite::Error) -> CacheError {
+        CacheError::Db {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// True when retrying later may succeed (the database is locked by another writer).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CacheError::Db { source, .. } => schema::is_busy(source),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_and_toml() {
+        let c: CacheConfig =
+            toml::from_str("max_note_bytes = 10\nbusy_timeout = \"250ms\"\n").expect("parse");
+        assert!(c.enabled);
+        assert_eq!(c.max_note_bytes, 10);
+        assert_eq!(c.busy_timeout, Duration::from_millis(250));
+        assert!(toml::from_str::<CacheConfig>("nope = 1").is_err());
+    }
+}

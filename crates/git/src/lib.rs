@@ -1,0 +1,540 @@
+//! The git consumer: turns journal events into commits after a quiet period, safely, and reports its status.
+
+pub mod commit;
+pub mod config;
+pub mod init;
+pub mod message;
+pub mod mirror;
+pub mod push;
+pub mod safety;
+pub mod sign;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
+use vaultkeeper_core::event::{Event, Kind};
+use vaultkeeper_core::retry::Backoff;
+
+pub use commit::{CommitError, Committer, Outcome, Pending};
+pub use config::{DEFAULT_MESSAGE, GitConfig, GitError};
+pub use init::{InitOutcome, init_repo};
+pub use safety::Blocked;
+
+/// What `vaultkeeper status` shows about git.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GitStatus {
+    /// Whether the consumer runs.
+    pub enabled: bool,
+    /// Why it does not run (off is not unhealthy).
+    pub off_reason: Option<String>,
+    /// The repository's work tree.
+    pub repository: Option<String>,
+    /// The branch HEAD names; `None` when detached.
+    pub branch: Option<String>,
+    /// The last commit vaultkeeper made (or found at start), full hash.
+    pub last_commit: Option<String>,
+    /// When that commit was made.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// Paths waiting for the next commit.
+    pub pending: usize,
+    /// Why committing waits right now (rebase, merge, index.lock, detached HEAD).
+    pub blocked: Option<String>,
+    /// The last failure, cleared by the next commit.
+    pub last_error: Option<String>,
+    /// Push state, when `push = true`.
+    pub push: Option<PushStatus>,
+}
+
+/// Push part of [`GitStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PushStatus {
+    /// Remote name.
+    pub remote: String,
+    /// Commits made but not yet pushed.
+    pub behind: bool,
+    /// When the last push succeeded.
+    pub last_ok: Option<DateTime<Utc>>,
+    /// The last push error, cleared by a success.
+    pub last_error: Option<String>,
+}
+
+impl GitStatus {
+    /// The status of a consumer that does not run, with the reason.
+    pub fn off(reason: impl Into<String>) -> GitStatus {
+        GitStatus {
+            enabled: false,
+            off_reason: Some(reason.into()),
+            ..GitStatus::default()
+        }
+    }
+}
+
+/// A cheap, cloneable view of a running consumer's status (the consumer itself moves into the runner).
+#[derive(Debug, Clone)]
+pub struct StatusHandle(Arc<Mutex<GitStatus>>);
+
+impl StatusHandle {
+    /// The current status.
+    pub fn get(&self) -> GitStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut GitStatus)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// What [`start`] decided.
+#[derive(Debug)]
+pub enum GitStart {
+    /// Git is on: hand the consumer to the runner.
+    On(Box<GitConsumer>),
+    /// Git is off, with the reason to show (see [`GitStatus::off`]).
+    Off(String),
+}
+
+/// Decides whether git runs for `vault` (`git.enabled`, else: is it a repository) and opens it.
+/// Errors (no identity, enabled without a repository) are start-up errors to show the user.
+pub fn start(
+    vault: &Path,
+    cfg: &GitConfig,
+    vault_name: &str,
+    host: &str,
+) -> Result<GitStart, GitError> {
+    match cfg.enabled {
+        Some(false) => {
+            return Ok(GitStart::Off(
+                "disabled in the configuration (git.enabled = false)".into(),
+            ));
+        }
+        None => match commit::discover(vault)? {
+            None => {
+                return Ok(GitStart::Off(
+                    "the vault is not in a git repository (run `vaultkeeper init --git`, or set git.enabled)".into(),
+                ));
+            }
+            // On by default only when the vault is the repository's root: a vault that is a
+            // folder inside some other project's repository must not commit into it unasked.
+            Some(repo) => {
+                let root = repo.workdir().and_then(|w| w.canonicalize().ok());
+                if root.as_deref() != vault.canonicalize().ok().as_deref() {
+                    return Ok(GitStart::Off(format!(
+                        "the vault is a folder inside the git repository at {}; set git.enabled = true to commit into it",
+                        root.map(|r| r.display().to_string())
+                            .unwrap_or_else(|| "?".into())
+                    )));
+                }
+            }
+        },
+        Some(true) => {}
+    }
+    Ok(GitStart::On(Box::new(GitConsumer::open(
+        vault, cfg, vault_name, host,
+    )?)))
+}
+
+/// The git consumer (name `git`): collects the paths events name, commits them after a
+/// quiet period or the max delay, and on flush.
+#[derive(Debug)]
+pub struct GitConsumer {
+    vault: PathBuf,
+    cfg: GitConfig,
+    vault_name: String,
+    host: String,
+    /// `None` while a commit runs on the blocking pool or after that task was lost.
+    committer: Option<Committer>,
+    git_dir: PathBuf,
+    pending: Pending,
+    max_seq: u64,
+    first_at: Option<Instant>,
+    last_at: Option<Instant>,
+    /// Backoff for real failures; a busy repository is polled at [`GitConsumer::blocked_poll`].
+    retry: Backoff,
+    retry_at: Option<Instant>,
+    /// The last attempt found the repository busy (rebase, merge, lock): not an error.
+    blocked: bool,
+    /// The cause last logged at warn level, to log a lasting cause once.
+    logged: Option<String>,
+    pusher: push::Pusher,
+    push_branch: Option<String>,
+    status: StatusHandle,
+}
+
+impl GitConsumer {
+    /// Opens the repository around `vault` (which may be a sub-folder of its work tree).
+    /// Fails when there is none, or nobody to commit as.
+    pub fn open(
+        vault: &Path,
+        cfg: &GitConfig,
+        vault_name: &str,
+        host: &str,
+    ) -> Result<GitConsumer, GitError> {
+        let committer = Committer::open(vault, cfg, vault_name, host)?;
+        let (last_commit, last_commit_at) = match committer.last_commit() {
+            Some((id, secs)) => (Some(id), Utc.timestamp_opt(secs, 0).single()),
+            None => (None, None),
+        };
+        let status = GitStatus {
+            enabled: true,
+            off_reason: None,
+            repository: Some(committer.workdir().display().to_string()),
+            branch: committer.branch(),
+            last_commit,
+            last_commit_at,
+            push: cfg.push.then(|| PushStatus {
+                remote: cfg.remote.clone(),
+                ..PushStatus::default()
+            }),
+            ..GitStatus::default()
+        };
+        let mut consumer = GitConsumer {
+            vault: vault.to_path_buf(),
+            cfg: cfg.clone(),
+            vault_name: vault_name.to_string(),
+            host: host.to_string(),
+            git_dir: committer.git_dir().to_path_buf(),
+            committer: Some(committer),
+            pending: Pending::default(),
+            max_seq: 0,
+            first_at: None,
+            last_at: None,
+            retry: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+            retry_at: None,
+            blocked: false,
+            logged: None,
+            pusher: push::Pusher::default(),
+            push_branch: None,
+            status: StatusHandle(Arc::new(Mutex::new(status))),
+        };
+        if consumer.cfg.push {
+            consumer.hand_off_unpushed();
+        }
+        Ok(consumer)
+    }
+
+    /// The current status (also available through [`GitConsumer::status_handle`]).
+    pub fn status(&self) -> GitStatus {
+        self.status.get()
+    }
+
+    /// The status as JSON, for the trait's `status()` report in the runner.
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.status.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A handle that keeps showing the status after the consumer moved into the runner.
+    pub fn status_handle(&self) -> StatusHandle {
+        self.status.clone()
+    }
+
+    /// How many paths wait for the next commit.
+    pub fn pending(&self) -> usize {
+        self.pending.paths.len()
+    }
+
+    /// Wants a push at start when the branch is ahead of what the last push left on the
+    /// remote: a push that failed, or was cut short, in the last run is handed to this one.
+    fn hand_off_unpushed(&mut self) {
+        let Some(branch) = self.committer.as_ref().and_then(Committer::branch) else {
+            return;
+        };
+        let remote_branch = self.cfg.branch.as_deref().unwrap_or(&branch);
+        if push::unpushed(&self.git_dir, &self.cfg.remote, &branch, remote_branch) {
+            tracing::info!(
+                "git: {branch} has commits not on {} yet (left by the last run); pushing them",
+                self.cfg.remote
+            );
+            self.push_branch = Some(branch);
+            self.pusher.committed();
+            self.sync_push_status();
+        }
+    }
+
+    /// Waits up to `timeout` for outstanding pushes (on shutdown); true when all is pushed.
+    pub fn finish_push(&mut self, timeout: Duration) -> bool {
+        if !self.cfg.push {
+            return true;
+        }
+        let target = self.push_target_fn();
+        let done = self.pusher.wait(timeout, target);
+        self.sync_push_status();
+        done
+    }
+
+    fn push_target_fn(&self) -> impl Fn() -> Option<push::Target> + use<> {
+        let git_dir = self.git_dir.clone();
+        let remote = self.cfg.remote.clone();
+        let branch = self.push_branch.clone();
+        let remote_branch = self.cfg.branch.clone();
+        move || {
+            let local = branch.as_deref()?;
+            Some(push::target(
+                &git_dir,
+                &remote,
+                local,
+                remote_branch.as_deref(),
+            ))
+        }
+    }
+
+    fn poll_push(&mut self) {
+        if self.cfg.push {
+            let target = self.push_target_fn();
+            self.pusher.poll(target);
+            self.sync_push_status();
+        }
+    }
+
+    fn sync_push_status(&self) {
+        let behind = self.pusher.deadline().is_some();
+        let (last_ok, last_error) = (self.pusher.last_ok, self.pusher.last_error.clone());
+        self.status.update(|s| {
+            if let Some(p) = &mut s.push {
+                p.behind = behind;
+                p.last_ok = last_ok;
+                p.last_error = last_error;
+            }
+        });
+    }
+
+    fn note(&mut self, event: &Event) {
+        let mut add = |p: &str| {
+            self.pending.paths.insert(p.to_string());
+        };
+        add(&event.file_path);
+        if event.event == Kind::Renamed
+            && let Some(old) = &event.old_path
+        {
+            add(old);
+            self.pending
+                .renames
+                .insert(event.file_path.clone(), old.clone());
+        }
+        self.max_seq = self.max_seq.max(event.seq);
+    }
+
+    /// When the pending paths are due: quiet period after the last event, capped by the max delay.
+    fn due(&self) -> Option<Instant> {
+        let (first, last) = (self.first_at?, self.last_at?);
+        Some((last + self.cfg.quiet).min(first + self.cfg.max_delay))
+    }
+
+    /// Commits the pending paths now, off the async threads when a tokio runtime is there.
+    async fn commit_now(&mut self) -> Result<Durable, ConsumerError> {
+        // Only `failed` says the repository is busy; any other way out is not a wait.
+        self.blocked = false;
+        self.poll_push();
+        if self.pending.is_empty() {
+            return Ok(Durable::Unchanged);
+        }
+        let committer = match self.committer.take() {
+            Some(c) => c,
+            None => Committer::open(&self.vault, &self.cfg, &self.vault_name, &self.host)
+                .map_err(|e| self.failed(CommitError::Other(e.to_string())))?,
+        };
+        let pending = self.pending.clone();
+        let work = move || {
+            let mut committer = committer;
+            let result = committer.commit(&pending);
+            (committer, result)
+        };
+        let (committer, result) = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => rt.spawn_blocking(work).await.map_err(|e| {
+                ConsumerError::Transient(format!("git: the commit task did not finish: {e}"))
+            })?,
+            Err(_) => work(),
+        };
+        let branch = committer.branch();
+        self.committer = Some(committer);
+        match result {
+            Ok(outcome) => {
+                let upto = self.max_seq;
+                let count = self.pending.paths.len();
+                self.pending = Pending::default();
+                (self.first_at, self.last_at, self.retry_at, self.logged) =
+                    (None, None, None, None);
+                self.blocked = false;
+                self.retry.reset();
+                let mut committed = None;
+                match &outcome {
+                    Outcome::Committed {
+                        id,
+                        changes,
+                        branch,
+                    } => {
+                        tracing::info!(
+                            commit = %id,
+                            "git: committed {changes} change(s) on {branch} as {:.10}",
+                            id.to_string()
+                        );
+                        committed = Some((id.to_string(), Utc::now()));
+                        if self.cfg.push {
+                            self.push_branch = Some(branch.clone());
+                            self.pusher.committed();
+                        }
+                    }
+                    Outcome::Unchanged => {
+                        tracing::debug!(
+                            "git: {count} path(s) already match HEAD; nothing to commit"
+                        )
+                    }
+                }
+                self.status.update(|s| {
+                    s.pending = 0;
+                    s.blocked = None;
+                    s.last_error = None;
+                    s.branch = branch;
+                    if let Some((id, at)) = committed {
+                        s.last_commit = Some(id);
+                        s.last_commit_at = Some(at);
+                    }
+                });
+                self.poll_push();
+                Ok(if upto > 0 {
+                    Durable::Upto(upto)
+                } else {
+                    Durable::Unchanged
+                })
+            }
+            Err(e) => {
+                self.status.update(|s| s.branch = branch);
+                Err(self.failed(e))
+            }
+        }
+    }
+
+    /// How often a busy repository is looked at again: within the quiet period, so that
+    /// the pending changes are committed that soon after the user's rebase or merge ends.
+    /// A look is a few `stat`s of the git dir.
+    fn blocked_poll(&self) -> Duration {
+        self.cfg
+            .quiet
+            .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    /// Logs a failure (once per lasting cause at warn level), records it, schedules a retry.
+    fn failed(&mut self, e: CommitError) -> ConsumerError {
+        let text = e.to_string();
+        let key = match &e {
+            CommitError::Blocked(b) => b.key().to_string(),
+            CommitError::Other(s) => s.clone(),
+        };
+        if self.logged.as_deref() != Some(key.as_str()) {
+            tracing::warn!(
+                pending = self.pending.paths.len(),
+                "git: not committing yet: {text}"
+            );
+            self.logged = Some(key);
+        } else {
+            tracing::debug!("git: still waiting: {text}");
+        }
+        // Waiting for the user is not failing: a backoff grown over a long rebase would
+        // delay the commit long after it ends, so a busy repository is polled evenly.
+        self.blocked = matches!(e, CommitError::Blocked(_));
+        let delay = if self.blocked {
+            self.blocked_poll()
+        } else {
+            self.retry.next_delay()
+        };
+        self.retry_at = Some(Instant::now() + delay);
+        let pending = self.pending.paths.len();
+        self.status.update(|s| {
+            s.pending = pending;
+            match &e {
+                CommitError::Blocked(_) => s.blocked = Some(text.clone()),
+                CommitError::Other(_) => {
+                    s.blocked = None;
+                    s.last_error = Some(text.clone());
+                }
+            }
+        });
+        ConsumerError::Transient(format!("git: {text}"))
+    }
+}
+
+impl Consumer for GitConsumer {
+    fn name(&self) -> &str {
+        "git"
+    }
+
+    fn status(&self) -> serde_json::Value {
+        self.status_json()
+    }
+
+    async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        if batch.is_empty() {
+            return Ok(Durable::Unchanged);
+        }
+        let now = Instant::now();
+        for event in batch {
+            self.note(event);
+        }
+        self.first_at.get_or_insert(now);
+        self.last_at = Some(now);
+        let pending = self.pending.paths.len();
+        self.status.update(|s| s.pending = pending);
+        // Under a steady stream the runner may never be idle: keep the max delay here too.
+        if self
+            .first_at
+            .is_some_and(|first| now >= first + self.cfg.max_delay)
+        {
+            // The events are taken either way: when the repository is busy the paths stay
+            // pending and the deadline retries, so the runner need not replay this batch.
+            return Ok(self.commit_now().await.unwrap_or(Durable::Unchanged));
+        }
+        self.poll_push();
+        Ok(Durable::Unchanged)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let commit = self
+            .due()
+            .map(|due| self.retry_at.map_or(due, |r| r.max(due)));
+        let push = if self.cfg.push {
+            self.pusher.deadline()
+        } else {
+            None
+        };
+        match (commit, push) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+        if self.due().is_some_and(|due| Instant::now() >= due) {
+            return match self.commit_now().await {
+                // Already reported once and shown in the status as `blocked`; an error
+                // here would make the runner warn on every look and back off on its own.
+                Err(_) if self.blocked => Ok(Durable::Unchanged),
+                other => other,
+            };
+        }
+        self.poll_push();
+        Ok(Durable::Unchanged)
+    }
+
+    async fn flush(&mut self) -> Result<Durable, ConsumerError> {
+        self.commit_now().await
+    }
+
+    async fn stop(&mut self) {
+        if !self.cfg.push || self.pusher.deadline().is_none() {
+            return;
+        }
+        tracing::info!("git: finishing the push before stopping");
+        // Blocking is fine here: this runner's thread has nothing else left to do.
+        if self.finish_push(push::SHUTDOWN_WAIT) {
+            tracing::info!("git: everything is pushed");
+        } else {
+            tracing::warn!(
+                "git: commits are not pushed yet; the next start pushes them (they are safe in the local repository)"
+            );
+        }
+    }
+}

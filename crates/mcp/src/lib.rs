@@ -1,0 +1,45 @@
+//! `vaultkeeper mcp`: a Model Context Protocol server on stdio over the shadow cache and the
+//! journal, read-only.
+//!
+//! - [`tools`]: the tools (search_notes, read_note, list_backlinks, recent_changes, list_tags,
+//!   list_tasks, query_sql) and the note resources (`vault:///<path>`).
+//! - [`store`]: every call into the cache and the journal (one read-only connection per request,
+//!   so edits applied by the daemon show up at once).
+//! - [`guard`]: keeping reads inside the vault; note URIs.
+
+pub mod guard;
+pub mod store;
+pub mod tools;
+
+use anyhow::{Context as _, Result};
+use rmcp::ServiceExt;
+
+use vaultkeeper_vaultfs::paths::VaultPaths;
+
+pub use tools::VaultServer;
+
+/// Serves MCP on stdin/stdout until the client closes stdin. Logs go to stderr only.
+pub fn serve_stdio(paths: &VaultPaths) -> Result<()> {
+    let cache_db = paths.cache();
+    if !cache_db.exists() {
+        tracing::warn!(cache = %cache_db.display(), "no cache yet: tools will fail until the daemon has built it");
+    }
+    let server = VaultServer::new(paths.root.clone(), cache_db, paths.journal());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let running = server
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| anyhow::anyhow!("MCP initialisation failed: {e}"))?;
+        let reason = running
+            .waiting()
+            .await
+            .map_err(|e| anyhow::anyhow!("MCP server task failed: {e}"))?;
+        tracing::debug!(?reason, "MCP client gone");
+        anyhow::Ok(())
+    })
+}

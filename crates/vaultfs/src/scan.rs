@@ -1,0 +1,371 @@
+//! Reading the vault: stat, streamed hashing, text content, and the parallel walk.
+
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::ignore::IgnoreRules;
+use vaultkeeper_core::file::FileState;
+
+/// What the disk says about one path, compared with the snapshot.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// Same size, mtime and inode as the snapshot: not read again.
+    Unchanged,
+    /// A regular file whose state differs from the snapshot (or that is new).
+    Present(FileState),
+    /// No regular file there (missing, a folder, a symlink, ignored).
+    Gone,
+    /// It is there but cannot be read; the snapshot is left alone.
+    Unreadable(String),
+}
+
+/// Size, mtime and inode from metadata, with an empty hash.
+pub fn quick_state(meta: &Metadata) -> FileState {
+    FileState {
+        size: meta.len(),
+        mtime_ns: mtime_ns(meta),
+        ino: inode(meta),
+        hash: String::new(),
+    }
+}
+
+/// Modification time in nanoseconds since the epoch (0 when unknown).
+pub fn mtime_ns(meta: &Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+/// The modification time as a timestamp.
+pub fn mtime_of(state: &FileState) -> Option<DateTime<Utc>> {
+    (state.mtime_ns > 0).then(|| DateTime::from_timestamp_nanos(state.mtime_ns))
+}
+
+#[cfg(unix)]
+fn inode(meta: &Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ino()
+}
+
+#[cfg(not(unix))]
+fn inode(_meta: &Metadata) -> u64 {
+    0
+}
+
+/// The content read from a file: its hash, its size, and its text when it is UTF-8
+/// without NUL bytes and small enough.
+#[derive(Debug, Clone)]
+pub struct FileRead {
+    /// blake3 hex.
+    pub hash: String,
+    /// Bytes read.
+    pub size: u64,
+    /// The text, when kept.
+    pub content: Option<String>,
+}
+
+/// Reads a file once, streaming it through blake3 so a huge file never sits in memory;
+/// keeps the bytes as text only up to `max_content`.
+pub fn read_file(abs: &Path, max_content: u64) -> std::io::Result<FileRead> {
+    let mut file = std::fs::File::open(abs)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut kept: Option<Vec<u8>> = Some(Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        if let Some(k) = kept.as_mut() {
+            if size <= max_content {
+                k.extend_from_slice(&buf[..n]);
+            } else {
+                kept = None;
+            }
+        }
+    }
+    let content = kept
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|text| !text.contains('\0'));
+    Ok(FileRead {
+        hash: hasher.finalize().to_hex().to_string(),
+        size,
+        content,
+    })
+}
+
+/// Compares one path on disk with its snapshot entry, hashing only when size, mtime
+/// or inode moved. A symlink is never followed.
+pub fn probe(root: &Path, rel: &str, prev: Option<&FileState>) -> Probe {
+    let abs = root.join(rel);
+    let meta = match std::fs::symlink_metadata(&abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Probe::Gone,
+        Err(e) => return Probe::Unreadable(format!("{}: {e}", abs.display())),
+    };
+    if !meta.is_file() {
+        return Probe::Gone;
+    }
+    probe_meta(&abs, &meta, prev)
+}
+
+/// [`probe`] with metadata already at hand (from the walk).
+pub fn probe_meta(abs: &Path, meta: &Metadata, prev: Option<&FileState>) -> Probe {
+    let quick = quick_state(meta);
+    if let Some(prev) = prev
+        && prev.size == quick.size
+        && prev.mtime_ns == quick.mtime_ns
+        && prev.ino == quick.ino
+    {
+        return Probe::Unchanged;
+    }
+    // Only the hash is needed here; content is read when the event is built.
+    match read_file(abs, 0) {
+        Ok(read) => Probe::Present(FileState {
+            size: read.size,
+            hash: read.hash,
+            ..quick
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probe::Gone,
+        Err(e) => Probe::Unreadable(format!("{}: {e}", abs.display())),
+    }
+}
+
+/// One thing the walk found.
+#[derive(Debug)]
+pub enum Found {
+    /// A regular file and what probing it said.
+    File(String, Probe),
+    /// A folder (for watching).
+    Dir(String),
+    /// Something skipped, with the reason naming the path.
+    Skipped(String),
+    /// A folder (vault-relative, `""` for the root) that could not be listed, or not
+    /// completely, for a reason other than being gone. What the snapshot holds under it
+    /// is unknown, not deleted.
+    Unlistable(String, String),
+}
+
+/// Vault-relative path with `/`, or `None` for a name that is not UTF-8.
+pub fn relative(root: &Path, abs: &Path) -> Option<String> {
+    let rel = abs.strip_prefix(root).ok()?;
+    let s = rel.to_str()?;
+    Some(if std::path::MAIN_SEPARATOR == '/' {
+        s.to_string()
+    } else {
+        s.replace(std::path::MAIN_SEPARATOR, "/")
+    })
+}
+
+/// Walks `start` (a folder of the vault, `""` for the root) on all cores, probing every
+/// file that is not ignored against `snapshot`. Symlinks are reported and not followed.
+pub fn walk(
+    root: &Path,
+    start: &str,
+    rules: &Arc<IgnoreRules>,
+    snapshot: &Arc<BTreeMap<String, FileState>>,
+    mut on_found: impl FnMut(Found),
+) {
+    let start_abs: PathBuf = if start.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(start)
+    };
+    let root_owned = root.to_path_buf();
+    let filter_rules = Arc::clone(rules);
+    let filter_root = root.to_path_buf();
+    let walker = ignore::WalkBuilder::new(&start_abs)
+        .standard_filters(false)
+        .hidden(false)
+        .follow_links(false)
+        .threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
+        .filter_entry(move |entry| {
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            match relative(&filter_root, entry.path()) {
+                Some(rel) => !filter_rules.is_ignored(&rel, is_dir),
+                None => true, // reported by the visitor
+            }
+        })
+        .build_parallel();
+    let (tx, rx) = std::sync::mpsc::channel::<Found>();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            walker.run(|| {
+                let tx = tx.clone();
+                let root = root_owned.clone();
+                let snapshot = Arc::clone(snapshot);
+                Box::new(move |entry| {
+                    let found = match entry {
+                        Err(e) => walk_error(&root, &e),
+                        Ok(entry) => classify(&root, &entry, &snapshot),
+                    };
+                    if let Some(found) = found {
+                        let _ = tx.send(found);
+                    }
+                    ignore::WalkState::Continue
+                })
+            });
+            drop(tx);
+        });
+        for found in rx {
+            on_found(found);
+        }
+    });
+}
+
+/// Turns a walk error into what it means for the snapshot. A folder that vanished while
+/// it was walked is simply gone (its files are not seen, so they are deleted); any other
+/// failure makes the path unlistable, and an error without a path makes the whole walk
+/// untrustworthy (the root).
+fn walk_error(root: &Path, e: &ignore::Error) -> Option<Found> {
+    if e.io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        && error_path(e).is_some_and(|p| p != root)
+    {
+        return None;
+    }
+    let rel = error_path(e)
+        .and_then(|p| relative(root, p))
+        .unwrap_or_default();
+    let shown = if error_path(e).is_some() {
+        e.to_string()
+    } else {
+        format!("{}: {e}", root.display())
+    };
+    Some(Found::Unlistable(rel, shown))
+}
+
+/// The path an error of the walker is about, through its wrappers.
+fn error_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Partial(errs) if errs.len() == 1 => error_path(&errs[0]),
+        ignore::Error::Loop { child, .. } => Some(child),
+        _ => None,
+    }
+}
+
+/// True when `path` is `dir` or lies under it (`""` is the root, above everything).
+pub fn is_under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path == dir
+        || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
+}
+
+fn classify(
+    root: &Path,
+    entry: &ignore::DirEntry,
+    snapshot: &BTreeMap<String, FileState>,
+) -> Option<Found> {
+    let path = entry.path();
+    let Some(rel) = relative(root, path) else {
+        return Some(Found::Skipped(format!(
+            "{}: name is not valid UTF-8, skipped",
+            path.display()
+        )));
+    };
+    let file_type = entry.file_type()?;
+    if file_type.is_dir() {
+        return Some(Found::Dir(rel));
+    }
+    if file_type.is_symlink() {
+        return Some(Found::Skipped(format!(
+            "{}: symbolic link, not followed",
+            path.display()
+        )));
+    }
+    if !file_type.is_file() {
+        return Some(Found::Skipped(format!(
+            "{}: not a regular file, skipped",
+            path.display()
+        )));
+    }
+    let meta = match entry.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(Found::File(
+                rel,
+                Probe::Unreadable(format!("{}: {e}", path.display())),
+            ));
+        }
+    };
+    let probe = probe_meta(path, &meta, snapshot.get(&rel));
+    Some(Found::File(rel, probe))
+}
+
+/// Every file of the vault the rules let through, vault-relative: what the journal speaks of.
+pub fn list_files(root: &Path, rules: &Arc<IgnoreRules>) -> Vec<String> {
+    let empty = Arc::new(BTreeMap::new());
+    let mut files = Vec::new();
+    walk(root, "", rules, &empty, |f| {
+        if let Found::File(rel, _) = f {
+            files.push(rel);
+        }
+    });
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_keeps_text_and_streams_large() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.md");
+        std::fs::write(&p, "hello").expect("write");
+        let r = read_file(&p, 100).expect("read");
+        assert_eq!(r.content.as_deref(), Some("hello"));
+        assert_eq!(r.hash, blake3::hash(b"hello").to_hex().to_string());
+        let r = read_file(&p, 3).expect("read");
+        assert_eq!(r.content, None, "over the limit: no content");
+        assert_eq!(r.size, 5);
+        std::fs::write(&p, b"a\0b").expect("write");
+        assert_eq!(read_file(&p, 100).expect("read").content, None, "binary");
+        std::fs::write(&p, [0xff, 0xfe]).expect("write");
+        assert_eq!(read_file(&p, 100).expect("read").content, None, "not UTF-8");
+    }
+
+    #[test]
+    fn is_under_means_the_folder_or_below_it() {
+        assert!(is_under("a/b.md", "a"));
+        assert!(is_under("a", "a"));
+        assert!(is_under("x/y.md", ""));
+        assert!(!is_under("ab/c.md", "a"));
+        assert!(!is_under("a.md", "a"));
+    }
+
+    #[test]
+    fn probe_skips_unchanged_and_sees_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.md"), "one").expect("write");
+        let Probe::Present(state) = probe(dir.path(), "a.md", None) else {
+            panic!("expected present")
+        };
+        assert!(matches!(
+            probe(dir.path(), "a.md", Some(&state)),
+            Probe::Unchanged
+        ));
+        std::fs::write(dir.path().join("a.md"), "two!").expect("write");
+        assert!(matches!(
+            probe(dir.path(), "a.md", Some(&state)),
+            Probe::Present(_)
+        ));
+        assert!(matches!(probe(dir.path(), "missing.md", None), Probe::Gone));
+    }
+}

@@ -1,0 +1,954 @@
+//! The watcher: kernel notifications are only hints; each debounced flush compares the
+//! hinted paths with the snapshot and journals what really changed. Start-up, overflow
+//! and polling run the same comparison over the whole vault.
+
+pub mod fswatch;
+pub mod reconcile;
+pub mod settle;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tracing::{debug, error, info, warn};
+
+use self::fswatch::{FsWatch, WatchError};
+use self::reconcile::{Change, Diff};
+use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_core::retry::Backoff;
+use vaultkeeper_journal::{FileState, Journal, SnapshotChange};
+use vaultkeeper_vaultfs::WatchConfig;
+use vaultkeeper_vaultfs::ignore::IgnoreRules;
+use vaultkeeper_vaultfs::paths::VaultPaths;
+use vaultkeeper_vaultfs::scan;
+use vaultkeeper_vaultfs::scan::{Found, Probe};
+
+/// Events journaled per transaction when a scan finds many changes.
+const CHUNK: usize = 1000;
+
+/// A message to the watcher thread.
+pub enum Msg {
+    /// A notification from the kernel.
+    Fs(notify::Result<notify::Event>),
+    /// Compare the whole vault with the snapshot now.
+    Rescan(&'static str),
+    /// New settings (SIGHUP): rebuild the ignore rules and rescan.
+    Reload(WatchConfig),
+    /// Journal what is pending and stop.
+    Stop,
+}
+
+/// A handle to send control messages to a running watcher.
+#[derive(Clone)]
+pub struct Control(SyncSender<Msg>);
+
+impl Control {
+    /// Asks for a full rescan.
+    pub fn rescan(&self, reason: &'static str) {
+        let _ = self.0.send(Msg::Rescan(reason));
+    }
+
+    /// Applies new watch settings.
+    pub fn reload(&self, cfg: WatchConfig) {
+        let _ = self.0.send(Msg::Reload(cfg));
+    }
+}
+
+/// The running watcher thread.
+pub struct Watcher {
+    tx: SyncSender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts watching. The first full reconcile runs on the watcher's thread; `ready`
+    /// fires when it is journaled. Every append publishes the new head on `head`.
+    pub fn spawn(
+        paths: &VaultPaths,
+        cfg: WatchConfig,
+        host: String,
+        head: tokio::sync::watch::Sender<u64>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
+    ) -> Result<Watcher> {
+        let journal = Journal::open(&paths.journal())?;
+        let snapshot = journal.load_files()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue);
+        let state_rel = paths.state_dir_in_vault();
+        let (rules, warnings) = IgnoreRules::for_vault(paths, &cfg);
+        for w in warnings {
+            warn!("{}", w.0);
+        }
+        let mut state = WatchState {
+            root: paths.root.clone(),
+            vault: paths.name.clone(),
+            host,
+            state_rel,
+            cfg,
+            rules: Arc::new(rules),
+            journal,
+            snapshot: Arc::new(snapshot),
+            fs: None,
+            polling: false,
+            dirty: BTreeSet::new(),
+            full: None,
+            first_pending: None,
+            last_event: None,
+            next_poll: None,
+            retry_at: None,
+            backoff: Backoff::external(),
+            warned: HashSet::new(),
+            head,
+            overflow: Arc::new(AtomicBool::new(false)),
+            unlistable: BTreeMap::new(),
+            next_relist: None,
+            held: settle::Held::default(),
+        };
+        let tx_notify = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("vaultkeeper-watch".into())
+            .spawn(move || state.run(rx, tx_notify, ready))
+            .context("cannot start the watcher thread")?;
+        Ok(Watcher {
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    /// True while the watcher thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// A handle for rescans and reloads.
+    pub fn control(&self) -> Control {
+        Control(self.tx.clone())
+    }
+
+    /// Journals pending changes and stops; blocks until the thread has finished.
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            error!("the watcher thread panicked");
+        }
+    }
+}
+
+struct WatchState {
+    root: PathBuf,
+    vault: String,
+    host: String,
+    state_rel: Option<String>,
+    cfg: WatchConfig,
+    rules: Arc<IgnoreRules>,
+    journal: Journal,
+    snapshot: Arc<BTreeMap<String, FileState>>,
+    fs: Option<FsWatch>,
+    /// Full rescans on a timer: configured, or the fallback when watching failed.
+    polling: bool,
+    dirty: BTreeSet<String>,
+    full: Option<&'static str>,
+    first_pending: Option<Instant>,
+    last_event: Option<Instant>,
+    next_poll: Option<Instant>,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    warned: HashSet<String>,
+    head: tokio::sync::watch::Sender<u64>,
+    overflow: Arc<AtomicBool>,
+    /// Folders that could not be listed (folder → reason): their snapshot is kept, and
+    /// they are listed again every `poll_interval` until they can be.
+    unlistable: BTreeMap<String, String>,
+    next_relist: Option<Instant>,
+    /// New temp-looking files waiting out `temp_settle`.
+    held: settle::Held,
+}
+
+/// What listing folders found.
+#[derive(Default)]
+struct Listing {
+    /// Every regular file listed, probed against the snapshot.
+    files: Vec<(String, Probe)>,
+    /// Snapshot paths under a completely listed (or vanished) folder that are not there.
+    gone: Vec<String>,
+}
+
+impl WatchState {
+    fn run(
+        &mut self,
+        rx: Receiver<Msg>,
+        tx: SyncSender<Msg>,
+        ready: tokio::sync::oneshot::Sender<Result<()>>,
+    ) {
+        if self.cfg.poll {
+            self.start_polling("configured with watch.poll = true");
+        } else {
+            match FsWatch::new(tx, Arc::clone(&self.overflow)) {
+                Ok(fs) => self.fs = Some(fs),
+                Err(e) => {
+                    warn!("cannot start file notifications ({e}); polling instead");
+                    self.start_polling("notifications unavailable");
+                }
+            }
+        }
+        // Watches are placed during the first scan, so what changes during it is seen.
+        let first = self.snapshot.is_empty();
+        let result = self.full_scan(
+            if first { "first scan" } else { "start-up" },
+            Origin::Rescan,
+        );
+        let failed = result.is_err();
+        let _ = ready.send(result);
+        if failed {
+            return;
+        }
+        info!(
+            files = self.snapshot.len(),
+            folders = self.fs.as_ref().map_or(0, FsWatch::len),
+            polling = self.polling,
+            "watching {}",
+            self.root.display()
+        );
+        loop {
+            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            match rx.recv_timeout(timeout) {
+                Ok(Msg::Fs(Ok(event))) => self.note(event),
+                Ok(Msg::Fs(Err(e))) => self.notify_error(e),
+                Ok(Msg::Rescan(reason)) => self.want_full(reason),
+                Ok(Msg::Reload(cfg)) => self.reload(cfg),
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_now();
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if self.overflow.swap(false, Ordering::SeqCst) {
+                warn!("event queue overflowed; rescanning the vault so nothing is missed");
+                self.want_full("event queue overflow");
+            }
+            let now = Instant::now();
+            if self.next_relist.is_some_and(|t| now >= t) {
+                self.relist_unlistable();
+            }
+            let settled = self.held.take_due(self.cfg.temp_settle, now);
+            if !settled.is_empty() {
+                self.dirty.extend(settled);
+                self.touch_pending();
+            }
+            if self.polling && self.next_poll.is_some_and(|t| now >= t) {
+                self.next_poll = Some(now + self.cfg.poll_interval);
+                self.want_full_quiet();
+            }
+            if self.flush_due(now) {
+                self.flush_now();
+            }
+        }
+    }
+
+    fn start_polling(&mut self, why: &str) {
+        if !self.polling {
+            info!(
+                "polling the vault every {:?} ({why})",
+                self.cfg.poll_interval
+            );
+            self.polling = true;
+            self.next_poll = Some(Instant::now() + self.cfg.poll_interval);
+        }
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut t = far;
+        if let (Some(first), Some(last)) = (self.first_pending, self.last_event) {
+            t = t.min((last + self.cfg.debounce).min(first + self.cfg.max_latency));
+        }
+        if let Some(r) = self.retry_at {
+            t = t.max(r).min(far);
+        }
+        if let Some(p) = self.next_poll {
+            t = t.min(p);
+        }
+        if let Some(r) = self.next_relist {
+            t = t.min(r);
+        }
+        if let Some(h) = self.held.next_due(self.cfg.temp_settle) {
+            t = t.min(h);
+        }
+        t
+    }
+
+    fn flush_due(&self, now: Instant) -> bool {
+        let (Some(first), Some(last)) = (self.first_pending, self.last_event) else {
+            return false;
+        };
+        if self.retry_at.is_some_and(|r| now < r) {
+            return false;
+        }
+        now >= last + self.cfg.debounce || now >= first + self.cfg.max_latency
+    }
+
+    fn touch_pending(&mut self) {
+        let now = Instant::now();
+        self.first_pending.get_or_insert(now);
+        self.last_event = Some(now);
+    }
+
+    fn want_full(&mut self, reason: &'static str) {
+        self.full = Some(reason);
+        self.touch_pending();
+    }
+
+    /// A poll tick: a rescan that is not worth an info line.
+    fn want_full_quiet(&mut self) {
+        self.full.get_or_insert("poll");
+        self.touch_pending();
+    }
+
+    fn warn_once(&mut self, message: String) {
+        if self.warned.len() > 10_000 {
+            self.warned.clear();
+        }
+        if self.warned.insert(message.clone()) {
+            warn!("{message}");
+        }
+    }
+
+    fn reload(&mut self, cfg: WatchConfig) {
+        if cfg.poll && !self.polling {
+            self.start_polling("configured with watch.poll = true");
+        }
+        self.cfg = cfg;
+        self.rebuild_rules();
+        self.want_full("configuration reloaded");
+    }
+
+    fn rebuild_rules(&mut self) {
+        let (rules, warnings) = IgnoreRules::new(
+            &self.root,
+            self.state_rel.as_deref(),
+            &self.cfg.ignore,
+            self.cfg.gitignore,
+        );
+        for w in warnings {
+            self.warn_once(w.0);
+        }
+        self.rules = Arc::new(rules);
+    }
+
+    fn notify_error(&mut self, e: notify::Error) {
+        if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+            self.watch_limit();
+        } else {
+            warn!("file notification error ({e}); rescanning");
+            self.want_full("notification error");
+        }
+    }
+
+    fn watch_limit(&mut self) {
+        self.warn_once(
+            "the inotify watch limit is reached: raise it with \
+             `sudo sysctl fs.inotify.max_user_watches=524288` (and persist it in /etc/sysctl.d); \
+             until then the vault is also polled"
+                .to_string(),
+        );
+        self.start_polling("inotify watch limit reached");
+    }
+
+    fn note(&mut self, event: notify::Event) {
+        use notify::EventKind;
+        if event.need_rescan() {
+            warn!("the kernel dropped file events; rescanning the vault");
+            self.want_full("kernel queue overflow");
+            return;
+        }
+        if matches!(
+            event.kind,
+            EventKind::Access(notify::event::AccessKind::Open(_))
+                | EventKind::Access(notify::event::AccessKind::Read)
+                | EventKind::Access(notify::event::AccessKind::Close(
+                    notify::event::AccessMode::Read
+                ))
+        ) {
+            return;
+        }
+        for path in event.paths {
+            let Some(rel) = scan::relative(&self.root, &path) else {
+                if path.starts_with(&self.root) {
+                    self.warn_once(format!(
+                        "{}: name is not valid UTF-8, skipped",
+                        path.display()
+                    ));
+                }
+                continue;
+            };
+            if rel.is_empty() {
+                continue;
+            }
+            if IgnoreRules::is_rule_file(&rel) {
+                self.rebuild_rules();
+                self.full.get_or_insert(".gitignore changed");
+            }
+            if self.rules.is_ignored(&rel, false) {
+                continue;
+            }
+            tracing::trace!(path = %rel, "change noted");
+            self.dirty.insert(rel);
+            self.touch_pending();
+        }
+    }
+
+    fn flush_now(&mut self) {
+        self.first_pending = None;
+        self.last_event = None;
+        let dirty = std::mem::take(&mut self.dirty);
+        let result = match self.full.take() {
+            Some(reason) => {
+                if reason != "poll" {
+                    info!("rescanning the vault ({reason})");
+                }
+                self.full_scan(reason, Origin::Rescan)
+            }
+            None => self.incremental(dirty),
+        };
+        match result {
+            Ok(()) => {
+                self.retry_at = None;
+                self.backoff.reset();
+                self.held.forget_queued();
+            }
+            Err(e) => {
+                // The snapshot is unchanged, so a full rescan later finds every change again.
+                let delay = self.backoff.next_delay();
+                error!("cannot journal changes, retrying in {delay:?}: {e:#}");
+                self.retry_at = Some(Instant::now() + delay);
+                self.want_full("retry after a failed flush");
+            }
+        }
+    }
+
+    fn add_watch(&mut self, rel: &str) {
+        let abs = self.root.join(rel);
+        let ino = std::fs::symlink_metadata(&abs)
+            .map(|m| scan::quick_state(&m).ino)
+            .unwrap_or(0);
+        let Some(fs) = self.fs.as_mut() else { return };
+        match fs.add(&self.root, rel, ino) {
+            Ok(()) => {}
+            Err(WatchError::Limit) => self.watch_limit(),
+            Err(WatchError::Other(m)) => debug!("cannot watch {m}"),
+        }
+    }
+
+    fn incremental(&mut self, dirty: BTreeSet<String>) -> Result<()> {
+        let mut candidates: BTreeSet<String> = BTreeSet::new();
+        let mut dirs: Vec<String> = Vec::new();
+        for rel in dirty {
+            match std::fs::symlink_metadata(self.root.join(&rel)) {
+                Ok(meta) if meta.is_dir() => {
+                    let ino = scan::quick_state(&meta).ino;
+                    let current = self.fs.as_ref().is_some_and(|fs| fs.is_current(&rel, ino));
+                    if !current {
+                        dirs.push(rel);
+                    }
+                }
+                Ok(_) => {
+                    candidates.insert(rel);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // A vanished folder takes its files and its (now stale) watches along.
+                    let prefix = format!("{rel}/");
+                    candidates.extend(
+                        self.snapshot
+                            .range(prefix.clone()..)
+                            .take_while(|(k, _)| k.starts_with(&prefix))
+                            .map(|(k, _)| k.clone()),
+                    );
+                    if let Some(fs) = self.fs.as_mut() {
+                        fs.remove_under(&self.root, &rel);
+                    }
+                    candidates.insert(rel);
+                }
+                Err(e) => self.warn_once(format!("{}: {e}", self.root.join(&rel).display())),
+            }
+        }
+        let mut present = Vec::new();
+        for dir in &dirs {
+            if let Some(fs) = self.fs.as_mut() {
+                fs.remove_under(&self.root, dir);
+            }
+        }
+        let listing = self.watch_and_list(dirs);
+        let mut gone: BTreeSet<String> = listing.gone.into_iter().collect();
+        for (rel, _) in &listing.files {
+            candidates.remove(rel);
+        }
+        present.extend(self.present_of(listing.files));
+        for rel in candidates {
+            if self.rules.is_ignored(&rel, false) {
+                if self.snapshot.contains_key(&rel) {
+                    gone.insert(rel);
+                }
+                continue;
+            }
+            match scan::probe(&self.root, &rel, self.snapshot.get(&rel)) {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Gone => {
+                    if self.snapshot.contains_key(&rel) {
+                        gone.insert(rel.clone());
+                    }
+                    let abs = self.root.join(&rel);
+                    if abs.is_symlink() {
+                        self.warn_once(format!("{}: symbolic link, not followed", abs.display()));
+                    }
+                }
+                Probe::Unchanged => {
+                    // Back after a listing missed it: not gone after all.
+                    gone.remove(&rel);
+                }
+                Probe::Unreadable(m) => {
+                    gone.remove(&rel);
+                    self.warn_once(m);
+                }
+            }
+        }
+        self.reconcile(present, gone.into_iter().collect(), Origin::Watch)
+            .map(|_| ())
+    }
+
+    /// The files of a listing that changed against the snapshot; unreadable ones are
+    /// logged once.
+    fn present_of(&mut self, files: Vec<(String, Probe)>) -> Vec<(String, FileState)> {
+        let mut present = Vec::new();
+        for (rel, probe) in files {
+            match probe {
+                Probe::Present(s) => present.push((rel, s)),
+                Probe::Unreadable(m) => self.warn_once(m),
+                Probe::Unchanged | Probe::Gone => {}
+            }
+        }
+        present
+    }
+
+    /// Journals what a listing found changed or gone.
+    fn reconcile_listing(&mut self, listing: Listing, origin: Origin) -> Result<usize> {
+        let present = self.present_of(listing.files);
+        if present.is_empty() && listing.gone.is_empty() {
+            return Ok(0);
+        }
+        self.reconcile(present, listing.gone, origin)
+    }
+
+    /// Holds back settling temp files, compares with the snapshot and journals the
+    /// difference; returns how many changes it journaled.
+    fn reconcile(
+        &mut self,
+        present: Vec<(String, FileState)>,
+        mut gone: Vec<String>,
+        origin: Origin,
+    ) -> Result<usize> {
+        // What is there now wins over an earlier listing that missed it.
+        let here: HashSet<&str> = present.iter().map(|(p, _)| p.as_str()).collect();
+        gone.retain(|g| !here.contains(g.as_str()));
+        drop(here);
+        let present = self.held.filter(
+            &self.snapshot,
+            present,
+            &mut gone,
+            self.cfg.temp_settle,
+            Instant::now(),
+        );
+        let diff = reconcile::diff(&self.snapshot, present, gone);
+        let n = diff.changes.len();
+        self.apply(diff, origin)?;
+        Ok(n)
+    }
+
+    /// Remembers a folder that cannot be listed, logs it once with the reason, and
+    /// schedules another try.
+    fn mark_unlistable(&mut self, dir: &str, reason: String) {
+        self.warn_once(format!(
+            "{reason}; cannot list this folder, its files are kept as they were and it is \
+             retried every {:?}",
+            self.cfg.poll_interval
+        ));
+        self.unlistable.insert(dir.to_string(), reason);
+        self.next_relist
+            .get_or_insert_with(|| Instant::now() + self.cfg.poll_interval);
+    }
+
+    /// Lists the folders that could not be listed before, and reconciles what they hold.
+    fn relist_unlistable(&mut self) {
+        self.next_relist = None;
+        let dirs: Vec<String> = self.unlistable.keys().cloned().collect();
+        let listing = self.watch_and_list(dirs);
+        match self.reconcile_listing(listing, Origin::Rescan) {
+            Ok(n) if n > 0 => info!(
+                changes = n,
+                "folders that could not be listed are reconciled"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                error!("cannot journal changes, rescanning: {e:#}");
+                self.want_full("retry after a failed flush");
+            }
+        }
+    }
+
+    /// The snapshot paths under a folder (`""`: all).
+    fn snapshot_under(&self, dir: &str) -> Vec<String> {
+        if dir.is_empty() {
+            return self.snapshot.keys().cloned().collect();
+        }
+        let prefix = format!("{dir}/");
+        self.snapshot
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Watches each folder FIRST and lists it after, folder by folder down the tree, so a
+    /// file created in a new folder is either listed here or reported by the new watch:
+    /// there is no window in which it can be missed. For the same reason, a snapshot path
+    /// that a complete listing does not find is gone (it went before the watch was there),
+    /// while a folder that cannot be listed keeps its snapshot.
+    fn watch_and_list(&mut self, mut queue: Vec<String>) -> Listing {
+        let mut out = Listing::default();
+        let mut done: HashSet<String> = HashSet::new();
+        while let Some(dir) = queue.pop() {
+            if !done.insert(dir.clone()) {
+                continue;
+            }
+            self.add_watch(&dir);
+            let abs = if dir.is_empty() {
+                self.root.clone()
+            } else {
+                self.root.join(&dir)
+            };
+            let entries = match std::fs::read_dir(&abs) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_empty() => {
+                    // Gone, and so is everything the snapshot had under it.
+                    self.unlistable.retain(|d, _| !scan::is_under(d, &dir));
+                    out.gone.extend(self.snapshot_under(&dir));
+                    continue;
+                }
+                Err(e) => {
+                    self.mark_unlistable(&dir, format!("{}: {e}", abs.display()));
+                    continue;
+                }
+            };
+            let mut complete = true;
+            // What the listing saw, so that the rest of the snapshot under `dir` is gone.
+            let mut seen: HashSet<String> = HashSet::new();
+            for entry in entries {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        complete = false;
+                        self.mark_unlistable(&dir, format!("{}: {e}", abs.display()));
+                        continue;
+                    }
+                };
+                let path = entry.path();
+                let Some(rel) = scan::relative(&self.root, &path) else {
+                    self.warn_once(format!(
+                        "{}: name is not valid UTF-8, skipped",
+                        path.display()
+                    ));
+                    continue;
+                };
+                let Ok(ft) = entry.file_type() else {
+                    // Unknown: whatever the snapshot has there stays.
+                    seen.insert(rel);
+                    continue;
+                };
+                if self.rules.is_ignored(&rel, ft.is_dir()) {
+                    continue;
+                }
+                if ft.is_dir() {
+                    let ino = entry
+                        .metadata()
+                        .map(|m| scan::quick_state(&m).ino)
+                        .unwrap_or(0);
+                    seen.insert(rel.clone());
+                    if !self.fs.as_ref().is_some_and(|fs| fs.is_current(&rel, ino)) {
+                        queue.push(rel);
+                    }
+                } else if ft.is_symlink() {
+                    self.warn_once(format!("{}: symbolic link, not followed", path.display()));
+                } else if ft.is_file() {
+                    let probe = scan::probe(&self.root, &rel, self.snapshot.get(&rel));
+                    if !matches!(probe, Probe::Gone) {
+                        seen.insert(rel.clone());
+                    }
+                    out.files.push((rel, probe));
+                }
+            }
+            if !complete {
+                continue;
+            }
+            self.unlistable.remove(&dir);
+            let base = if dir.is_empty() { 0 } else { dir.len() + 1 };
+            for key in self.snapshot_under(&dir) {
+                // The file itself, or the child folder it lies in, must have been listed.
+                let child = match key[base..].find('/') {
+                    Some(i) => &key[..base + i],
+                    None => key.as_str(),
+                };
+                if !seen.contains(child) {
+                    out.gone.push(key);
+                }
+            }
+        }
+        out
+    }
+
+    fn full_scan(&mut self, reason: &str, origin: Origin) -> Result<()> {
+        let started = Instant::now();
+        let first = self.snapshot.is_empty();
+        debug!("scanning the vault ({reason})");
+        let bar = (first && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} files")
+            {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar.set_message("scanning the vault");
+            bar
+        });
+        let rules = Arc::clone(&self.rules);
+        let snapshot = Arc::clone(&self.snapshot);
+        let mut seen: HashSet<String> = HashSet::with_capacity(snapshot.len());
+        let mut present = Vec::new();
+        let mut dirs = Vec::new();
+        let mut skipped = Vec::new();
+        let mut new_dirs = Vec::new();
+        let mut unlistable: Vec<(String, String)> = Vec::new();
+        scan::walk(&self.root, "", &rules, &snapshot, |f| match f {
+            Found::File(rel, probe) => {
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+                match probe {
+                    Probe::Present(s) => {
+                        seen.insert(rel.clone());
+                        present.push((rel, s));
+                    }
+                    Probe::Unchanged => {
+                        seen.insert(rel);
+                    }
+                    Probe::Unreadable(m) => {
+                        // Kept as it was: an unreadable file is not a deleted one.
+                        seen.insert(rel);
+                        skipped.push(m);
+                    }
+                    Probe::Gone => {}
+                }
+            }
+            Found::Dir(d) => dirs.push(d),
+            Found::Skipped(m) => skipped.push(m),
+            Found::Unlistable(dir, m) => unlistable.push((dir, m)),
+        });
+        for m in skipped {
+            self.warn_once(m);
+        }
+        // This walk is the whole truth about which folders can be listed now.
+        self.unlistable.clear();
+        self.next_relist = None;
+        for (dir, m) in &unlistable {
+            self.mark_unlistable(dir, m.clone());
+        }
+        if self.fs.is_some() {
+            let existing: BTreeSet<&String> = dirs.iter().collect();
+            let stale: Vec<String> = self
+                .fs
+                .as_ref()
+                .map(|fs| {
+                    fs.folders()
+                        .filter(|d| !existing.contains(d))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for d in stale {
+                if let Some(fs) = self.fs.as_mut() {
+                    fs.remove_under(&self.root, &d);
+                }
+            }
+            for d in &dirs {
+                let ino = std::fs::symlink_metadata(self.root.join(d))
+                    .map(|m| scan::quick_state(&m).ino)
+                    .unwrap_or(0);
+                if !self.fs.as_ref().is_some_and(|fs| fs.is_current(d, ino)) {
+                    new_dirs.push(d.clone());
+                }
+            }
+        }
+        // Not seen is deleted, unless it lies in a folder that could not be listed.
+        let gone: Vec<String> = snapshot
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .filter(|k| !unlistable.iter().any(|(d, _)| scan::is_under(k, d)))
+            .cloned()
+            .collect();
+        drop(snapshot);
+        if let Some(bar) = &bar {
+            bar.set_message(format!("journaling {} files", present.len() + gone.len()));
+        }
+        let mut n = self.reconcile(present, gone, origin)?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        // Folders are watched after the parallel walk listed them: list each newly watched
+        // folder once more (stat only for what is unchanged) to close that window, both
+        // for what appeared or changed and for what went away meanwhile.
+        let listing = self.watch_and_list(new_dirs);
+        n += self.reconcile_listing(listing, origin)?;
+        if n > 0 || reason != "poll" {
+            debug!(
+                changes = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "{reason} done"
+            );
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, diff: Diff, origin: Origin) -> Result<()> {
+        if !diff.silent.is_empty() {
+            let changes: Vec<SnapshotChange> = diff
+                .silent
+                .iter()
+                .map(|(p, s)| SnapshotChange::Put(p.clone(), s.clone()))
+                .collect();
+            self.journal.append(&mut [], &changes)?;
+            let snap = Arc::make_mut(&mut self.snapshot);
+            for (p, s) in diff.silent {
+                snap.insert(p, s);
+            }
+        }
+        for chunk in diff.changes.chunks(CHUNK) {
+            let mut events = Vec::with_capacity(chunk.len());
+            let mut snap_changes = Vec::with_capacity(chunk.len());
+            for change in chunk {
+                self.build(change, origin, &mut events, &mut snap_changes);
+            }
+            if events.is_empty() && snap_changes.is_empty() {
+                continue;
+            }
+            let head = self.journal.append(&mut events, &snap_changes)?;
+            let snap = Arc::make_mut(&mut self.snapshot);
+            for c in snap_changes {
+                match c {
+                    SnapshotChange::Put(p, s) => {
+                        snap.insert(p, s);
+                    }
+                    SnapshotChange::Remove(p) => {
+                        snap.remove(&p);
+                    }
+                }
+            }
+            for e in &events {
+                debug!(seq = e.seq, kind = e.event.as_str(), path = %e.file_path, "event");
+            }
+            self.head.send_replace(head);
+        }
+        Ok(())
+    }
+
+    fn event(&self, kind: Kind, path: &str, old: Option<&str>, origin: Origin) -> Event {
+        Event::new(
+            kind,
+            path.to_string(),
+            old.map(str::to_string),
+            0,
+            None,
+            None,
+            None,
+            &self.vault,
+            &self.host,
+            origin,
+        )
+    }
+
+    /// Reads the file for its content and turns a change into an event and snapshot rows.
+    fn build(
+        &mut self,
+        change: &Change,
+        origin: Origin,
+        events: &mut Vec<Event>,
+        snap: &mut Vec<SnapshotChange>,
+    ) {
+        let deleted = |this: &Self, path: &str, prev: Option<&FileState>| {
+            let mut e = this.event(Kind::Deleted, path, None, origin);
+            e.hash = prev.map(|p| p.hash.clone());
+            e
+        };
+        if change.kind == Kind::Deleted {
+            events.push(deleted(self, &change.path, change.prev.as_ref()));
+            snap.push(SnapshotChange::Remove(change.path.clone()));
+            return;
+        }
+        let Some(state) = &change.state else { return };
+        let abs = self.root.join(&change.path);
+        match scan::read_file(&abs, self.cfg.max_content_bytes) {
+            Ok(read) => {
+                let mut e = self.event(
+                    change.kind,
+                    &change.path,
+                    change.old_path.as_deref(),
+                    origin,
+                );
+                e.size = read.size;
+                e.hash = Some(read.hash.clone());
+                e.content = read.content;
+                e.mtime = scan::mtime_of(state);
+                events.push(e);
+                if let Some(old) = &change.old_path {
+                    snap.push(SnapshotChange::Remove(old.clone()));
+                }
+                snap.push(SnapshotChange::Put(
+                    change.path.clone(),
+                    FileState {
+                        size: read.size,
+                        hash: read.hash,
+                        ..state.clone()
+                    },
+                ));
+            }
+            Err(err) => {
+                // It vanished or became unreadable after it was seen: whatever was at the
+                // old place is gone; the new place is picked up by its own notification.
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    self.warn_once(format!("{}: {err}", abs.display()));
+                }
+                let old = match change.kind {
+                    Kind::Renamed => change.old_path.clone(),
+                    Kind::Modified if err.kind() == std::io::ErrorKind::NotFound => {
+                        Some(change.path.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(old) = old {
+                    events.push(deleted(self, &old, change.prev.as_ref()));
+                    snap.push(SnapshotChange::Remove(old));
+                }
+            }
+        }
+    }
+}
+
+/// Makes a path relative to the vault for display.
+pub fn display_rel(root: &Path, p: &Path) -> String {
+    scan::relative(root, p).unwrap_or_else(|| p.display().to_string())
+}

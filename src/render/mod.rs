@@ -1,0 +1,3 @@
+//! How the binary prints things: one text and one JSON rendering per kind of output.
+
+pub mod query;
