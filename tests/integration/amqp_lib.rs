@@ -379,7 +379,7 @@ async fn run_like_runner<C: Consumer>(
                 backoff.reset();
             }
             Ok(Durable::Unchanged) => next += chunk.len(),
-            Err(ConsumerError::Transient(_)) => {
+            Err(ConsumerError::Transient { .. }) => {
                 transient += 1;
                 tokio::time::sleep(backoff.next_delay()).await;
             }
@@ -493,7 +493,7 @@ impl Consumer for Recorder {
                 && *n > 0
             {
                 *n -= 1;
-                return Err(ConsumerError::Transient("busy".into()));
+                return Err(ConsumerError::transient("busy"));
             }
             let mut log = self.log.lock().expect("log");
             log.handled.push(e.clone());
@@ -641,7 +641,7 @@ async fn wrong_password_is_a_clear_error_without_the_password_and_retries_go_on(
     while errors.len() < 3 {
         assert!(Instant::now() < deadline, "no retries: {errors:?}");
         match fwd.handle(&events).await {
-            Err(ConsumerError::Transient(msg)) => errors.push(msg),
+            Err(ConsumerError::Transient { reason: msg, .. }) => errors.push(msg),
             other => panic!("expected a transient error, got {other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1076,7 +1076,7 @@ async fn a_channel_closed_by_the_broker_is_reopened_and_declarations_redone() {
         .expect("delete exchange");
     let events: Vec<Event> = burst(10, 5).split_off(5);
     match fwd.handle(&events).await {
-        Err(ConsumerError::Transient(msg)) => assert!(
+        Err(ConsumerError::Transient { reason: msg, .. }) => assert!(
             msg.contains("NOT_FOUND") || msg.contains("404") || msg.contains("not found"),
             "{msg}"
         ),
