@@ -56,7 +56,7 @@ pub async fn consume_queue<C: Consumer>(
     cfg: &AmqpConfig,
     queue: &str,
     binds: &[String],
-    consumer: C,
+    mut consumer: C,
     shutdown: CancellationToken,
 ) -> Result<ConsumeStats, AmqpError> {
     if queue.is_empty() || queue.len() > 250 {
@@ -83,7 +83,7 @@ pub async fn consume_queue<C: Consumer>(
         flush: Default::default(),
     };
     let ran = vaultkeeper_runner::drive(
-        consumer,
+        &mut consumer,
         &mut source,
         settings,
         signals,

@@ -125,4 +125,3 @@ pub(crate) async fn open_session(
         .map_err(|e| link.map_err(&format!("consuming from {queue}"), &e))?;
     Ok((ch, deliveries))
 }
-

@@ -254,7 +254,12 @@ impl Source for QueueSource {
         Ok(())
     }
 
-    async fn dead_letter(&mut self, seq: u64, reason: &str, attempts: u32) -> Result<(), AmqpError> {
+    async fn dead_letter(
+        &mut self,
+        seq: u64,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), AmqpError> {
         let Some(r) = self.take(seq) else {
             // The session broke since: the message comes again and counts on.
             return Ok(());
@@ -264,9 +269,16 @@ impl Source for QueueSource {
         };
         let reason = format!("{}: failed {attempts} times: {reason}", r.event.file_path);
         tracing::warn!(queue = %self.queue, %reason, "amqp consume: giving up on a message");
-        let done = republish_dead(&self.link, &ch, &self.cfg, &self.queue, &r.delivery, &reason)
-            .await
-            .map(|()| self.stats.dead_lettered += 1);
+        let done = republish_dead(
+            &self.link,
+            &ch,
+            &self.cfg,
+            &self.queue,
+            &r.delivery,
+            &reason,
+        )
+        .await
+        .map(|()| self.stats.dead_lettered += 1);
         self.settle(done).await;
         Ok(())
     }
@@ -395,4 +407,3 @@ fn delivery_count(d: &Delivery) -> u32 {
     };
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
-

@@ -11,7 +11,8 @@ pub struct InvalidEvent(String);
 
 /// Parses a message body into an event, or says why it is not one.
 pub(crate) fn parse(data: &[u8]) -> Result<Event, InvalidEvent> {
-    let v: Value = serde_json::from_slice(data).map_err(|e| InvalidEvent(format!("not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(data).map_err(|e| InvalidEvent(format!("not JSON: {e}")))?;
     match v.get("protocol_version").map(Value::as_u64) {
         Some(Some(n)) if n == u64::from(PROTOCOL_VERSION) => {}
         Some(Some(n)) => {
@@ -25,8 +26,8 @@ pub(crate) fn parse(data: &[u8]) -> Result<Event, InvalidEvent> {
             ));
         }
     }
-    let event: Event =
-        serde_json::from_value(v).map_err(|e| InvalidEvent(format!("not a vaultkeeper event: {e}")))?;
+    let event: Event = serde_json::from_value(v)
+        .map_err(|e| InvalidEvent(format!("not a vaultkeeper event: {e}")))?;
     validate(&event)?;
     Ok(event)
 }
@@ -62,7 +63,10 @@ pub fn validate(e: &Event) -> Result<(), InvalidEvent> {
         )));
     }
     if uuid::Uuid::parse_str(&e.id).is_err() {
-        return Err(InvalidEvent(format!("{path:?}: id {:?} is not a UUID", e.id)));
+        return Err(InvalidEvent(format!(
+            "{path:?}: id {:?} is not a UUID",
+            e.id
+        )));
     }
     if let Some(h) = &e.hash
         && (h.len() != 64
@@ -70,7 +74,9 @@ pub fn validate(e: &Event) -> Result<(), InvalidEvent> {
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     {
-        return Err(InvalidEvent(format!("{path:?}: hash is not a blake3 hex digest")));
+        return Err(InvalidEvent(format!(
+            "{path:?}: hash is not a blake3 hex digest"
+        )));
     }
     if let Some(text) = &e.content {
         if e.event == Kind::Deleted {
@@ -85,7 +91,9 @@ pub fn validate(e: &Event) -> Result<(), InvalidEvent> {
         }
         let actual = blake3::hash(text.as_bytes()).to_hex().to_string();
         if e.hash.as_deref() != Some(actual.as_str()) {
-            return Err(InvalidEvent(format!("{path:?}: hash does not match the content")));
+            return Err(InvalidEvent(format!(
+                "{path:?}: hash does not match the content"
+            )));
         }
     }
     for (field, value) in [("vault", &e.vault), ("host", &e.host)] {
@@ -163,7 +171,12 @@ mod tests {
 
     #[test]
     fn parse_tells_why() {
-        assert!(parse(b"nope").expect_err("refused").to_string().starts_with("not JSON"));
+        assert!(
+            parse(b"nope")
+                .expect_err("refused")
+                .to_string()
+                .starts_with("not JSON")
+        );
         assert!(
             parse(br#"{"protocol_version":2}"#)
                 .expect_err("refused")

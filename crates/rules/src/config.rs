@@ -449,7 +449,8 @@ mod tests {
 
     #[test]
     fn the_commented_example_rules_parse() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/vaultkeeper.example.toml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/vaultkeeper.example.toml");
         let text = std::fs::read_to_string(&path).expect("example");
         let start = text.find("# [[rule]]").expect("example rules");
         let rules: String = text[start..]

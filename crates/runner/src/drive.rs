@@ -16,8 +16,9 @@ use crate::{RunnerSettings, RunnerSignals, RunnerStatus, StatusCell};
 /// included). Waits for more events, the consumer's deadline, a flush or stop. On `stop`
 /// it drains what the source has (the journal up to its head; a queue keeps the rest),
 /// flushes and returns. A `stop` cancelled before the call makes it run until caught up.
+/// The consumer is borrowed, so the caller has it back afterwards (its status, its close).
 pub async fn drive<C: Consumer, S: Source>(
-    consumer: C,
+    consumer: &mut C,
     source: &mut S,
     settings: RunnerSettings,
     signals: RunnerSignals,
@@ -41,7 +42,7 @@ pub async fn drive<C: Consumer, S: Source>(
 }
 
 struct Run<'s, C, S> {
-    consumer: C,
+    consumer: &'s mut C,
     source: &'s mut S,
     settings: RunnerSettings,
     status: StatusCell,

@@ -82,7 +82,7 @@ impl RunnerSignals {
 /// Drives one consumer from the journal at `journal_path` (see [`drive`]); `head` tells
 /// when the journal grew. Returns on `stop`, once drained up to the head and flushed.
 pub async fn run<C: Consumer>(
-    consumer: C,
+    mut consumer: C,
     journal_path: std::path::PathBuf,
     head: tokio::sync::watch::Receiver<u64>,
     settings: RunnerSettings,
@@ -90,7 +90,7 @@ pub async fn run<C: Consumer>(
     status: StatusCell,
 ) -> Result<(), JournalSourceError> {
     let mut source = JournalSource::open(journal_path, head)?;
-    drive(consumer, &mut source, settings, signals, status).await
+    drive(&mut consumer, &mut source, settings, signals, status).await
 }
 
 /// Drives one consumer from the journal at `journal_path` until it is caught up with the
