@@ -76,10 +76,12 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
             // dead letters, then a flush. Bounded like the daemon's commit.
             let settings = vaultkeeper_runner::RunnerSettings::from(&config.runner);
             let status = vaultkeeper_runner::StatusCell::default();
-            let ran = runtime.block_on(tokio::time::timeout(
-                Duration::from_secs(120),
-                vaultkeeper_runner::catch_up(*git, ctx.paths.journal(), settings, status.clone()),
-            ));
+            let journal_path = ctx.paths.journal();
+            let ran = runtime.block_on(async {
+                let replay =
+                    vaultkeeper_runner::catch_up(*git, journal_path, settings, status.clone());
+                tokio::time::timeout(Duration::from_secs(120), replay).await
+            });
             match ran {
                 Ok(result) => result.context("replaying the journal into git")?,
                 Err(_) => {
