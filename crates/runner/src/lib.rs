@@ -395,4 +395,201 @@ mod tests {
         assert!(*flushed.lock().expect("lock"));
         assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(5));
     }
+
+    /// A broker-like source: a message that fails goes to the back with its delivery
+    /// count raised, as a requeued message comes again.
+    #[derive(Default)]
+    struct FakeQueue {
+        messages: std::collections::VecDeque<(Event, u32)>,
+        handed: usize,
+        requeued: u32,
+        acked: Vec<u64>,
+        held: Vec<u64>,
+        dead: Vec<(u64, u32, String)>,
+    }
+
+    impl Source for FakeQueue {
+        type Error = std::io::Error;
+
+        async fn open(&mut self, _: &str, _: StartAt, _: Option<u64>) -> std::io::Result<u64> {
+            Ok(0)
+        }
+
+        async fn read(&mut self, limit: usize) -> std::io::Result<Vec<Event>> {
+            self.handed = limit.min(self.messages.len());
+            Ok(self
+                .messages
+                .iter()
+                .take(self.handed)
+                .map(|(e, _)| e.clone())
+                .collect())
+        }
+
+        fn accept(&mut self) {
+            for _ in 0..self.handed {
+                if let Some((e, _)) = self.messages.pop_front() {
+                    self.held.push(e.seq);
+                }
+            }
+            self.handed = 0;
+        }
+
+        async fn durable(&mut self, seq: u64) -> std::io::Result<u64> {
+            let (done, held) = self.held.iter().partition(|s| **s <= seq);
+            self.acked.extend::<Vec<u64>>(done);
+            self.held = held;
+            Ok(seq)
+        }
+
+        fn prior_attempts(&self, seq: u64) -> u32 {
+            self.messages
+                .iter()
+                .find(|(e, _)| e.seq == seq)
+                .map_or(0, |(_, n)| *n)
+        }
+
+        async fn retry_later(&mut self, seq: u64) -> std::io::Result<()> {
+            if let Some(i) = self.messages.iter().position(|(e, _)| e.seq == seq)
+                && let Some((e, n)) = self.messages.remove(i)
+            {
+                self.messages.push_back((e, n + 1));
+                self.requeued += 1;
+            }
+            Ok(())
+        }
+
+        async fn dead_letter(
+            &mut self,
+            seq: u64,
+            reason: &str,
+            attempts: u32,
+        ) -> std::io::Result<()> {
+            self.messages.retain(|(e, _)| e.seq != seq);
+            self.dead.push((seq, attempts, reason.to_string()));
+            Ok(())
+        }
+
+        async fn wait(&mut self) -> std::io::Result<()> {
+            std::future::pending().await
+        }
+
+        fn drains_on_stop(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queue_source_counts_earlier_deliveries_and_gives_failures_back() {
+        let mut queue = FakeQueue::default();
+        for seq in 1..=3 {
+            let mut e = vaultkeeper_core::event::sample(&format!("q{seq}.md"));
+            e.seq = seq;
+            // Message 2 was delivered once before, to a session that broke.
+            queue.messages.push_back((e, u32::from(seq == 2)));
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut probe = Probe::new(&seen);
+        probe.poison = Some(2);
+        let status = StatusCell::default();
+        let signals = RunnerSignals::default();
+        let settings = RunnerSettings {
+            batch_size: 1,
+            ..settings()
+        };
+        let stop = signals.stop.clone();
+        let waiter = async {
+            wait_for("messages settled", || {
+                seen.lock().expect("lock").len() == 2
+                    && status.lock().expect("lock").dead_letters == 1
+            })
+            .await;
+            stop.cancel();
+        };
+        let (ran, ()) = tokio::join!(
+            drive(
+                &mut probe,
+                &mut queue,
+                settings,
+                signals.clone(),
+                status.clone()
+            ),
+            waiter
+        );
+        ran.expect("runner");
+        // One failure here plus the earlier delivery: given back once, then given up on at 3.
+        assert_eq!(queue.requeued, 1);
+        assert_eq!(queue.dead.len(), 1);
+        assert_eq!((queue.dead[0].0, queue.dead[0].1), (2, 3));
+        assert!(queue.dead[0].2.contains("q2.md"), "{}", queue.dead[0].2);
+        assert_eq!(queue.acked, vec![1, 3]);
+        assert_eq!(*seen.lock().expect("lock"), vec![1, 3]);
+    }
+
+    /// Holds every event and fails it at its deadline, like a debounced rule.
+    struct FailsLater {
+        held: Option<u64>,
+        gave_up: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Consumer for FailsLater {
+        fn name(&self) -> &str {
+            "later"
+        }
+
+        async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+            self.held = batch.last().map(|e| e.seq);
+            Ok(Durable::Unchanged)
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            self.held.map(|_| Instant::now())
+        }
+
+        async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+            match self.held {
+                Some(seq) => Err(ConsumerError::event(seq, format!("run for {seq} failed"))),
+                None => Ok(Durable::Unchanged),
+            }
+        }
+
+        fn gave_up(&mut self, seq: u64) -> Durable {
+            self.gave_up.lock().expect("lock").push(seq);
+            self.held = None;
+            Durable::Upto(seq)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_outside_a_batch_is_counted_and_dead_lettered_by_the_runner() {
+        let mut rig = rig();
+        let head = append(&mut rig.journal, 1);
+        let gave_up = Arc::new(Mutex::new(Vec::new()));
+        let consumer = FailsLater {
+            held: None,
+            gave_up: Arc::clone(&gave_up),
+        };
+        let signals = RunnerSignals::default();
+        let status = StatusCell::default();
+        let task = tokio::spawn(run(
+            consumer,
+            rig.path.clone(),
+            rig.head.subscribe(),
+            settings(),
+            signals.clone(),
+            status.clone(),
+        ));
+        rig.head.send_replace(head);
+        wait_for("cursor past the failed event", || {
+            rig.journal.cursor("later").expect("cursor") == Some(1)
+        })
+        .await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        let dead = rig.journal.dead_letters().expect("dl");
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].seq, dead[0].attempts), (1, 3));
+        assert!(dead[0].reason.contains("run for 1"), "{}", dead[0].reason);
+        assert_eq!(*gave_up.lock().expect("lock"), vec![1]);
+        assert_eq!(status.lock().expect("lock").dead_letters, 1);
+    }
 }
