@@ -203,8 +203,6 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
     if !config.rule.is_empty() {
         let rules = vaultkeeper_rules::RulesConsumer::new(
             consumers.paths.root.clone(),
-            consumers.paths.journal(),
-            consumers.settings.max_attempts,
             consumers.config.clone(),
         )?;
         // An empty journal: the first scan lists the vault, it does not change it.

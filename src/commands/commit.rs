@@ -7,11 +7,10 @@ use anyhow::{Context as _, Result, bail};
 
 use super::Context;
 use crate::cli::GlobalArgs;
-use vaultkeeper_core::consumer::{Consumer, Durable};
 use vaultkeeper_journal::Journal;
 
 /// With a daemon running: asks it to flush (SIGUSR1) and waits until git's cursor reaches
-/// the journal's head. Without one: applies the journal's pending events itself.
+/// the journal's head. Without one: runs git on the runner until it is caught up.
 pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
     let ctx = Context::resolve(global, None)?;
     if !ctx.paths.journal().exists() {
@@ -65,25 +64,33 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
                 vaultkeeper_git::GitStart::On(g) => g,
                 vaultkeeper_git::GitStart::Off(reason) => bail!("git auto-commit is off: {reason}"),
             };
-            let mut git = *git;
-            let from = journal.cursor("git")?.unwrap_or(head);
+            // Never started in a daemon: nothing of the history is git's to commit.
+            if journal.cursor("git")?.is_none() {
+                journal.set_cursor("git", head)?;
+            }
+            drop(journal);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let durable = runtime.block_on(async {
-                let mut pos = from;
-                loop {
-                    let batch = journal.read_after(pos, 1000)?;
-                    let Some(last) = batch.last() else { break };
-                    pos = last.seq;
-                    git.handle(&batch)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // The daemon's runner, until caught up with the head: the same retries and
+            // dead letters, then a flush. Bounded like the daemon's commit.
+            let settings = vaultkeeper_runner::RunnerSettings::from(&config.runner);
+            let status = vaultkeeper_runner::StatusCell::default();
+            let journal_path = ctx.paths.journal();
+            let ran = runtime.block_on(async {
+                let replay =
+                    vaultkeeper_runner::catch_up(*git, journal_path, settings, status.clone());
+                tokio::time::timeout(Duration::from_secs(120), replay).await
+            });
+            match ran {
+                Ok(result) => result.context("replaying the journal into git")?,
+                Err(_) => {
+                    let why = status.lock().ok().and_then(|s| s.last_error.clone());
+                    bail!(
+                        "git did not commit within 120 s: {}",
+                        why.unwrap_or_else(|| "no error reported".to_string())
+                    );
                 }
-                git.flush().await.map_err(|e| anyhow::anyhow!("{e}"))
-            })?;
-            if let Durable::Upto(n) = durable {
-                journal.set_cursor("git", n)?;
             }
         }
     }

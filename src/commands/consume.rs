@@ -66,12 +66,7 @@ pub fn consume(
             }
             ConsumeTarget::Exec => {
                 let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(config.clone()));
-                let rules = vaultkeeper_rules::RulesConsumer::new(
-                    dir.clone(),
-                    dir.join("journal.db"),
-                    config.runner.max_attempts,
-                    rx,
-                )?;
+                let rules = vaultkeeper_rules::RulesConsumer::new(dir.clone(), rx)?;
                 tracing::info!(queue, rules = rules.rules().len(), "consume exec: running rules");
                 vaultkeeper_amqp::consume_queue(amqp, queue, binds, rules, shutdown).await
             }

@@ -24,7 +24,6 @@ use vaultkeeper_amqp::{
 };
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable, StartAt};
 use vaultkeeper_core::event::{Event, Kind, Origin};
-use vaultkeeper_core::retry::Backoff;
 
 pub(crate) static BROKER: RwLock<()> = RwLock::const_new(());
 
@@ -349,43 +348,100 @@ fn header<'a>(d: &'a lapin::message::Delivery, key: &str) -> Option<&'a AMQPValu
         .and_then(|h| h.inner().get(key))
 }
 
-/// Drives a consumer the way the runner does: batches in order, the same batch again
-/// after a transient error (with backoff), the cursor moved only by `Durable::Upto`.
-/// Returns the cursor and the number of transient errors seen.
-async fn run_like_runner<C: Consumer>(
-    consumer: &mut C,
-    events: &[Event],
-    batch: usize,
-    timeout: Duration,
-    progress: &AtomicU64,
-) -> (u64, u32) {
-    let deadline = Instant::now() + timeout;
-    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(500));
-    let mut cursor = 0u64;
-    let mut transient = 0;
-    let mut next = 0usize;
-    while next < events.len() {
-        assert!(
-            Instant::now() < deadline,
-            "runner did not finish: cursor {cursor}, {transient} transient errors"
-        );
-        let chunk = &events[next..(next + batch).min(events.len())];
-        match consumer.handle(chunk).await {
+/// Counts what the real runner sees of a consumer: its transient errors, and its
+/// durable reports (which must never go back).
+struct Counted<C> {
+    inner: C,
+    transient: Arc<AtomicU64>,
+    progress: Arc<AtomicU64>,
+}
+
+impl<C: Consumer> Consumer for Counted<C> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        let r = self.inner.handle(batch).await;
+        match &r {
             Ok(Durable::Upto(n)) => {
-                assert!(n >= cursor, "cursor went back from {cursor} to {n}");
-                cursor = n;
-                progress.store(n, Ordering::SeqCst);
-                next += chunk.len();
-                backoff.reset();
+                let before = self.progress.swap(*n, Ordering::SeqCst);
+                assert!(*n >= before, "cursor went back from {before} to {n}");
             }
-            Ok(Durable::Unchanged) => next += chunk.len(),
-            Err(ConsumerError::Transient(_)) => {
-                transient += 1;
-                tokio::time::sleep(backoff.next_delay()).await;
+            Ok(Durable::Unchanged) => {}
+            Err(ConsumerError::Transient { .. }) => {
+                self.transient.fetch_add(1, Ordering::SeqCst);
             }
             Err(e) => panic!("unexpected failure: {e}"),
         }
+        r
     }
+
+    fn start_at(&self) -> StartAt {
+        self.inner.start_at()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline()
+    }
+
+    async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+        self.inner.on_deadline().await
+    }
+
+    async fn flush(&mut self) -> Result<Durable, ConsumerError> {
+        self.inner.flush().await
+    }
+
+    async fn stop(&mut self) {
+        self.inner.stop().await
+    }
+}
+
+/// Appends `events` to a journal and runs `consumer` on the daemon's runner until it is
+/// caught up with the head (batches of `batch`, the runner's retries); returns the
+/// consumer's cursor and the transient errors it had.
+async fn run_on_runner<C: Consumer>(
+    consumer: &mut Counted<C>,
+    journal: &std::path::Path,
+    events: &[Event],
+    batch: usize,
+    timeout: Duration,
+) -> (u64, u64) {
+    let mut j = vaultkeeper_journal::Journal::open(journal).expect("journal");
+    let mut events = events.to_vec();
+    let head = j.append(&mut events, &[]).expect("append");
+    if j.cursor(consumer.name()).expect("cursor").is_none() {
+        j.set_cursor(consumer.name(), 0).expect("cursor");
+    }
+    drop(j);
+    let settings = vaultkeeper_runner::RunnerSettings {
+        batch_size: batch,
+        max_attempts: 5,
+        retry_min: Duration::from_millis(50),
+        retry_max: Duration::from_millis(500),
+    };
+    let (_, head_rx) = tokio::sync::watch::channel(head);
+    let mut source =
+        vaultkeeper_runner::JournalSource::open(journal.to_path_buf(), head_rx).expect("source");
+    let status = vaultkeeper_runner::StatusCell::default();
+    let ran = tokio::time::timeout(
+        timeout,
+        vaultkeeper_runner::drive(
+            consumer,
+            &mut source,
+            settings,
+            vaultkeeper_runner::RunnerSignals::stopped(),
+            status.clone(),
+        ),
+    )
+    .await;
+    let cursor = status.lock().expect("status").cursor;
+    let transient = consumer.transient.load(Ordering::SeqCst);
+    ran.unwrap_or_else(|_| {
+        panic!("runner did not finish: cursor {cursor}, {transient} transient errors")
+    })
+    .expect("runner");
     (cursor, transient)
 }
 
@@ -493,7 +549,7 @@ impl Consumer for Recorder {
                 && *n > 0
             {
                 *n -= 1;
-                return Err(ConsumerError::Transient("busy".into()));
+                return Err(ConsumerError::transient("busy"));
             }
             let mut log = self.log.lock().expect("log");
             log.handled.push(e.clone());
@@ -641,7 +697,7 @@ async fn wrong_password_is_a_clear_error_without_the_password_and_retries_go_on(
     while errors.len() < 3 {
         assert!(Instant::now() < deadline, "no retries: {errors:?}");
         match fwd.handle(&events).await {
-            Err(ConsumerError::Transient(msg)) => errors.push(msg),
+            Err(ConsumerError::Transient { reason: msg, .. }) => errors.push(msg),
             other => panic!("expected a transient error, got {other:?}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -982,19 +1038,25 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
         async || probe.consumed(&queue).await.then_some(()),
     )
     .await;
-    let mut fwd = Forwarder::new(&cfg, "testhost").expect("forwarder");
+    let fwd = Forwarder::new(&cfg, "testhost").expect("forwarder");
     let status = fwd.status_handle();
     let all = burst(600, 20);
 
     // Broker down while 500 events are handed over: transient errors, the cursor stays.
     let mut broker = StoppedBroker::stop().await;
     let progress = Arc::new(AtomicU64::new(0));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal.db");
     let runner = {
         let events = all[..500].to_vec();
-        let progress = progress.clone();
+        let mut fwd = Counted {
+            inner: fwd,
+            transient: Arc::new(AtomicU64::new(0)),
+            progress: progress.clone(),
+        };
+        let journal = journal.clone();
         tokio::spawn(async move {
-            let r =
-                run_like_runner(&mut fwd, &events, 50, Duration::from_secs(180), &progress).await;
+            let r = run_on_runner(&mut fwd, &journal, &events, 50, Duration::from_secs(180)).await;
             (fwd, r)
         })
     };
@@ -1032,14 +1094,8 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
     // Connections closed from the broker side: both reconnect and go on.
     let connects = status.get().connects;
     rabbitmqctl(&["close_all_connections", "vaultkeeper test"]).await;
-    let (cursor, _) = run_like_runner(
-        &mut fwd,
-        &all[500..],
-        50,
-        Duration::from_secs(60),
-        &AtomicU64::new(0),
-    )
-    .await;
+    let (cursor, _) =
+        run_on_runner(&mut fwd, &journal, &all[500..], 50, Duration::from_secs(60)).await;
     assert_eq!(cursor, 600);
     assert!(status.get().connects > connects, "{:?}", status.get());
     let got = probe.take(&q, 100, Duration::from_secs(30)).await;
@@ -1053,7 +1109,7 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
         let handled: HashSet<_> = log.handled.iter().map(|e| e.id.clone()).collect();
         assert_eq!(handled.len(), 600);
     }
-    fwd.close().await;
+    fwd.inner.close().await;
     probe.cleanup().await;
 }
 
@@ -1076,7 +1132,7 @@ async fn a_channel_closed_by_the_broker_is_reopened_and_declarations_redone() {
         .expect("delete exchange");
     let events: Vec<Event> = burst(10, 5).split_off(5);
     match fwd.handle(&events).await {
-        Err(ConsumerError::Transient(msg)) => assert!(
+        Err(ConsumerError::Transient { reason: msg, .. }) => assert!(
             msg.contains("NOT_FOUND") || msg.contains("404") || msg.contains("not found"),
             "{msg}"
         ),

@@ -151,7 +151,7 @@ async fn run_until_durable(c: &mut GitConsumer, limit: Duration) -> (Result<Dura
         match c.on_deadline().await {
             Ok(Durable::Unchanged) => {}
             Ok(d) => return (Ok(d), transient),
-            Err(ConsumerError::Transient(_)) => {
+            Err(ConsumerError::Transient { .. }) => {
                 transient += 1;
                 tokio::time::sleep(backoff.next_delay()).await;
             }
@@ -365,7 +365,7 @@ async fn rebase_in_progress_waits_then_commits() {
         .await
         .expect("handle");
     match c.flush().await {
-        Err(ConsumerError::Transient(m)) => assert!(m.contains("rebase"), "{m}"),
+        Err(ConsumerError::Transient { reason: m, .. }) => assert!(m.contains("rebase"), "{m}"),
         other => panic!("expected Transient, got {other:?}"),
     }
     assert_eq!(repo.head(), head, "committed during a rebase");
@@ -407,7 +407,7 @@ async fn merge_with_conflicts_waits_then_commits() {
     .await
     .expect("handle");
     match c.flush().await {
-        Err(ConsumerError::Transient(m)) => assert!(m.contains("merge"), "{m}"),
+        Err(ConsumerError::Transient { reason: m, .. }) => assert!(m.contains("merge"), "{m}"),
         other => panic!("expected Transient, got {other:?}"),
     }
     assert_eq!(repo.head(), head);
@@ -462,7 +462,7 @@ async fn foreign_lock_makes_flush_transient_and_lock_stays() {
         .await
         .expect("handle");
     match c.flush().await {
-        Err(ConsumerError::Transient(m)) => assert!(m.contains("index.lock"), "{m}"),
+        Err(ConsumerError::Transient { reason: m, .. }) => assert!(m.contains("index.lock"), "{m}"),
         other => panic!("expected Transient, got {other:?}"),
     }
     assert_eq!(
@@ -589,7 +589,9 @@ async fn detached_head_is_refused() {
         .expect("handle");
     for _ in 0..2 {
         match c.flush().await {
-            Err(ConsumerError::Transient(m)) => assert!(m.contains("detached"), "{m}"),
+            Err(ConsumerError::Transient { reason: m, .. }) => {
+                assert!(m.contains("detached"), "{m}")
+            }
             other => panic!("expected Transient, got {other:?}"),
         }
     }
@@ -682,7 +684,7 @@ async fn failing_signing_program_refuses_to_commit() {
         .await
         .expect("handle");
     match c.flush().await {
-        Err(ConsumerError::Transient(m)) => {
+        Err(ConsumerError::Transient { reason: m, .. }) => {
             assert!(m.contains("refusing to commit unsigned"), "{m}")
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -691,13 +693,17 @@ async fn failing_signing_program_refuses_to_commit() {
     assert!(c.status().last_error.is_some());
     repo.git(&["config", "gpg.format", "ssh"]);
     match c.flush().await {
-        Err(ConsumerError::Transient(m)) => assert!(m.contains("user.signingkey"), "{m}"),
+        Err(ConsumerError::Transient { reason: m, .. }) => {
+            assert!(m.contains("user.signingkey"), "{m}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     repo.git(&["config", "gpg.program", "/nonexistent/gpg"]);
     repo.git(&["config", "gpg.format", "openpgp"]);
     match c.flush().await {
-        Err(ConsumerError::Transient(m)) => assert!(m.contains("/nonexistent/gpg"), "{m}"),
+        Err(ConsumerError::Transient { reason: m, .. }) => {
+            assert!(m.contains("/nonexistent/gpg"), "{m}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(repo.commits(), 0);

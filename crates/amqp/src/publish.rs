@@ -353,7 +353,7 @@ impl Consumer for Forwarder {
         }
         match self.publish_events(batch).await {
             Ok(()) => Ok(Durable::Upto(last.seq)),
-            Err(e) => Err(ConsumerError::Transient(e.to_string())),
+            Err(e) => Err(ConsumerError::transient_from(e)),
         }
     }
 

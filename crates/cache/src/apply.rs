@@ -377,7 +377,7 @@ pub fn walk_vault(root: &Path) -> std::io::Result<Vec<String>> {
 
 fn consumer_error(e: CacheError, seq: Option<u64>) -> ConsumerError {
     if e.is_transient() {
-        ConsumerError::Transient(e.to_string())
+        ConsumerError::transient_from(e)
     } else {
         match seq {
             Some(s) => ConsumerError::event(s, e.to_string()),
@@ -437,7 +437,7 @@ impl CacheConsumer {
         };
         // The vault on disk is at least as new as every event journaled so far.
         let head = vaultkeeper_journal::Journal::head_of(&journal)
-            .map_err(|e| ConsumerError::Transient(e.to_string()))?;
+            .map_err(ConsumerError::transient_from)?;
         if head == 0 {
             // Nothing journaled yet: the first batch indexes (see `apply`).
             self.unindexed = false;

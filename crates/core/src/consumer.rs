@@ -14,13 +14,22 @@ pub enum Durable {
     Unchanged,
 }
 
+/// The error underneath a [`ConsumerError`], kept so the chain reaches the logs.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A consumer's failure, telling the runner what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     /// Something outside is unavailable (a broker, a locked git index): retry the
     /// same work later with backoff, never dead-letter.
-    #[error("{0}")]
-    Transient(String),
+    #[error("{reason}")]
+    Transient {
+        /// What is unavailable, naming the file, queue or repository.
+        reason: String,
+        /// The error that said so, when there is one.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Handling failed. With `seq`, that event is to blame and counts towards its
     /// dead letter; without, the runner retries the events one at a time to find it.
     #[error("{reason}")]
@@ -29,15 +38,35 @@ pub enum ConsumerError {
         seq: Option<u64>,
         /// What went wrong, naming the file where there is one.
         reason: String,
+        /// The error underneath, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
 }
 
 impl ConsumerError {
+    /// A transient failure described by `reason` alone.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        ConsumerError::Transient {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A transient failure caused by `source`; its text is the reason.
+    pub fn transient_from(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ConsumerError::Transient {
+            reason: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
     /// A failure caused by one event.
     pub fn event(seq: u64, reason: impl Into<String>) -> Self {
         ConsumerError::Failed {
             seq: Some(seq),
             reason: reason.into(),
+            source: None,
         }
     }
 
@@ -46,7 +75,18 @@ impl ConsumerError {
         ConsumerError::Failed {
             seq: None,
             reason: reason.into(),
+            source: None,
         }
+    }
+
+    /// Adds the error underneath to a `Failed` or `Transient` failure.
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        match &mut self {
+            ConsumerError::Transient { source, .. } | ConsumerError::Failed { source, .. } => {
+                *source = Some(Box::new(cause));
+            }
+        }
+        self
     }
 }
 
@@ -95,6 +135,13 @@ pub trait Consumer: Send + 'static {
     /// Called at [`Consumer::deadline`] (a quiet period ended, confirms are due).
     fn on_deadline(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
         async { Ok(Durable::Unchanged) }
+    }
+
+    /// The runner gave up on `seq` (dead-lettered it) after it failed outside a batch, in
+    /// [`Consumer::on_deadline`] or [`Consumer::flush`]: drop the work held for it and say
+    /// how far effects are durable now.
+    fn gave_up(&mut self, _seq: u64) -> Durable {
+        Durable::Unchanged
     }
 
     /// Makes everything handled so far durable: on shutdown and on an explicit flush.

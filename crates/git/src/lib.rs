@@ -345,7 +345,7 @@ impl GitConsumer {
         };
         let (committer, result) = match tokio::runtime::Handle::try_current() {
             Ok(rt) => rt.spawn_blocking(work).await.map_err(|e| {
-                ConsumerError::Transient(format!("git: the commit task did not finish: {e}"))
+                ConsumerError::transient(format!("git: the commit task did not finish: {e}"))
             })?,
             Err(_) => work(),
         };
@@ -453,7 +453,7 @@ impl GitConsumer {
                 }
             }
         });
-        ConsumerError::Transient(format!("git: {text}"))
+        ConsumerError::transient(format!("git: {text}"))
     }
 }
 

@@ -159,7 +159,7 @@ impl Rule {
         } else {
             let mut set = GlobSetBuilder::new();
             for (i, pattern) in config.glob.as_slice().iter().enumerate() {
-                set.add(glob(pattern).map_err(|m| bad(&format!("glob[{i}]"), m))?);
+                set.add(glob(pattern).map_err(|e| bad(&format!("glob[{i}]"), e.to_string()))?);
             }
             Some(
                 set.build()
@@ -237,10 +237,10 @@ impl Rule {
 
 /// A pattern without `/` matches the file name in any folder (`*.md`), as in gitignore;
 /// otherwise it is anchored at the vault root. `*` stays within one folder, `**` crosses.
-fn glob(pattern: &str) -> Result<globset::Glob, String> {
+fn glob(pattern: &str) -> Result<globset::Glob, GlobError> {
     let trimmed = pattern.trim_start_matches('/');
     if trimmed.is_empty() {
-        return Err("must not be empty".into());
+        return Err(GlobError::Empty);
     }
     let full = if pattern.contains('/') {
         trimmed.to_string()
@@ -250,7 +250,23 @@ fn glob(pattern: &str) -> Result<globset::Glob, String> {
     GlobBuilder::new(&full)
         .literal_separator(true)
         .build()
-        .map_err(|e| format!("bad glob `{pattern}`: {e}"))
+        .map_err(|source| GlobError::Bad {
+            pattern: pattern.to_string(),
+            source,
+        })
+}
+
+/// Why a `glob` entry is refused.
+#[derive(Debug, thiserror::Error)]
+enum GlobError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("bad glob `{pattern}`: {source}")]
+    Bad {
+        pattern: String,
+        #[source]
+        source: globset::Error,
+    },
 }
 
 /// Every rule and the shared settings, as one unit that is swapped on reload.
@@ -301,7 +317,24 @@ mod tests {
     use super::*;
     use vaultkeeper_core::event::Origin;
 
-    fn parse(toml_text: &str) -> Result<RuleSet, String> {
+    /// A refusal's text, for assertions on what it names.
+    #[derive(Debug)]
+    struct Refused(String);
+
+    impl std::ops::Deref for Refused {
+        type Target = str;
+        fn deref(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    fn parse(toml_text: &str) -> Result<RuleSet, Refused> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Doc {
@@ -310,8 +343,9 @@ mod tests {
             #[serde(default)]
             rules: RulesSection,
         }
-        let doc: Doc = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        RuleSet::compile(&doc.rule, &doc.rules, Path::new("/vault")).map_err(|e| e.to_string())
+        let doc: Doc = toml::from_str(toml_text).map_err(|e| Refused(e.to_string()))?;
+        RuleSet::compile(&doc.rule, &doc.rules, Path::new("/vault"))
+            .map_err(|e| Refused(e.to_string()))
     }
 
     fn event(kind: Kind, path: &str, old: Option<&str>) -> Event {
@@ -415,7 +449,8 @@ mod tests {
 
     #[test]
     fn the_commented_example_rules_parse() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vaultkeeper.example.toml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/vaultkeeper.example.toml");
         let text = std::fs::read_to_string(&path).expect("example");
         let start = text.find("# [[rule]]").expect("example rules");
         let rules: String = text[start..]

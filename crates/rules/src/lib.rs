@@ -66,15 +66,12 @@ struct Pending {
     /// The earliest event it stands for: the cursor may not pass it until the run succeeds.
     first_seq: u64,
     due: Instant,
-    attempts: u32,
 }
 
 /// Runs rules for journal events. Build it with [`RulesConsumer::new`] and hand it to
 /// [`vaultkeeper_runner::run`].
 pub struct RulesConsumer<S: RulesSource> {
     vault: PathBuf,
-    journal: PathBuf,
-    max_attempts: u32,
     config: watch::Receiver<Arc<S>>,
     /// What `set` was compiled from, to notice real changes on reload.
     source: (Vec<RuleConfig>, RulesSection),
@@ -104,12 +101,10 @@ struct Outcome {
 
 impl<S: RulesSource> RulesConsumer<S> {
     /// A consumer for the vault at `vault`, whose rules come from `config` and follow
-    /// every configuration sent on it (SIGHUP). `journal` and `max_attempts` are used to
-    /// dead-letter debounced runs, which fail outside of the runner's batches.
+    /// every configuration sent on it (SIGHUP). A debounced run that fails is reported to
+    /// the runner from [`Consumer::on_deadline`], which counts it and dead-letters it.
     pub fn new(
         vault: PathBuf,
-        journal: PathBuf,
-        max_attempts: u32,
         mut config: watch::Receiver<Arc<S>>,
     ) -> Result<RulesConsumer<S>, RuleError> {
         let current = Arc::clone(&config.borrow_and_update());
@@ -117,8 +112,6 @@ impl<S: RulesSource> RulesConsumer<S> {
         Ok(RulesConsumer {
             permits: Arc::new(Semaphore::new(set.concurrency)),
             vault,
-            journal,
-            max_attempts: max_attempts.max(1),
             config,
             source: (current.rule_list().to_vec(), current.section().clone()),
             set: Arc::new(set),
@@ -271,31 +264,8 @@ impl<S: RulesSource> RulesConsumer<S> {
             return Ok(self.durable(self.seen));
         };
         self.failures += 1;
-        // Debounced runs fail outside of the runner's batches, so the runner cannot
-        // dead-letter them: count attempts here and dead-letter in the journal directly.
-        let key = self
-            .pending
-            .iter()
-            .find(|(_, p)| p.event.seq == seq)
-            .map(|(k, _)| k.clone());
-        if let Some(key) = key
-            && let Some(p) = self.pending.get_mut(&key)
-        {
-            p.attempts += 1;
-            if p.attempts >= self.max_attempts {
-                let attempts = p.attempts;
-                if let Some(p) = self.pending.remove(&key) {
-                    error!(consumer = NAME, seq, path = %p.event.file_path,
-                        "giving up after {attempts} attempts, dead-lettered: {reason}");
-                    let recorded = vaultkeeper_journal::Journal::open(&self.journal)
-                        .and_then(|j| j.add_dead_letter(NAME, &p.event, &reason, attempts));
-                    if let Err(e) = recorded {
-                        error!(consumer = NAME, seq, "cannot record the dead letter: {e}");
-                    }
-                }
-                return Ok(self.durable(self.seen));
-            }
-        }
+        // The run stays held; the runner counts this failure of `seq` and, at its limit,
+        // dead-letters the event and calls `gave_up`.
         Err(ConsumerError::event(seq, reason))
     }
 }
@@ -327,7 +297,6 @@ impl<S: RulesSource> Consumer for RulesConsumer<S> {
                     event: event.clone(),
                     first_seq: event.seq,
                     due,
-                    attempts: 0,
                 });
                 if event.seq >= p.event.seq {
                     p.event = event.clone();
@@ -361,6 +330,11 @@ impl<S: RulesSource> Consumer for RulesConsumer<S> {
 
     async fn flush(&mut self) -> Result<Durable, ConsumerError> {
         self.run_pending(true).await
+    }
+
+    fn gave_up(&mut self, seq: u64) -> Durable {
+        self.pending.retain(|_, p| p.event.seq != seq);
+        self.durable(self.seen)
     }
 
     fn status(&self) -> serde_json::Value {
@@ -433,8 +407,7 @@ mod tests {
         let mut journal = Journal::open(&path).expect("open");
         let (head, _) = watch::channel(0);
         let (_config_tx, config_rx) = watch::channel(Arc::new(config(&out, debounce)));
-        let consumer =
-            RulesConsumer::new(dir.path().to_path_buf(), path.clone(), 3, config_rx).expect("new");
+        let consumer = RulesConsumer::new(dir.path().to_path_buf(), config_rx).expect("new");
         let signals = RunnerSignals::default();
         let task = tokio::spawn(run(
             consumer,

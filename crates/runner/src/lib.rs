@@ -1,51 +1,32 @@
-//! The one runner that drives every consumer the same way: from its cursor, in batches,
-//! with one retry and dead-letter policy.
+//! The one runner that drives every consumer the same way, wherever its events come from.
+//!
+//! A tour:
+//! - [`drive`] (drive.rs) is the loop: batches from a [`Source`], progress recorded only as
+//!   far as the consumer's [`Durable`] says, one retry policy (core's
+//!   [`Backoff`](vaultkeeper_core::retry::Backoff)) and one attempt and dead-letter policy
+//!   (`max_attempts`, counting the attempts a source saw before), deadlines, flushes, stop.
+//! - [`Source`] (source.rs) is where events come from and where progress and dead letters
+//!   go. [`JournalSource`] (journal_source.rs) is the daemon's: the journal's cursor and
+//!   dead-letter table, every SQLite call on the blocking pool. The AMQP queue source lives
+//!   in the amqp crate.
+//! - [`run`] drives a consumer from the journal until stop (the daemon, one per consumer);
+//!   [`catch_up`] drives it until the journal's head, flushes and returns (`vaultkeeper
+//!   commit` without a daemon).
+//! - [`register`] (register.rs) gives a new consumer its first cursor.
+//!
+//! [`Durable`]: vaultkeeper_core::consumer::Durable
 
-use std::time::Instant;
+mod drive;
+mod journal_source;
+mod register;
+mod source;
 
-use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable, StartAt};
+pub use drive::drive;
+pub use journal_source::{JournalSource, JournalSourceError};
+pub use register::{Registered, register};
+pub use source::Source;
 
-/// Gives `name` its place in the journal if it has none yet, and returns its cursor.
-///
-/// `start_head` is the journal's head when the daemon started, read before the watcher
-/// could append anything. The daemon registers every enabled consumer this way before
-/// its runner starts; [`run`] does it too for a runner started on its own. A cursor once
-/// registered is kept while the consumer is off (only [`Journal::forget_cursor`] removes
-/// it), so a consumer that comes back resumes where it stopped.
-///
-/// [`Journal::forget_cursor`]: vaultkeeper_journal::Journal::forget_cursor
-pub fn register(
-    journal: &vaultkeeper_journal::Journal,
-    name: &str,
-    start: StartAt,
-    start_head: u64,
-) -> Result<Registered, vaultkeeper_journal::JournalError> {
-    if let Some(c) = journal.cursor(name)? {
-        return Ok(Registered {
-            cursor: c,
-            new: false,
-        });
-    }
-    let cursor = match start {
-        StartAt::Head => start_head,
-        // Events appended since the start are above `start_head`, so the first held event
-        // is at most one past it.
-        StartAt::Beginning => journal
-            .first_seq()?
-            .map_or(start_head, |s| (s - 1).min(start_head)),
-    };
-    journal.set_cursor(name, cursor)?;
-    Ok(Registered { cursor, new: true })
-}
-
-/// The outcome of [`register`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registered {
-    /// The consumer's cursor.
-    pub cursor: u64,
-    /// True when the consumer had no cursor before.
-    pub new: bool,
-}
+use vaultkeeper_core::consumer::Consumer;
 
 /// Settings shared by every runner.
 #[derive(Debug, Clone)]
@@ -89,253 +70,47 @@ pub struct RunnerSignals {
     pub flush: std::sync::Arc<tokio::sync::Notify>,
 }
 
-/// Drives one consumer: waits for new events, hands them over from its cursor in
-/// batches, moves the cursor only as far as the consumer says its effect is durable,
-/// retries with backoff, and dead-letters an event after `max_attempts` failures.
-/// On `stop` it drains up to the head, flushes and returns.
+impl RunnerSignals {
+    /// Signals with stop already given: the runner drains, flushes and returns.
+    pub fn stopped() -> RunnerSignals {
+        let signals = RunnerSignals::default();
+        signals.stop.cancel();
+        signals
+    }
+}
+
+/// Drives one consumer from the journal at `journal_path` (see [`drive`]); `head` tells
+/// when the journal grew. Returns on `stop`, once drained up to the head and flushed.
 pub async fn run<C: Consumer>(
     mut consumer: C,
     journal_path: std::path::PathBuf,
-    mut head: tokio::sync::watch::Receiver<u64>,
+    head: tokio::sync::watch::Receiver<u64>,
     settings: RunnerSettings,
     signals: RunnerSignals,
     status: StatusCell,
-) -> Result<(), vaultkeeper_journal::JournalError> {
-    use std::collections::{BTreeSet, HashMap};
-    use tracing::{error, info, warn};
+) -> Result<(), JournalSourceError> {
+    let mut source = JournalSource::open(journal_path, head)?;
+    drive(&mut consumer, &mut source, settings, signals, status).await
+}
 
-    let name = consumer.name().to_string();
-    let journal = vaultkeeper_journal::Journal::open(&journal_path)?;
-    let own = match consumer.own_cursor() {
-        Ok(c) => c,
-        Err(e) => {
-            error!(consumer = %name, "cannot read its cursor: {e}");
-            None
-        }
-    };
-    let mut cursor = match own {
-        Some(c) => c,
-        None => register(&journal, &name, consumer.start_at(), journal.head()?)?.cursor,
-    };
-    journal.set_cursor(&name, cursor)?;
-    let mut read_pos = cursor;
-    let mut skip: BTreeSet<u64> = journal
-        .dead_letters()?
-        .into_iter()
-        .filter(|d| d.consumer == name && d.seq > cursor)
-        .map(|d| d.seq)
-        .collect();
-    let mut attempts: HashMap<u64, u32> = HashMap::new();
-    let mut single_until: Option<u64> = None;
-    let mut backoff = vaultkeeper_core::retry::Backoff::new(settings.retry_min, settings.retry_max);
-    let mut deadline_retry: Option<Instant> = None;
-    let update = |status: &StatusCell, f: &dyn Fn(&mut RunnerStatus)| {
-        if let Ok(mut s) = status.lock() {
-            f(&mut s);
-        }
-    };
-    update(&status, &|s| {
-        s.name = name.clone();
-        s.cursor = cursor;
-        s.read = cursor;
-    });
-
-    // Applies a durable report: the cursor only moves forward and never past what was read.
-    fn advance(
-        journal: &vaultkeeper_journal::Journal,
-        name: &str,
-        d: Durable,
-        cursor: &mut u64,
-        read_pos: u64,
-    ) -> Result<(), vaultkeeper_journal::JournalError> {
-        if let Durable::Upto(n) = d {
-            let n = n.min(read_pos);
-            if n > *cursor {
-                *cursor = n;
-                if let Err(e) = journal.set_cursor(name, n) {
-                    if !e.is_transient() {
-                        return Err(e);
-                    }
-                    // The effect is durable, only its record is late (a full disk): the
-                    // next move records it, and a crash meanwhile replays a little more.
-                    tracing::warn!(consumer = %name, "cannot record the cursor yet: {e}");
-                }
-            }
-        }
-        Ok(())
-    }
-
-    loop {
-        let stopping = signals.stop.is_cancelled();
-        let limit = if single_until.is_some_and(|s| read_pos < s) {
-            1
-        } else {
-            single_until = None;
-            settings.batch_size
-        };
-        let mut batch = journal.read_after(read_pos, limit)?;
-        let batch_end = batch.last().map(|e| e.seq);
-        batch.retain(|e| !skip.contains(&e.seq));
-        if let Some(end) = batch_end {
-            if batch.is_empty() {
-                read_pos = end;
-                continue;
-            }
-            match consumer.handle(&batch).await {
-                Ok(d) => {
-                    read_pos = end;
-                    advance(&journal, &name, d, &mut cursor, read_pos)?;
-                    backoff.reset();
-                    let detail = consumer.status();
-                    update(&status, &|s| {
-                        s.cursor = cursor;
-                        s.read = read_pos;
-                        s.last_error = None;
-                        s.detail = detail.clone();
-                    });
-                }
-                Err(err) => {
-                    let message = err.to_string();
-                    let detail = consumer.status();
-                    update(&status, &|s| {
-                        s.last_error = Some(message.clone());
-                        s.detail = detail.clone();
-                    });
-                    let blamed = match err {
-                        ConsumerError::Transient(_) => None,
-                        ConsumerError::Failed { seq: Some(s), .. } => Some(s),
-                        ConsumerError::Failed { seq: None, .. } if batch.len() > 1 => {
-                            // Find the culprit: one event at a time up to the batch's end.
-                            single_until = Some(end);
-                            continue;
-                        }
-                        ConsumerError::Failed { seq: None, .. } => Some(batch[0].seq),
-                    };
-                    if let Some(seq) = blamed {
-                        let n = attempts.entry(seq).or_insert(0);
-                        *n += 1;
-                        if *n >= settings.max_attempts {
-                            let n = *n;
-                            attempts.remove(&seq);
-                            if let Some(event) = batch.iter().find(|e| e.seq == seq) {
-                                error!(consumer = %name, seq, path = %event.file_path,
-                                    "giving up after {n} attempts, dead-lettered: {message}");
-                                journal.add_dead_letter(&name, event, &message, n)?;
-                            }
-                            skip.insert(seq);
-                            update(&status, &|s| s.dead_letters += 1);
-                            continue;
-                        }
-                    }
-                    let delay = backoff.next_delay();
-                    warn!(consumer = %name, "retrying in {delay:?}: {message}");
-                    if stopping {
-                        // Draining on shutdown: keep trying until the daemon's timeout.
-                        tokio::time::sleep(delay).await;
-                    } else {
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = signals.stop.cancelled() => {}
-                        }
-                    }
-                    continue;
-                }
-            }
-            continue;
-        }
-
-        // Caught up with the journal: replay dead letters someone asked to retry.
-        for (id, event) in journal.retries(&name)? {
-            let seq = event.seq;
-            let outcome = match consumer.handle(std::slice::from_ref(&event)).await {
-                Ok(_) => consumer.flush().await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(()) => {
-                    info!(consumer = %name, seq, path = %event.file_path, "dead letter retried successfully");
-                    journal.remove_dead_letter(id)?;
-                }
-                Err(e) => {
-                    warn!(consumer = %name, seq, path = %event.file_path, "dead letter retry failed: {e}");
-                    journal.retry_failed(id, &e.to_string())?;
-                }
-            }
-        }
-        if stopping {
-            loop {
-                match consumer.flush().await {
-                    Ok(d) => {
-                        advance(&journal, &name, d, &mut cursor, read_pos)?;
-                        break;
-                    }
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        warn!(consumer = %name, "flush failed, retrying in {delay:?}: {e}");
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            }
-            consumer.stop().await;
-            let detail = consumer.status();
-            update(&status, &|s| {
-                s.cursor = cursor;
-                s.detail = detail.clone();
-            });
-            info!(consumer = %name, cursor, "stopped");
-            return Ok(());
-        }
-        let deadline = match (consumer.deadline(), deadline_retry) {
-            (Some(d), Some(r)) => Some(d.max(r)),
-            (d, _) => d,
-        };
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        enum Wake {
-            Events,
-            Deadline,
-            Flush,
-            Stop,
-        }
-        let wake = tokio::select! {
-            changed = head.changed() => if changed.is_ok() { Wake::Events } else { Wake::Stop },
-            _ = sleep => Wake::Deadline,
-            _ = signals.flush.notified() => Wake::Flush,
-            _ = signals.stop.cancelled() => Wake::Stop,
-        };
-        let result = match wake {
-            Wake::Events | Wake::Stop => continue,
-            Wake::Deadline => consumer.on_deadline().await,
-            Wake::Flush => consumer.flush().await,
-        };
-        match result {
-            Ok(d) => {
-                deadline_retry = None;
-                advance(&journal, &name, d, &mut cursor, read_pos)?;
-                let detail = consumer.status();
-                update(&status, &|s| {
-                    s.cursor = cursor;
-                    s.last_error = None;
-                    s.detail = detail.clone();
-                });
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                warn!(consumer = %name, "retrying in {delay:?}: {e}");
-                let message = e.to_string();
-                let detail = consumer.status();
-                update(&status, &|s| {
-                    s.last_error = Some(message.clone());
-                    s.detail = detail.clone();
-                });
-                deadline_retry = Some(Instant::now() + delay);
-            }
-        }
-    }
+/// Drives one consumer from the journal at `journal_path` until it is caught up with the
+/// head, then flushes and returns, with the same retries and dead letters as [`run`].
+pub async fn catch_up<C: Consumer>(
+    consumer: C,
+    journal_path: std::path::PathBuf,
+    settings: RunnerSettings,
+    status: StatusCell,
+) -> Result<(), JournalSourceError> {
+    let (_, head) = tokio::sync::watch::channel(0);
+    run(
+        consumer,
+        journal_path,
+        head,
+        settings,
+        RunnerSignals::stopped(),
+        status,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -343,6 +118,8 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
+    use std::time::Instant;
+    use vaultkeeper_core::consumer::{ConsumerError, Durable, StartAt};
     use vaultkeeper_core::event::Event;
     use vaultkeeper_journal::Journal;
 
@@ -378,7 +155,7 @@ mod tests {
         async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
             if self.transient_left > 0 {
                 self.transient_left -= 1;
-                return Err(ConsumerError::Transient("broker away".into()));
+                return Err(ConsumerError::transient("broker away"));
             }
             for e in batch {
                 if Some(e.seq) == self.poison {
@@ -467,7 +244,7 @@ mod tests {
     ) -> (
         RunnerSignals,
         StatusCell,
-        tokio::task::JoinHandle<Result<(), vaultkeeper_journal::JournalError>>,
+        tokio::task::JoinHandle<Result<(), JournalSourceError>>,
     ) {
         let signals = RunnerSignals::default();
         let status = StatusCell::default();
@@ -617,5 +394,202 @@ mod tests {
         task.await.expect("join").expect("runner");
         assert!(*flushed.lock().expect("lock"));
         assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(5));
+    }
+
+    /// A broker-like source: a message that fails goes to the back with its delivery
+    /// count raised, as a requeued message comes again.
+    #[derive(Default)]
+    struct FakeQueue {
+        messages: std::collections::VecDeque<(Event, u32)>,
+        handed: usize,
+        requeued: u32,
+        acked: Vec<u64>,
+        held: Vec<u64>,
+        dead: Vec<(u64, u32, String)>,
+    }
+
+    impl Source for FakeQueue {
+        type Error = std::io::Error;
+
+        async fn open(&mut self, _: &str, _: StartAt, _: Option<u64>) -> std::io::Result<u64> {
+            Ok(0)
+        }
+
+        async fn read(&mut self, limit: usize) -> std::io::Result<Vec<Event>> {
+            self.handed = limit.min(self.messages.len());
+            Ok(self
+                .messages
+                .iter()
+                .take(self.handed)
+                .map(|(e, _)| e.clone())
+                .collect())
+        }
+
+        fn accept(&mut self) {
+            for _ in 0..self.handed {
+                if let Some((e, _)) = self.messages.pop_front() {
+                    self.held.push(e.seq);
+                }
+            }
+            self.handed = 0;
+        }
+
+        async fn durable(&mut self, seq: u64) -> std::io::Result<u64> {
+            let (done, held) = self.held.iter().partition(|s| **s <= seq);
+            self.acked.extend::<Vec<u64>>(done);
+            self.held = held;
+            Ok(seq)
+        }
+
+        fn prior_attempts(&self, seq: u64) -> u32 {
+            self.messages
+                .iter()
+                .find(|(e, _)| e.seq == seq)
+                .map_or(0, |(_, n)| *n)
+        }
+
+        async fn retry_later(&mut self, seq: u64) -> std::io::Result<()> {
+            if let Some(i) = self.messages.iter().position(|(e, _)| e.seq == seq)
+                && let Some((e, n)) = self.messages.remove(i)
+            {
+                self.messages.push_back((e, n + 1));
+                self.requeued += 1;
+            }
+            Ok(())
+        }
+
+        async fn dead_letter(
+            &mut self,
+            seq: u64,
+            reason: &str,
+            attempts: u32,
+        ) -> std::io::Result<()> {
+            self.messages.retain(|(e, _)| e.seq != seq);
+            self.dead.push((seq, attempts, reason.to_string()));
+            Ok(())
+        }
+
+        async fn wait(&mut self) -> std::io::Result<()> {
+            std::future::pending().await
+        }
+
+        fn drains_on_stop(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queue_source_counts_earlier_deliveries_and_gives_failures_back() {
+        let mut queue = FakeQueue::default();
+        for seq in 1..=3 {
+            let mut e = vaultkeeper_core::event::sample(&format!("q{seq}.md"));
+            e.seq = seq;
+            // Message 2 was delivered once before, to a session that broke.
+            queue.messages.push_back((e, u32::from(seq == 2)));
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut probe = Probe::new(&seen);
+        probe.poison = Some(2);
+        let status = StatusCell::default();
+        let signals = RunnerSignals::default();
+        let settings = RunnerSettings {
+            batch_size: 1,
+            ..settings()
+        };
+        let stop = signals.stop.clone();
+        let waiter = async {
+            wait_for("messages settled", || {
+                seen.lock().expect("lock").len() == 2
+                    && status.lock().expect("lock").dead_letters == 1
+            })
+            .await;
+            stop.cancel();
+        };
+        let (ran, ()) = tokio::join!(
+            drive(
+                &mut probe,
+                &mut queue,
+                settings,
+                signals.clone(),
+                status.clone()
+            ),
+            waiter
+        );
+        ran.expect("runner");
+        // One failure here plus the earlier delivery: given back once, then given up on at 3.
+        assert_eq!(queue.requeued, 1);
+        assert_eq!(queue.dead.len(), 1);
+        assert_eq!((queue.dead[0].0, queue.dead[0].1), (2, 3));
+        assert!(queue.dead[0].2.contains("q2.md"), "{}", queue.dead[0].2);
+        assert_eq!(queue.acked, vec![1, 3]);
+        assert_eq!(*seen.lock().expect("lock"), vec![1, 3]);
+    }
+
+    /// Holds every event and fails it at its deadline, like a debounced rule.
+    struct FailsLater {
+        held: Option<u64>,
+        gave_up: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Consumer for FailsLater {
+        fn name(&self) -> &str {
+            "later"
+        }
+
+        async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+            self.held = batch.last().map(|e| e.seq);
+            Ok(Durable::Unchanged)
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            self.held.map(|_| Instant::now())
+        }
+
+        async fn on_deadline(&mut self) -> Result<Durable, ConsumerError> {
+            match self.held {
+                Some(seq) => Err(ConsumerError::event(seq, format!("run for {seq} failed"))),
+                None => Ok(Durable::Unchanged),
+            }
+        }
+
+        fn gave_up(&mut self, seq: u64) -> Durable {
+            self.gave_up.lock().expect("lock").push(seq);
+            self.held = None;
+            Durable::Upto(seq)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_outside_a_batch_is_counted_and_dead_lettered_by_the_runner() {
+        let mut rig = rig();
+        let head = append(&mut rig.journal, 1);
+        let gave_up = Arc::new(Mutex::new(Vec::new()));
+        let consumer = FailsLater {
+            held: None,
+            gave_up: Arc::clone(&gave_up),
+        };
+        let signals = RunnerSignals::default();
+        let status = StatusCell::default();
+        let task = tokio::spawn(run(
+            consumer,
+            rig.path.clone(),
+            rig.head.subscribe(),
+            settings(),
+            signals.clone(),
+            status.clone(),
+        ));
+        rig.head.send_replace(head);
+        wait_for("cursor past the failed event", || {
+            rig.journal.cursor("later").expect("cursor") == Some(1)
+        })
+        .await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        let dead = rig.journal.dead_letters().expect("dl");
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].seq, dead[0].attempts), (1, 3));
+        assert!(dead[0].reason.contains("run for 1"), "{}", dead[0].reason);
+        assert_eq!(*gave_up.lock().expect("lock"), vec![1]);
+        assert_eq!(status.lock().expect("lock").dead_letters, 1);
     }
 }
