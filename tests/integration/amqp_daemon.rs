@@ -264,7 +264,7 @@ fn wait_journal(tv: &TestVault, what: &str, pred: impl Fn(&Event) -> bool) {
 async fn python_weave_consumer_gets_the_daemons_created_modified_deleted_notes() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let mut probe = Probe::new().await;
     probe.track_exchange(&exchange);
@@ -356,7 +356,7 @@ fn assert_in_order_per_file(msgs: &[Msg]) {
 async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
     let _exclusive = BROKER.write().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let mut probe = Probe::new().await;
     let q = probe.queue(&exchange, "file.#").await;
@@ -446,7 +446,7 @@ async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
 async fn connections_closed_by_the_broker_are_reopened() {
     let _exclusive = BROKER.write().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let mut probe = Probe::new().await;
     let q = probe.queue(&exchange, "file.#").await;
@@ -565,7 +565,7 @@ fn spawn_consume_target(target: &str, config: &Path, dir: &Path, queue: &str, lo
 async fn consume_cache_elsewhere_equals_the_local_cache_after_a_burst() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let remote = tempfile::tempdir().expect("tempdir");
     let queue = unique("cacheq");
@@ -667,10 +667,10 @@ async fn wrong_password_is_reported_without_it_and_journaling_goes_on() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     // With the broker refusing, draining the forwarder on shutdown can only time out.
-    let tv = TestVault::with_config(&format!(
-        "{}shutdown_timeout = \"2s\"\n",
-        amqp_toml(&exchange)
-    ));
+    let tv = TestVault::with_config(
+        BIN,
+        &format!("{}shutdown_timeout = \"2s\"\n", amqp_toml(&exchange)),
+    );
     let secret = "Wr0ngPassw0rd-xyz";
     let daemon = start_daemon(&tv, &format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"));
     tv.write("one.md", "1");
@@ -697,7 +697,7 @@ async fn wrong_password_is_reported_without_it_and_journaling_goes_on() {
 async fn publish_snapshot_sends_one_message_per_file() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     tv.write("a.md", "# A\n");
     tv.write("sub/b.md", "# B [[a]]\n");
     tv.write("c.txt", "plain");
@@ -739,11 +739,10 @@ async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     // `[amqp] start = "head"`; the default (the whole journal) is in cursors_amqp.rs.
-    let tv = TestVault::with_config(&amqp_toml(&exchange).replacen(
-        "[amqp]\n",
-        "[amqp]\nstart = \"head\"\n",
-        1,
-    ));
+    let tv = TestVault::with_config(
+        BIN,
+        &amqp_toml(&exchange).replacen("[amqp]\n", "[amqp]\nstart = \"head\"\n", 1),
+    );
     let daemon = tv.start();
     for i in 0..5 {
         tv.write(&format!("old-{i}.md"), "old");
@@ -784,7 +783,7 @@ fn count_notes(db: &Path) -> usize {
 async fn a_snapshot_fills_a_remote_cache_and_a_remote_git_mirror() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     // A journal with a head above 0, from a daemon without AMQP.
     let daemon = tv.start();
     tv.write("a.md", "# A\n#alpha [[b]]\n");

@@ -195,7 +195,7 @@ async fn a_forwarder_off_for_one_run_keeps_its_cursor_and_publishes_the_gap() {
     let exchange = unique("ex");
     let mut side = Side::new().await;
     let q = side.queue(&exchange).await;
-    let tv = TestVault::with_config(&amqp_toml(&exchange, ""));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, ""));
 
     let daemon = start_with_broker(&tv);
     tv.write("before.md", "published live");
@@ -266,7 +266,7 @@ async fn a_new_forwarder_publishes_every_file_of_the_first_scan() {
     let exchange = unique("ex");
     let mut side = Side::new().await;
     let q = side.queue(&exchange).await;
-    let tv = TestVault::with_config(&amqp_toml(&exchange, ""));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, ""));
     for name in ["one.md", "two.md", "sub/three.md"] {
         tv.write(name, name);
     }
@@ -285,7 +285,7 @@ async fn a_forwarder_turned_on_for_an_existing_journal_sends_its_history_unless_
         let exchange = unique("ex");
         let mut side = Side::new().await;
         let q = side.queue(&exchange).await;
-        let tv = TestVault::with_config(&amqp_toml(&exchange, extra));
+        let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, extra));
         let daemon = tv.start();
         tv.write("old.md", "old");
         tv.wait_events(1, "old.md journaled");
@@ -373,7 +373,7 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     let queue = unique("hostile");
-    let tv = TestVault::with_config(&amqp_toml(&exchange, "queue_type = \"classic\"\n"));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, "queue_type = \"classic\"\n"));
     let remote = tempfile::tempdir().expect("tempdir");
     let log = tv.state.path().join("consume.log");
     let mut consume = spawn_consume(&tv.config, remote.path(), &queue, &log);

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 #[test]
 fn reload_and_flush_during_the_first_scan_neither_cut_it_short_nor_get_lost() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     // A first scan long enough to signal during it.
     vaultkeeper_testkit::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
     let files = v.files_on_disk().len();
@@ -52,7 +52,7 @@ fn git(v: &TestVault, args: &[&str]) -> String {
 }
 
 fn git_vault(toml: &str) -> TestVault {
-    let v = TestVault::with_config(toml);
+    let v = TestVault::with_config(BIN, toml);
     git(&v, &["init", "-q", "-b", "main"]);
     git(&v, &["config", "user.name", "Test"]);
     git(&v, &["config", "user.email", "test@example.org"]);

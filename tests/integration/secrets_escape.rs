@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 fn argv(args: &[&str]) -> String {
     serde_json::to_string(args).expect("json")
@@ -28,7 +28,7 @@ fn pids(file: &Path) -> Vec<String> {
 
 #[test]
 fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let pidfile = v.state.path().join("escaped.pid");
     // One escapee stays a child of the command's shell; the other is orphaned by a
     // subshell that exits at once, so no process of the group knows it any more.
@@ -70,7 +70,7 @@ fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
 
 #[test]
 fn a_killed_daemon_takes_its_rules_processes_with_it() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let pidfile = v.state.path().join("escaped.pid");
     let script = "setsid sleep 600 & echo $! >> \"$1\"; sleep 600";
     v.set_config(&format!(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 fn status(v: &TestVault) -> (Option<i32>, serde_json::Value) {
     let out = v.run(&["status", "--json"]);
@@ -37,7 +37,7 @@ fn git_init(v: &TestVault) {
 
 #[test]
 fn healthy_daemon_reports_what_is_off_without_being_unhealthy() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     let mut last = serde_json::Value::Null;
     wait_until(
@@ -64,7 +64,7 @@ fn healthy_daemon_reports_what_is_off_without_being_unhealthy() {
 
 #[test]
 fn a_lagging_consumer_shows_its_lag() {
-    let v = TestVault::with_config("[git]\nquiet = \"60s\"\nmax_delay = \"10m\"\n");
+    let v = TestVault::with_config(BIN, "[git]\nquiet = \"60s\"\nmax_delay = \"10m\"\n");
     git_init(&v);
     let d = v.start();
     v.write("a.md", "a");
@@ -88,6 +88,7 @@ fn a_lagging_consumer_shows_its_lag() {
 fn a_broker_that_is_down_makes_status_unhealthy_without_the_password() {
     // The forwarder cannot drain without a broker: a short drain keeps stop() quick.
     let v = TestVault::with_config(
+        BIN,
         "[amqp]\nexchange = \"vk.test.status-down\"\nconnect_timeout = \"1s\"\n\n[runner]\nshutdown_timeout = \"2s\"\n",
     );
     let mut cmd = v.cmd();
@@ -121,7 +122,7 @@ fn a_broker_that_is_down_makes_status_unhealthy_without_the_password() {
 
 #[test]
 fn a_dead_letter_makes_status_unhealthy_until_retried_or_dropped() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let flag = v.state.path().join("flag");
     v.set_config(&format!(
         "[runner]\nmax_attempts = 2\nretry_min = \"10ms\"\nretry_max = \"50ms\"\n\n[[rule]]\nname = \"needs-flag\"\non = \"created\"\nrun = [\"test\", \"-f\", \"{}\"]\n",

@@ -88,10 +88,7 @@ pub fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
 
 /// Rebuilds the vault's cache with `reindex` into a fresh state folder and asserts that `db`
 /// holds the same rows, table by table; returns the live dump.
-pub fn assert_cache_equals_fresh_reindex(
-    v: &TestVault,
-    db: &Path,
-) -> Vec<(String, Vec<String>)> {
+pub fn assert_cache_equals_fresh_reindex(v: &TestVault, db: &Path) -> Vec<(String, Vec<String>)> {
     let fresh = tempfile::tempdir().expect("tempdir");
     let out = v
         .cmd()

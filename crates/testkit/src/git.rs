@@ -122,12 +122,7 @@ impl GitVault {
     }
 
     /// Waits until the work tree is clean (everything committed) and `extra` holds.
-    pub fn wait_clean(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut extra: impl FnMut() -> bool,
-    ) {
+    pub fn wait_clean(&self, what: &str, timeout: Duration, mut extra: impl FnMut() -> bool) {
         wait_until(what, timeout, || self.porcelain().is_empty() && extra());
     }
 
