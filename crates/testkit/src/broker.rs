@@ -121,6 +121,12 @@ impl Probe {
         }
     }
 
+    /// The probe's channel, for what a test does by hand (deleting an exchange under a
+    /// forwarder, say).
+    pub fn channel(&self) -> &Channel {
+        &self.ch
+    }
+
     /// Declares `exchange` (durable, topic) and tracks it.
     pub async fn exchange(&mut self, exchange: &str) {
         self.ch
