@@ -14,8 +14,9 @@ use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_testkit::broker::{
     BROKER, Msg, Probe, StoppedBroker, broker_url, consume_cmd, rabbitmqctl, unique,
 };
+use vaultkeeper_testkit::daemon::terminate;
 
-use crate::amqp_lib::track_consumer_objects;
+use crate::amqp_lib::{track_consumer_objects, weave_consumer};
 use crate::util::{BIN, Daemon, TestVault, wait_until};
 
 /// A config with its own exchange and short retry delays (broker outages heal fast).
@@ -59,18 +60,9 @@ async fn python_weave_consumer_gets_the_daemons_created_modified_deleted_notes()
     let mut probe = Probe::new().await;
     probe.track_exchange(&exchange);
 
-    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/weave_consumer.py");
+    let (python, args) = weave_consumer(&exchange, 60);
     let mut child = Command::new(&python)
-        .args([script, "--url", &broker_url(), "--exchange", &exchange])
-        .args([
-            "--queue",
-            &unique("weave"),
-            "--count",
-            "3",
-            "--timeout",
-            "60",
-        ])
+        .args(&args)
         .args(["--binding", "file.*.md"])
         .stdout(Stdio::piped())
         .spawn()
@@ -402,16 +394,11 @@ async fn consume_cache_elsewhere_equals_the_local_cache_after_a_burst() {
         String::from_utf8_lossy(&remote_tags.stdout)
     );
 
-    let pid = consume.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let mut status = None;
-    wait_until("consume exits", Duration::from_secs(30), || {
-        status = consume.try_wait().expect("try_wait");
-        status.is_some()
-    });
+    let status = Some(terminate(
+        &mut consume,
+        "consume exits",
+        Duration::from_secs(30),
+    ));
     assert!(
         status.is_some_and(|s| s.success()),
         "consume: {status:?}\n{}",
@@ -597,13 +584,7 @@ async fn a_snapshot_fills_a_remote_cache_and_a_remote_git_mirror() {
     for table in ["notes", "links", "tags"] {
         assert_eq!(l[table], r[table], "table {table} differs");
     }
-    Command::new("kill")
-        .args(["-TERM", &consume.id().to_string()])
-        .status()
-        .expect("kill");
-    wait_until("consume exits", Duration::from_secs(30), || {
-        consume.try_wait().expect("try_wait").is_some()
-    });
+    terminate(&mut consume, "consume exits", Duration::from_secs(30));
 
     // `consume git` mirrors the same events into a repository elsewhere and commits them.
     let mirror = tempfile::tempdir().expect("tempdir");
@@ -655,13 +636,11 @@ async fn a_snapshot_fills_a_remote_cache_and_a_remote_git_mirror() {
         std::fs::read_to_string(repo.join("deep/c.md")).expect("mirrored"),
         "# C\n[[a]]\n"
     );
-    Command::new("kill")
-        .args(["-TERM", &consume_git.id().to_string()])
-        .status()
-        .expect("kill");
-    wait_until("consume git exits", Duration::from_secs(30), || {
-        consume_git.try_wait().expect("try_wait").is_some()
-    });
+    terminate(
+        &mut consume_git,
+        "consume git exits",
+        Duration::from_secs(30),
+    );
     let mut probe = Probe::new().await;
     track_consumer_objects(&mut probe, &exchange, &[&queue, &git_queue]);
     probe.cleanup().await;

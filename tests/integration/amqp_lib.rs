@@ -71,6 +71,26 @@ fn burst(n: u64, files: u64) -> Vec<Event> {
         .collect()
 }
 
+/// The Python weave consumer (tests/weave_consumer.py, the protocol's other end) on
+/// `exchange`, waiting for 3 messages at most `timeout_s` seconds: interpreter and arguments.
+pub(crate) fn weave_consumer(exchange: &str, timeout_s: u32) -> (String, Vec<String>) {
+    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/weave_consumer.py");
+    let args = [script, "--url", &broker_url(), "--exchange", exchange]
+        .map(str::to_string)
+        .into_iter()
+        .chain([
+            "--queue".to_string(),
+            unique("weave"),
+            "--count".to_string(),
+            "3".to_string(),
+            "--timeout".to_string(),
+            timeout_s.to_string(),
+        ])
+        .collect();
+    (python, args)
+}
+
 /// Properties of a raw JSON message as another program would publish it.
 fn json() -> BasicProperties {
     BasicProperties::default().with_content_type("application/json".into())
@@ -435,18 +455,9 @@ async fn python_weave_consumer_receives_created_modified_deleted_notes() {
     let exchange = unique("ex");
     let mut probe = Probe::new().await;
     probe.track_exchange(&exchange);
-    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/weave_consumer.py");
+    let (python, args) = weave_consumer(&exchange, 30);
     let mut child = tokio::process::Command::new(&python)
-        .args([script, "--url", &broker_url(), "--exchange", &exchange])
-        .args([
-            "--queue",
-            &unique("weave"),
-            "--count",
-            "3",
-            "--timeout",
-            "30",
-        ])
+        .args(&args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -2,12 +2,13 @@
 //! broker: the real binary, the real broker on 127.0.0.1:5672, one exchange per test.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use lapin::BasicProperties;
 use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_testkit::broker::{BROKER, Msg, Probe, broker_url, consume_cmd, unique};
+use vaultkeeper_testkit::daemon::terminate;
 
 use crate::amqp_lib::track_consumer_objects;
 use crate::util::{BIN, Daemon, TestVault, hash, wait_until};
@@ -290,12 +291,6 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("../escape.md"), "the reason names the path");
 
-    Command::new("kill")
-        .args(["-TERM", &consume.id().to_string()])
-        .status()
-        .expect("kill");
-    wait_until("consume exits", Duration::from_secs(30), || {
-        consume.try_wait().expect("try_wait").is_some()
-    });
+    terminate(&mut consume, "consume exits", Duration::from_secs(30));
     probe.cleanup().await;
 }

@@ -239,26 +239,23 @@ fn secret_in_vault_config_is_refused_without_printing_it() {
 #[test]
 fn init_writes_a_starter_config_that_runs() {
     let v = TestVault::new(BIN);
-    let out = v
-        .cmd()
-        .env_remove("VAULTKEEPER_CONFIG")
-        .args(["init"])
-        .arg(&v.root)
-        .output()
-        .expect("init");
+    // `init` on the vault, with no config of the test's in the way.
+    let init = || {
+        v.cmd()
+            .env_remove("VAULTKEEPER_CONFIG")
+            .args(["init"])
+            .arg(&v.root)
+            .output()
+            .expect("init")
+    };
+    let out = init();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(v.path(".vaultkeeper.toml").is_file());
-    let again = v
-        .cmd()
-        .env_remove("VAULTKEEPER_CONFIG")
-        .args(["init"])
-        .arg(&v.root)
-        .output()
-        .expect("init");
+    let again = init();
     assert!(!again.status.success(), "refuses to overwrite");
     let d = v.spawn();
     d.wait_ready();

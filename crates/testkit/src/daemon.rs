@@ -55,14 +55,9 @@ impl Daemon {
         self.child.id() as i32
     }
 
-    /// Sends signal `sig` (with `kill`: the workspace has no unsafe code for libc::kill).
+    /// Sends signal `sig`.
     pub fn signal(&self, sig: i32) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill command");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+        send_signal(self.child.id(), sig);
     }
 
     /// Waits for the process to exit within `timeout`.
@@ -107,6 +102,29 @@ impl Daemon {
         self.child.kill().expect("kill -9");
         self.wait_exit(Duration::from_secs(10));
     }
+}
+
+/// Sends signal `sig` to process `pid` (with `kill`: the workspace has no unsafe code for
+/// `libc::kill`); fails the test if it cannot.
+pub fn send_signal(pid: u32, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill command");
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// SIGTERM to `child` (any vaultkeeper process, `consume` say), then waits up to
+/// `timeout` for it to exit, naming `what` if it does not; returns how it exited.
+pub fn terminate(child: &mut Child, what: &str, timeout: Duration) -> ExitStatus {
+    send_signal(child.id(), libc::SIGTERM);
+    let mut status = None;
+    wait_until(what, timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    status.expect("an exit status once the wait is over")
 }
 
 impl Drop for Daemon {

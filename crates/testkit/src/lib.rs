@@ -18,12 +18,14 @@
 //! - [`broker`]: the test side of RabbitMQ: the one [`Probe`] (declares test queues,
 //!   reads, publishes raw messages, removes what it declared even when a test fails),
 //!   the [`BROKER`] lock, and [`StoppedBroker`], which puts the broker back on drop.
+//! - [`stats`]: figures over timing samples ([`stats::percentile`]), for the benchmarks.
 //! - [`vaultgen`]: generated vaults of any size, deterministic from a seed.
 
 pub mod broker;
 pub mod cache;
 pub mod daemon;
 pub mod git;
+pub mod stats;
 pub mod vault;
 pub mod vaultgen;
 pub mod wait;
