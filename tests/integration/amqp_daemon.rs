@@ -144,9 +144,7 @@ async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
     let q = probe.queue(&exchange, &["file.#"]).await;
     tv.write("warmup.md", "up");
     probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "warmup.md")
-        })
+        .take_through(&q, "warmup.md", Duration::from_secs(30))
         .await;
     probe.disconnect().await;
 
@@ -211,9 +209,7 @@ async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
     // Nothing more comes (a late duplicate would sit in the queue after a sentinel).
     tv.write("sentinel.md", "s");
     let rest = probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "sentinel.md")
-        })
+        .take_through(&q, "sentinel.md", Duration::from_secs(30))
         .await;
     assert_eq!(rest.len(), 1, "only the sentinel after the burst: {rest:?}");
     let log = daemon.stop();
@@ -234,9 +230,7 @@ async fn connections_closed_by_the_broker_are_reopened() {
     let q = probe.queue(&exchange, &["file.#"]).await;
     tv.write("before.md", "1");
     probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "before.md")
-        })
+        .take_through(&q, "before.md", Duration::from_secs(30))
         .await;
     probe.close_keeping_objects().await;
 
@@ -516,9 +510,7 @@ async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     let daemon = start_daemon(&tv, &broker_url());
     tv.write("new.md", "new");
     let got = probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "new.md")
-        })
+        .take_through(&q, "new.md", Duration::from_secs(30))
         .await;
     let paths: Vec<&str> = got.iter().map(|m| m.event.file_path.as_str()).collect();
     assert_eq!(paths, ["new.md"], "old events are not published");

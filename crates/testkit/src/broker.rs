@@ -257,6 +257,15 @@ impl Probe {
         got
     }
 
+    /// Reads (and acks) messages from `queue` through the first one about `path`, failing
+    /// after `timeout`; returns all it read.
+    pub async fn take_through(&self, queue: &str, path: &str, timeout: Duration) -> Vec<Msg> {
+        self.take_until(queue, timeout, |m| {
+            m.iter().any(|m| m.event.file_path == path)
+        })
+        .await
+    }
+
     /// Messages ready in `queue` (a fresh connection: disruptions may have closed ours; a
     /// queue that is not there counts 0).
     pub async fn count(&self, queue: &str) -> u32 {
