@@ -23,6 +23,7 @@ use vaultkeeper_amqp::{
 };
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_testkit::stats::percentile;
 
 fn env_num(key: &str, default: usize) -> usize {
     std::env::var(key)
@@ -213,14 +214,6 @@ async fn e2e_latency(url: &str, exchange: &str, tag: &str, samples: usize) -> an
     }
     let _ = conn.close(200, "done".into()).await;
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 #[tokio::main]

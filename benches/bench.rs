@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_journal::Journal;
+use vaultkeeper_testkit::stats::percentile;
 
 #[path = "figures/cache.rs"]
 mod cache_figures;
@@ -202,14 +203,6 @@ fn bench_git() {
     if let Err(e) = git_figures::run(dir.path(), &sizes, 10_000, 5) {
         println!("git: benchmark failed: {e}");
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn bench_journal() {

@@ -17,37 +17,29 @@ pub struct Figure {
     pub millis: f64,
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
+/// Runs `c` with the system git config off: how long it took, or what it said on failure.
+fn run_timed(mut c: Command, what: &str) -> Result<Duration, String> {
+    let t = Instant::now();
+    let out = c
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
-        .map_err(|e| format!("git {args:?}: {e}"))?;
+        .map_err(|e| format!("{what}: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return Err(format!("{what}: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    Ok(())
+    Ok(t.elapsed())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
+    let mut c = Command::new("git");
+    c.current_dir(dir).args(args);
+    run_timed(c, &format!("git {args:?}")).map(|_| ())
 }
 
 fn sh(dir: &Path, script: &str) -> Result<Duration, String> {
-    let t = Instant::now();
-    let out = Command::new("sh")
-        .current_dir(dir)
-        .args(["-c", script])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .map_err(|e| format!("{script}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(t.elapsed())
+    let mut c = Command::new("sh");
+    c.current_dir(dir).args(["-c", script]);
+    run_timed(c, script)
 }
 
 /// Peak resident memory of this process (VmHWM), in KiB.

@@ -9,16 +9,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
-use vaultkeeper_amqp::{dead_letter_exchange, dead_queue};
 use vaultkeeper_core::event::{Event, Kind, Origin};
 
-use crate::amqp_lib::{BROKER, broker_url, unique};
+use vaultkeeper_testkit::broker::{
+    BROKER, Msg, Probe, StoppedBroker, broker_url, consume_cmd, rabbitmqctl, unique,
+};
+use vaultkeeper_testkit::daemon::terminate;
+
+use crate::amqp_lib::{track_consumer_objects, weave_consumer};
 use crate::util::{BIN, Daemon, TestVault, wait_until};
 
 /// A config with its own exchange and short retry delays (broker outages heal fast).
@@ -45,213 +43,6 @@ fn start_daemon(tv: &TestVault, url: &str) -> Daemon {
     d
 }
 
-/// A message read from a test queue.
-#[derive(Debug, Clone)]
-struct Msg {
-    message_id: String,
-    routing_key: String,
-    content_type: String,
-    event: Event,
-}
-
-/// A plain lapin client on the test side.
-struct Probe {
-    conn: Connection,
-    ch: Channel,
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Probe {
-    async fn new() -> Probe {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // Retried: right after `start_app` the broker may still refuse connections.
-        let conn = loop {
-            match Connection::connect(&broker_url(), ConnectionProperties::default()).await {
-                Ok(c) => break c,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot connect to RabbitMQ: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        };
-        let ch = conn.create_channel().await.expect("channel");
-        Probe {
-            conn,
-            ch,
-            queues: Vec::new(),
-            exchanges: Vec::new(),
-        }
-    }
-
-    /// A durable test queue bound to `exchange` with `key` (declares the exchange too).
-    async fn queue(&mut self, exchange: &str, key: &str) -> String {
-        let q = unique("q");
-        self.ch
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("exchange");
-        let mut args = FieldTable::default();
-        // Removes it if a failing test never reaches `cleanup`.
-        args.insert("x-expires".into(), AMQPValue::LongInt(600_000));
-        self.ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await
-            .expect("queue");
-        self.ch
-            .queue_bind(
-                q.as_str().into(),
-                exchange.into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        self.queues.push(q.clone());
-        self.track_exchange(exchange);
-        q
-    }
-
-    fn track_exchange(&mut self, exchange: &str) {
-        if !self.exchanges.iter().any(|e| e == exchange) {
-            self.exchanges.push(exchange.to_string());
-        }
-    }
-
-    /// Reads (and acks) messages from `queue` until `done` holds for what was read.
-    async fn take_until(
-        &self,
-        queue: &str,
-        timeout: Duration,
-        done: impl Fn(&[Msg]) -> bool,
-    ) -> Vec<Msg> {
-        let deadline = Instant::now() + timeout;
-        let mut got = Vec::new();
-        while !done(&got) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} reading {queue}: got {} messages",
-                got.len()
-            );
-            match self
-                .ch
-                .basic_get(queue.into(), BasicGetOptions::default())
-                .await
-                .expect("basic_get")
-            {
-                Some(m) => {
-                    let d = m.delivery;
-                    let event: Event = serde_json::from_slice(&d.data).expect("event body");
-                    got.push(Msg {
-                        message_id: d
-                            .properties
-                            .message_id()
-                            .as_ref()
-                            .map(|s| s.to_string())
-                            .unwrap_or_default(),
-                        content_type: d
-                            .properties
-                            .content_type()
-                            .as_ref()
-                            .map(|s| s.to_string())
-                            .unwrap_or_default(),
-                        routing_key: d.routing_key.to_string(),
-                        event,
-                    });
-                    d.acker.ack(BasicAckOptions::default()).await.expect("ack");
-                }
-                None => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        got
-    }
-
-    /// Messages now in `queue`.
-    async fn count(&self, queue: &str) -> u32 {
-        self.ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map(|q| q.message_count())
-            .unwrap_or(0)
-    }
-
-    async fn cleanup(self) {
-        for q in &self.queues {
-            let _ = self
-                .ch
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for e in &self.exchanges {
-            let _ = self
-                .ch
-                .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = self.conn.close(200, "done".into()).await;
-    }
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The broker app stopped; started again when dropped (even when the test fails).
-struct StoppedBroker {
-    running: bool,
-}
-
-impl StoppedBroker {
-    fn stop() -> StoppedBroker {
-        rabbitmqctl(&["stop_app"]);
-        StoppedBroker { running: false }
-    }
-
-    fn start(&mut self) {
-        rabbitmqctl(&["start_app"]);
-        self.running = true;
-    }
-}
-
-impl Drop for StoppedBroker {
-    fn drop(&mut self) {
-        if !self.running {
-            let _ = Command::new("rabbitmqctl").arg("start_app").status();
-        }
-    }
-}
-
 fn journal_has(tv: &TestVault, pred: impl Fn(&Event) -> bool) -> bool {
     tv.events().iter().any(pred)
 }
@@ -264,23 +55,14 @@ fn wait_journal(tv: &TestVault, what: &str, pred: impl Fn(&Event) -> bool) {
 async fn python_weave_consumer_gets_the_daemons_created_modified_deleted_notes() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let mut probe = Probe::new().await;
     probe.track_exchange(&exchange);
 
-    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/weave_consumer.py");
+    let (python, args) = weave_consumer(&exchange, 60);
     let mut child = Command::new(&python)
-        .args([script, "--url", &broker_url(), "--exchange", &exchange])
-        .args([
-            "--queue",
-            &unique("weave"),
-            "--count",
-            "3",
-            "--timeout",
-            "60",
-        ])
+        .args(&args)
         .args(["--binding", "file.*.md"])
         .stdout(Stdio::piped())
         .spawn()
@@ -356,17 +138,15 @@ fn assert_in_order_per_file(msgs: &[Msg]) {
 async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
     let _exclusive = BROKER.write().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let mut probe = Probe::new().await;
-    let q = probe.queue(&exchange, "file.#").await;
+    let q = probe.queue(&exchange, &["file.#"]).await;
     tv.write("warmup.md", "up");
     probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "warmup.md")
-        })
+        .take_through(&q, "warmup.md", Duration::from_secs(30))
         .await;
-    let _ = probe.conn.close(200, "broker stops".into()).await;
+    probe.disconnect().await;
 
     let mut broker = StoppedBroker::stop();
     for i in 0..500 {
@@ -429,15 +209,13 @@ async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
     // Nothing more comes (a late duplicate would sit in the queue after a sentinel).
     tv.write("sentinel.md", "s");
     let rest = probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "sentinel.md")
-        })
+        .take_through(&q, "sentinel.md", Duration::from_secs(30))
         .await;
     assert_eq!(rest.len(), 1, "only the sentinel after the burst: {rest:?}");
     let log = daemon.stop();
     assert!(!log.contains("guest:guest"), "no password in the log");
     let mut probe = probe;
-    probe.queues.push(q);
+    probe.track_queue(&q);
     probe.track_exchange(&exchange);
     probe.cleanup().await;
 }
@@ -446,17 +224,15 @@ async fn broker_down_while_500_notes_are_written_delays_delivery_only() {
 async fn connections_closed_by_the_broker_are_reopened() {
     let _exclusive = BROKER.write().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let mut probe = Probe::new().await;
-    let q = probe.queue(&exchange, "file.#").await;
+    let q = probe.queue(&exchange, &["file.#"]).await;
     tv.write("before.md", "1");
     probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "before.md")
-        })
+        .take_through(&q, "before.md", Duration::from_secs(30))
         .await;
-    probe.cleanup_keep().await;
+    probe.close_keeping_objects().await;
 
     rabbitmqctl(&["close_all_connections", "vaultkeeper daemon test"]);
     tv.write("after-1.md", "2");
@@ -484,16 +260,9 @@ async fn connections_closed_by_the_broker_are_reopened() {
         },
     );
     daemon.stop();
-    probe.queues.push(q);
+    probe.track_queue(&q);
     probe.track_exchange(&exchange);
     probe.cleanup().await;
-}
-
-impl Probe {
-    /// Closes the connection without deleting anything (the broker closes it anyway).
-    async fn cleanup_keep(self) {
-        let _ = self.conn.close(200, "done".into()).await;
-    }
 }
 
 /// Rows of the tables that must match between two caches, in a stable order.
@@ -542,21 +311,8 @@ fn spawn_consume(config: &Path, dir: &Path, queue: &str, log: &Path) -> Child {
 }
 
 fn spawn_consume_target(target: &str, config: &Path, dir: &Path, queue: &str, log: &Path) -> Child {
-    Command::new(BIN)
-        .args(["consume", target, "--queue", queue, "--into"])
-        .arg(dir)
-        .current_dir(dir)
-        .env("VAULTKEEPER_CONFIG", config)
-        .env("VAULTKEEPER_AMQP_URL", broker_url())
-        .env("VAULTKEEPER_LOG", "vaultkeeper=debug,info")
-        .env("XDG_CONFIG_HOME", dir.join("xdg"))
-        .env("XDG_STATE_HOME", dir.join("xdg-state"))
-        .env_remove("VAULTKEEPER_VAULT")
-        .env_remove("VAULTKEEPER_STATE_DIR")
-        .env_remove("RABBITMQ_URL")
-        .stdin(Stdio::null())
+    consume_cmd(Path::new(BIN), target, config, dir, queue, log)
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("spawn consume")
 }
@@ -565,7 +321,7 @@ fn spawn_consume_target(target: &str, config: &Path, dir: &Path, queue: &str, lo
 async fn consume_cache_elsewhere_equals_the_local_cache_after_a_burst() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     let daemon = start_daemon(&tv, &broker_url());
     let remote = tempfile::tempdir().expect("tempdir");
     let queue = unique("cacheq");
@@ -632,16 +388,11 @@ async fn consume_cache_elsewhere_equals_the_local_cache_after_a_burst() {
         String::from_utf8_lossy(&remote_tags.stdout)
     );
 
-    let pid = consume.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    let mut status = None;
-    wait_until("consume exits", Duration::from_secs(30), || {
-        status = consume.try_wait().expect("try_wait");
-        status.is_some()
-    });
+    let status = Some(terminate(
+        &mut consume,
+        "consume exits",
+        Duration::from_secs(30),
+    ));
     assert!(
         status.is_some_and(|s| s.success()),
         "consume: {status:?}\n{}",
@@ -655,10 +406,7 @@ async fn consume_cache_elsewhere_equals_the_local_cache_after_a_burst() {
     assert!(out.starts_with("consumed "), "{out}");
     daemon.stop();
     let mut probe = Probe::new().await;
-    probe.queues.extend([queue.clone(), dead_queue(&queue)]);
-    probe
-        .exchanges
-        .extend([exchange.clone(), dead_letter_exchange(&exchange)]);
+    track_consumer_objects(&mut probe, &exchange, &[&queue]);
     probe.cleanup().await;
 }
 
@@ -667,10 +415,10 @@ async fn wrong_password_is_reported_without_it_and_journaling_goes_on() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     // With the broker refusing, draining the forwarder on shutdown can only time out.
-    let tv = TestVault::with_config(&format!(
-        "{}shutdown_timeout = \"2s\"\n",
-        amqp_toml(&exchange)
-    ));
+    let tv = TestVault::with_config(
+        BIN,
+        &format!("{}shutdown_timeout = \"2s\"\n", amqp_toml(&exchange)),
+    );
     let secret = "Wr0ngPassw0rd-xyz";
     let daemon = start_daemon(&tv, &format!("amqp://guest:{secret}@127.0.0.1:5672/%2f"));
     tv.write("one.md", "1");
@@ -697,14 +445,14 @@ async fn wrong_password_is_reported_without_it_and_journaling_goes_on() {
 async fn publish_snapshot_sends_one_message_per_file() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     tv.write("a.md", "# A\n");
     tv.write("sub/b.md", "# B [[a]]\n");
     tv.write("c.txt", "plain");
     tv.write(".obsidian/workspace.json", "{}");
     tv.write("x.swp", "editor junk");
     let mut probe = Probe::new().await;
-    let q = probe.queue(&exchange, "file.#").await;
+    let q = probe.queue(&exchange, &["file.#"]).await;
     let mut cmd = tv.cmd();
     cmd.env("VAULTKEEPER_AMQP_URL", broker_url());
     let out = cmd.args(["publish", "--snapshot"]).output().expect("run");
@@ -739,11 +487,10 @@ async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     // `[amqp] start = "head"`; the default (the whole journal) is in cursors_amqp.rs.
-    let tv = TestVault::with_config(&amqp_toml(&exchange).replacen(
-        "[amqp]\n",
-        "[amqp]\nstart = \"head\"\n",
-        1,
-    ));
+    let tv = TestVault::with_config(
+        BIN,
+        &amqp_toml(&exchange).replacen("[amqp]\n", "[amqp]\nstart = \"head\"\n", 1),
+    );
     let daemon = tv.start();
     for i in 0..5 {
         tv.write(&format!("old-{i}.md"), "old");
@@ -759,13 +506,11 @@ async fn forwarder_turned_on_for_an_existing_journal_starts_at_the_head() {
     assert!(!tv.events().is_empty());
 
     let mut probe = Probe::new().await;
-    let q = probe.queue(&exchange, "file.#").await;
+    let q = probe.queue(&exchange, &["file.#"]).await;
     let daemon = start_daemon(&tv, &broker_url());
     tv.write("new.md", "new");
     let got = probe
-        .take_until(&q, Duration::from_secs(30), |m| {
-            m.iter().any(|m| m.event.file_path == "new.md")
-        })
+        .take_through(&q, "new.md", Duration::from_secs(30))
         .await;
     let paths: Vec<&str> = got.iter().map(|m| m.event.file_path.as_str()).collect();
     assert_eq!(paths, ["new.md"], "old events are not published");
@@ -784,7 +529,7 @@ fn count_notes(db: &Path) -> usize {
 async fn a_snapshot_fills_a_remote_cache_and_a_remote_git_mirror() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let tv = TestVault::with_config(&amqp_toml(&exchange));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange));
     // A journal with a head above 0, from a daemon without AMQP.
     let daemon = tv.start();
     tv.write("a.md", "# A\n#alpha [[b]]\n");
@@ -831,13 +576,7 @@ async fn a_snapshot_fills_a_remote_cache_and_a_remote_git_mirror() {
     for table in ["notes", "links", "tags"] {
         assert_eq!(l[table], r[table], "table {table} differs");
     }
-    Command::new("kill")
-        .args(["-TERM", &consume.id().to_string()])
-        .status()
-        .expect("kill");
-    wait_until("consume exits", Duration::from_secs(30), || {
-        consume.try_wait().expect("try_wait").is_some()
-    });
+    terminate(&mut consume, "consume exits", Duration::from_secs(30));
 
     // `consume git` mirrors the same events into a repository elsewhere and commits them.
     let mirror = tempfile::tempdir().expect("tempdir");
@@ -889,22 +628,12 @@ async fn a_snapshot_fills_a_remote_cache_and_a_remote_git_mirror() {
         std::fs::read_to_string(repo.join("deep/c.md")).expect("mirrored"),
         "# C\n[[a]]\n"
     );
-    Command::new("kill")
-        .args(["-TERM", &consume_git.id().to_string()])
-        .status()
-        .expect("kill");
-    wait_until("consume git exits", Duration::from_secs(30), || {
-        consume_git.try_wait().expect("try_wait").is_some()
-    });
+    terminate(
+        &mut consume_git,
+        "consume git exits",
+        Duration::from_secs(30),
+    );
     let mut probe = Probe::new().await;
-    probe.queues.extend([
-        queue.clone(),
-        dead_queue(&queue),
-        git_queue.clone(),
-        dead_queue(&git_queue),
-    ]);
-    probe
-        .exchanges
-        .extend([exchange.clone(), dead_letter_exchange(&exchange)]);
+    track_consumer_objects(&mut probe, &exchange, &[&queue, &git_queue]);
     probe.cleanup().await;
 }

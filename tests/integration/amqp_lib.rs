@@ -9,14 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeleteOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use tokio::sync::RwLock;
+use lapin::BasicProperties;
+use lapin::options::ExchangeDeleteOptions;
+use lapin::types::AMQPValue;
 use tokio_util::sync::CancellationToken;
 use vaultkeeper_amqp::{
     AmqpConfig, ConsumeStats, Forwarder, REASON_HEADER, SecretUrl, consume_queue,
@@ -25,20 +20,11 @@ use vaultkeeper_amqp::{
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable, StartAt};
 use vaultkeeper_core::event::{Event, Kind, Origin};
 
-pub(crate) static BROKER: RwLock<()> = RwLock::const_new(());
+use vaultkeeper_testkit::broker::{Probe, StoppedBroker, header, rabbitmqctl_async};
+use vaultkeeper_testkit::wait_for;
 
-/// The broker the tests use (shared with the daemon-level tests).
-pub(crate) fn broker_url() -> String {
-    ["VAULTKEEPER_AMQP_URL", "RABBITMQ_URL"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
-
-/// A name no other test run uses.
-pub(crate) fn unique(what: &str) -> String {
-    format!("vk-test-{what}-{}", uuid::Uuid::now_v7().simple())
-}
+// The broker lock and names live in testkit; re-exported for the modules that name them here.
+pub(crate) use vaultkeeper_testkit::broker::{BROKER, broker_url, unique};
 
 fn config(exchange: &str) -> AmqpConfig {
     AmqpConfig {
@@ -84,247 +70,41 @@ fn burst(n: u64, files: u64) -> Vec<Event> {
         .collect()
 }
 
-async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The Python weave consumer (tests/weave_consumer.py, the protocol's other end) on
+/// `exchange`, waiting for 3 messages at most `timeout_s` seconds: interpreter and arguments.
+pub(crate) fn weave_consumer(exchange: &str, timeout_s: u32) -> (String, Vec<String>) {
+    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/weave_consumer.py");
+    let args = [script, "--url", &broker_url(), "--exchange", exchange]
+        .map(str::to_string)
+        .into_iter()
+        .chain([
+            "--queue".to_string(),
+            unique("weave"),
+            "--count".to_string(),
+            "3".to_string(),
+            "--timeout".to_string(),
+            timeout_s.to_string(),
+        ])
+        .collect();
+    (python, args)
 }
 
-/// A plain lapin client on the test side: declares test queues, reads them, cleans up.
-struct Probe {
-    conn: Connection,
-    ch: Channel,
-    queues: Vec<String>,
-    exchanges: Vec<String>,
+/// Properties of a raw JSON message as another program would publish it.
+fn json() -> BasicProperties {
+    BasicProperties::default().with_content_type("application/json".into())
 }
 
-impl Probe {
-    async fn new() -> Probe {
-        let conn = Connection::connect(&broker_url(), ConnectionProperties::default())
-            .await
-            .expect("test connection to RabbitMQ on 127.0.0.1:5672");
-        let ch = conn.create_channel().await.expect("channel");
-        Probe {
-            conn,
-            ch,
-            queues: Vec::new(),
-            exchanges: Vec::new(),
-        }
+/// Remembers, for cleanup, the broker objects that `consume_queue` (or `vaultkeeper
+/// consume`) declared for `queues` on `exchange`: each queue with its dead queue, the
+/// exchange with its dead-letter exchange.
+pub(crate) fn track_consumer_objects(probe: &mut Probe, exchange: &str, queues: &[&str]) {
+    for q in queues {
+        probe.track_queue(q);
+        probe.track_queue(&dead_queue(q));
     }
-
-    /// A durable test queue bound to `exchange` with `keys` (declares the exchange too).
-    /// `x-expires` removes it if a failing test never reaches `cleanup`.
-    async fn queue(&mut self, exchange: &str, keys: &[&str]) -> String {
-        let q = unique("q");
-        self.ch
-            .exchange_declare(
-                exchange.into(),
-                lapin::ExchangeKind::Topic,
-                lapin::options::ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("exchange");
-        let mut args = FieldTable::default();
-        args.insert("x-expires".into(), AMQPValue::LongInt(600_000));
-        self.ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await
-            .expect("queue");
-        for k in keys {
-            self.ch
-                .queue_bind(
-                    q.as_str().into(),
-                    exchange.into(),
-                    (*k).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .expect("bind");
-        }
-        self.queues.push(q.clone());
-        self.track_exchange(exchange);
-        q
-    }
-
-    fn track_exchange(&mut self, exchange: &str) {
-        if !self.exchanges.iter().any(|e| e == exchange) {
-            self.exchanges.push(exchange.to_string());
-        }
-    }
-
-    /// Reads exactly `n` messages from `queue` (acking them), failing after `timeout`.
-    async fn take(
-        &self,
-        queue: &str,
-        n: usize,
-        timeout: Duration,
-    ) -> Vec<lapin::message::Delivery> {
-        let conn = Connection::connect(&broker_url(), ConnectionProperties::default())
-            .await
-            .expect("test connection");
-        let ch = conn.create_channel().await.expect("channel");
-        let mut consumer = ch
-            .basic_consume(
-                queue.into(),
-                unique("probe").as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut got = Vec::new();
-        while got.len() < n {
-            match tokio::time::timeout_at(deadline, consumer.next()).await {
-                Ok(Some(Ok(d))) => {
-                    d.acker.ack(BasicAckOptions::default()).await.expect("ack");
-                    got.push(d);
-                }
-                Ok(other) => panic!("consumer on {queue} ended: {other:?}"),
-                Err(_) => panic!("only {} of {n} messages arrived on {queue}", got.len()),
-            }
-        }
-        let _ = conn.close(200, "done".into()).await;
-        got
-    }
-
-    /// Messages ready in `queue` (a fresh connection: disruptions may have closed ours).
-    async fn count(&self, queue: &str) -> u32 {
-        let Ok(conn) = Connection::connect(&broker_url(), ConnectionProperties::default()).await
-        else {
-            return 0;
-        };
-        let Ok(ch) = conn.create_channel().await else {
-            return 0;
-        };
-        let n = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map(|q| q.message_count())
-            .unwrap_or(0);
-        let _ = conn.close(200, "done".into()).await;
-        n
-    }
-
-    /// Whether `queue` exists (a failed passive declare closes its channel, so a fresh one).
-    /// True once `queue` has a consumer: `consume_queue` declares, then binds, then
-    /// consumes, so a queue that merely exists may not be bound yet and a message
-    /// published then would be unroutable.
-    async fn consumed(&self, queue: &str) -> bool {
-        let Ok(ch) = self.conn.create_channel().await else {
-            return false;
-        };
-        let consumers = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map(|q| q.consumer_count());
-        if consumers.is_ok() {
-            let _ = ch.close(200, "done".into()).await;
-        }
-        consumers.is_ok_and(|n| n > 0)
-    }
-
-    /// Publishes a raw message as some other program would.
-    async fn publish_raw(&self, exchange: &str, key: &str, body: &[u8]) {
-        self.ch
-            .basic_publish(
-                exchange.into(),
-                key.into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default().with_content_type("application/json".into()),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("sent");
-    }
-
-    /// Remembers broker objects that `consume_queue` declared, for cleanup.
-    fn track_consumer_objects(&mut self, exchange: &str, queue: &str) {
-        self.queues.push(queue.to_string());
-        self.queues.push(dead_queue(queue));
-        self.track_exchange(exchange);
-        self.track_exchange(&dead_letter_exchange(exchange));
-    }
-
-    /// Deletes what the test declared; also runs on drop, so a failing test cleans up too.
-    async fn cleanup(self) {
-        drop(self);
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let queues = std::mem::take(&mut self.queues);
-        let exchanges = std::mem::take(&mut self.exchanges);
-        // Drop cannot await: a thread with its own runtime does the deletions.
-        let worker = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(conn) =
-                    Connection::connect(&broker_url(), ConnectionProperties::default()).await
-                else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                for q in &queues {
-                    let _ = ch
-                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for e in &exchanges {
-                    let _ = ch
-                        .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-                let _ = conn.close(200, "done".into()).await;
-            });
-        });
-        let _ = worker.join();
-    }
+    probe.track_exchange(exchange);
+    probe.track_exchange(&dead_letter_exchange(exchange));
 }
 
 /// A log sink for tests.
@@ -339,13 +119,6 @@ impl std::io::Write for SharedBuf {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn header<'a>(d: &'a lapin::message::Delivery, key: &str) -> Option<&'a AMQPValue> {
-    d.properties
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get(key))
 }
 
 /// Counts what the real runner sees of a consumer: its transient errors, and its
@@ -738,18 +511,9 @@ async fn python_weave_consumer_receives_created_modified_deleted_notes() {
     let exchange = unique("ex");
     let mut probe = Probe::new().await;
     probe.track_exchange(&exchange);
-    let python = std::env::var("VAULTKEEPER_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/weave_consumer.py");
+    let (python, args) = weave_consumer(&exchange, 30);
     let mut child = tokio::process::Command::new(&python)
-        .args([script, "--url", &broker_url(), "--exchange", &exchange])
-        .args([
-            "--queue",
-            &unique("weave"),
-            "--count",
-            "3",
-            "--timeout",
-            "30",
-        ])
+        .args(&args)
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -856,7 +620,7 @@ async fn consume_queue_acks_after_effect_and_redelivery_changes_nothing() {
     let exchange = unique("ex");
     let queue = unique("cq");
     let mut probe = Probe::new().await;
-    probe.track_consumer_objects(&exchange, &queue);
+    track_consumer_objects(&mut probe, &exchange, &[&queue]);
     let cfg = consumer_config(&exchange);
     let (mut rec, log) = Recorder::new();
     rec.transient.insert("dir/note-1.md".into(), 2);
@@ -908,7 +672,7 @@ async fn poison_and_failing_messages_go_to_the_dead_queue_and_later_ones_flow() 
     let exchange = unique("ex");
     let queue = unique("cq");
     let mut probe = Probe::new().await;
-    probe.track_consumer_objects(&exchange, &queue);
+    track_consumer_objects(&mut probe, &exchange, &[&queue]);
     let cfg = consumer_config(&exchange);
     let (mut rec, log) = Recorder::new();
     rec.fail_path = Some("bad.md".into());
@@ -925,13 +689,14 @@ async fn poison_and_failing_messages_go_to_the_dead_queue_and_later_ones_flow() 
         .await
         .expect("publish");
     probe
-        .publish_raw(&exchange, "file.created.md", b"this is not json")
+        .publish_raw(&exchange, "file.created.md", b"this is not json", json())
         .await;
     probe
         .publish_raw(
             &exchange,
             "file.created.md",
             br#"{"protocol_version": 99, "event": "file.created"}"#,
+            json(),
         )
         .await;
     fwd.handle(&[event(2, Kind::Created, "bad.md", "b")])
@@ -977,48 +742,6 @@ async fn poison_and_failing_messages_go_to_the_dead_queue_and_later_ones_flow() 
     probe.cleanup().await;
 }
 
-async fn rabbitmqctl(args: &[&str]) {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .expect("rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Stops the RabbitMQ app and starts it again when dropped, even if the test fails.
-struct StoppedBroker {
-    stopped: bool,
-}
-
-impl StoppedBroker {
-    async fn stop() -> StoppedBroker {
-        let mut guard = StoppedBroker { stopped: true };
-        rabbitmqctl(&["stop_app"]).await;
-        guard.stopped = true;
-        guard
-    }
-
-    async fn start(&mut self) {
-        rabbitmqctl(&["start_app"]).await;
-        self.stopped = false;
-    }
-}
-
-impl Drop for StoppedBroker {
-    fn drop(&mut self) {
-        if self.stopped {
-            let _ = std::process::Command::new("rabbitmqctl")
-                .arg("start_app")
-                .status();
-        }
-    }
-}
-
 /// The one test that disrupts the broker: it holds the write lock, so no other test of
 /// this file runs meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1028,7 +751,7 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
     let queue = unique("cq");
     let mut probe = Probe::new().await;
     let q = probe.queue(&exchange, &["file.#"]).await;
-    probe.track_consumer_objects(&exchange, &queue);
+    track_consumer_objects(&mut probe, &exchange, &[&queue]);
     let cfg = consumer_config(&exchange);
     let (rec, log) = Recorder::new();
     let (token, handle) = spawn_consumer(cfg.clone(), &queue, vec![], rec);
@@ -1043,7 +766,7 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
     let all = burst(600, 20);
 
     // Broker down while 500 events are handed over: transient errors, the cursor stays.
-    let mut broker = StoppedBroker::stop().await;
+    let mut broker = StoppedBroker::stop_async().await;
     let progress = Arc::new(AtomicU64::new(0));
     let dir = tempfile::tempdir().expect("tempdir");
     let journal = dir.path().join("journal.db");
@@ -1072,7 +795,7 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
         "cursor moved without a broker"
     );
     assert!(!status.get().connected);
-    broker.start().await;
+    broker.start_async().await;
     let (mut fwd, (cursor, transient)) = tokio::time::timeout(Duration::from_secs(200), runner)
         .await
         .expect("runner finishes")
@@ -1093,7 +816,7 @@ async fn broker_outage_and_closed_connections_only_delay_delivery() {
 
     // Connections closed from the broker side: both reconnect and go on.
     let connects = status.get().connects;
-    rabbitmqctl(&["close_all_connections", "vaultkeeper test"]).await;
+    rabbitmqctl_async(&["close_all_connections", "vaultkeeper test"]).await;
     let (cursor, _) =
         run_on_runner(&mut fwd, &journal, &all[500..], 50, Duration::from_secs(60)).await;
     assert_eq!(cursor, 600);
@@ -1126,7 +849,7 @@ async fn a_channel_closed_by_the_broker_is_reopened_and_declarations_redone() {
     );
     // Deleting the exchange makes the broker close the forwarder's channel (404) on the next publish.
     probe
-        .ch
+        .channel()
         .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
         .await
         .expect("delete exchange");
@@ -1196,7 +919,7 @@ async fn messages_are_acked_only_once_the_effect_is_durable() {
     let exchange = unique("ex");
     let queue = unique("cq");
     let mut probe = Probe::new().await;
-    probe.track_consumer_objects(&exchange, &queue);
+    track_consumer_objects(&mut probe, &exchange, &[&queue]);
     let cfg = consumer_config(&exchange);
     let run = |log: Arc<Mutex<Log>>| {
         let token = CancellationToken::new();

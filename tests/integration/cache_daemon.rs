@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
+use vaultkeeper_testkit::cache::{assert_cache_equals_fresh_reindex, cache_cursor};
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 const FAST: &str = "[watch]\ndebounce = \"20ms\"\n";
 
@@ -59,7 +59,7 @@ const T: Duration = Duration::from_secs(60);
 
 #[test]
 fn cache_follows_edits_while_the_daemon_runs() {
-    let v = TestVault::with_config(FAST);
+    let v = TestVault::with_config(BIN, FAST);
     v.write("Hub.md", "# Hub\n\nSee [[Target]] and [[Later]].\n");
     v.write("Target.md", "# Target\n\ntarget text\n");
     let d = v.start();
@@ -114,119 +114,9 @@ fn cache_follows_edits_while_the_daemon_runs() {
     d.stop();
 }
 
-fn ro(db: &Path) -> Connection {
-    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open cache ro")
-}
-
-pub(crate) fn cache_cursor(db: &Path) -> Option<u64> {
-    if !db.exists() {
-        return None;
-    }
-    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-    c.query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| {
-        r.get::<_, String>(0)
-    })
-    .ok()?
-    .parse()
-    .ok()
-}
-
-/// Every row of every content table, as text, sorted. Excluded: `meta` (the cursor differs by
-/// construction), `notes.id` and the FTS rowid (row ids depend on insertion order, so the FTS
-/// rows are keyed by the note's path instead), and `notes.mtime` (an event's mtime is the stat
-/// made when it was observed; a later write with the same content is, by design, no work for
-/// the cache, so its mtime may lag the disk while every derived row is identical).
-pub(crate) fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
-    let c = ro(db);
-    let queries = [
-        (
-            "notes",
-            "SELECT path, name_key, title, title_from, frontmatter, aliases, size, hash, words, is_markdown, error FROM notes",
-        ),
-        ("tags", "SELECT * FROM tags"),
-        ("links", "SELECT * FROM links"),
-        ("headings", "SELECT * FROM headings"),
-        ("blocks", "SELECT * FROM blocks"),
-        ("tasks", "SELECT * FROM tasks"),
-        ("fields", "SELECT * FROM fields"),
-        (
-            "notes_fts",
-            "SELECT n.path, f.title, f.body FROM notes_fts f JOIN notes n ON n.id = f.rowid",
-        ),
-    ];
-    // Every table of the schema is covered (so a new table cannot silently escape the check).
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'notes_fts_%' AND name NOT LIKE 'sqlite_%'")
-        .expect("tables")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows");
-    for t in &tables {
-        assert!(
-            t == "meta" || queries.iter().any(|(n, _)| n == t),
-            "table {t} is not compared"
-        );
-    }
-    queries
-        .iter()
-        .map(|(name, q)| {
-            let mut st = c.prepare(q).expect("prepare");
-            let n = st.column_count();
-            let mut rows: Vec<String> = st
-                .query_map([], |r| {
-                    let mut cols = Vec::with_capacity(n);
-                    for i in 0..n {
-                        cols.push(format!("{:?}", r.get_ref(i)?));
-                    }
-                    Ok(cols.join("|"))
-                })
-                .expect("query")
-                .collect::<rusqlite::Result<_>>()
-                .expect("rows");
-            rows.sort();
-            (name.to_string(), rows)
-        })
-        .collect()
-}
-
-/// Rebuilds the vault's cache with `reindex` into a fresh state folder and asserts that `db`
-/// holds the same rows, table by table; returns the live dump.
-pub(crate) fn assert_cache_equals_fresh_reindex(
-    v: &TestVault,
-    db: &Path,
-) -> Vec<(String, Vec<String>)> {
-    let fresh = tempfile::tempdir().expect("tempdir");
-    let out = v
-        .cmd()
-        .env("VAULTKEEPER_STATE_DIR", fresh.path())
-        .args(["reindex"])
-        .output()
-        .expect("reindex");
-    assert!(
-        out.status.success(),
-        "reindex failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let live = dump(db);
-    let rebuilt = dump(&fresh.path().join("cache.db"));
-    for ((name, a), (_, b)) in live.iter().zip(&rebuilt) {
-        if a != b {
-            let only_live: Vec<_> = a.iter().filter(|r| !b.contains(r)).take(5).collect();
-            let only_fresh: Vec<_> = b.iter().filter(|r| !a.contains(r)).take(5).collect();
-            panic!(
-                "table {name}: {} rows live, {} rebuilt\nonly live: {only_live:#?}\nonly rebuilt: {only_fresh:#?}",
-                a.len(),
-                b.len()
-            );
-        }
-    }
-    live
-}
-
 #[test]
 fn cache_after_kill9_during_a_burst_equals_a_fresh_reindex() {
-    let v = TestVault::with_config(FAST);
+    let v = TestVault::with_config(BIN, FAST);
     for i in 0..50 {
         v.write(
             &format!("base/B{i}.md"),
@@ -294,7 +184,7 @@ fn cache_after_kill9_during_a_burst_equals_a_fresh_reindex() {
 
 #[test]
 fn cache_sql_refuses_writes() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("A.md", "# A\n");
     let out = v.run(&["reindex"]);
     assert!(
@@ -349,7 +239,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn cache_sample_vault_through_the_daemon() {
-    let v = TestVault::with_config(FAST);
+    let v = TestVault::with_config(BIN, FAST);
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-vault"),
         &v.root,

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::cache_daemon::{assert_cache_equals_fresh_reindex, cache_cursor};
-use crate::git_daemon::{FAST, GitVault};
-use crate::util::{TestVault, live_paths, wait_until};
+use vaultkeeper_testkit::cache::{assert_cache_equals_fresh_reindex, cache_cursor};
+use vaultkeeper_testkit::git::{FAST, GitVault};
+
+use crate::util::{BIN, TestVault, live_paths, wait_until};
 
 /// A small deterministic generator (xorshift64*), so a failing run can be replayed by seed.
 struct Rng(u64);
@@ -230,7 +231,7 @@ fn killed_at_random_points_while_a_writer_writes_nothing_is_lost_or_doubled() {
         });
     eprintln!("crash test seed {seed} (replay with VAULTKEEPER_CRASH_SEED={seed})");
     let mut rng = Rng(seed);
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     // A base large enough that the start-up scan takes a noticeable moment.
     let mut base = Vec::new();

@@ -2,18 +2,15 @@
 //! broker: the real binary, the real broker on 127.0.0.1:5672, one exchange per test.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::BasicProperties;
 use vaultkeeper_core::event::{Event, Kind, Origin};
+use vaultkeeper_testkit::broker::{BROKER, Msg, Probe, broker_url, consume_cmd, unique};
+use vaultkeeper_testkit::daemon::terminate;
 
-use crate::amqp_lib::{BROKER, broker_url, unique};
+use crate::amqp_lib::track_consumer_objects;
 use crate::util::{BIN, Daemon, TestVault, hash, wait_until};
 
 fn amqp_toml(exchange: &str, extra: &str) -> String {
@@ -30,151 +27,14 @@ fn start_with_broker(tv: &TestVault) -> Daemon {
     tv.start_with(c)
 }
 
-/// A plain lapin client on the test side, removing what it declared on `cleanup`.
-struct Side {
-    conn: Connection,
-    ch: Channel,
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Side {
-    async fn new() -> Side {
-        let conn = Connection::connect(&broker_url(), ConnectionProperties::default())
-            .await
-            .expect("connect to RabbitMQ");
-        let ch = conn.create_channel().await.expect("channel");
-        Side {
-            conn,
-            ch,
-            queues: Vec::new(),
-            exchanges: Vec::new(),
-        }
-    }
-
-    async fn exchange(&mut self, exchange: &str) {
-        self.ch
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("exchange");
-        if !self.exchanges.iter().any(|e| e == exchange) {
-            self.exchanges.push(exchange.to_string());
-        }
-    }
-
-    /// A test queue bound to `exchange` with `file.#`.
-    async fn queue(&mut self, exchange: &str) -> String {
-        self.exchange(exchange).await;
-        let q = unique("cq");
-        let mut args = FieldTable::default();
-        args.insert("x-expires".into(), AMQPValue::LongInt(600_000));
-        self.ch
-            .queue_declare(
-                q.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await
-            .expect("queue");
-        self.ch
-            .queue_bind(
-                q.as_str().into(),
-                exchange.into(),
-                "file.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        self.queues.push(q.clone());
-        q
-    }
-
-    /// Reads (and acks) events until `done` holds for the paths read so far.
-    async fn take_until(&self, queue: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let timeout = Duration::from_secs(30);
-        let deadline = Instant::now() + timeout;
-        let mut got = Vec::new();
-        while !done(&got) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} reading {queue}: got {got:?}"
-            );
-            match self
-                .ch
-                .basic_get(queue.into(), BasicGetOptions::default())
-                .await
-                .expect("basic_get")
-            {
-                Some(m) => {
-                    let event: Event = serde_json::from_slice(&m.delivery.data).expect("event");
-                    got.push(event.file_path);
-                    m.delivery
-                        .acker
-                        .ack(BasicAckOptions::default())
-                        .await
-                        .expect("ack");
-                }
-                None => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        got
-    }
-
-    async fn count(&self, queue: &str) -> u32 {
-        self.ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map(|q| q.message_count())
-            .unwrap_or(0)
-    }
-
-    async fn publish_raw(&self, exchange: &str, key: &str, body: &[u8]) {
-        self.ch
-            .basic_publish(
-                exchange.into(),
-                key.into(),
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .expect("publish");
-    }
-
-    async fn cleanup(self) {
-        for q in &self.queues {
-            let _ = self
-                .ch
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for e in &self.exchanges {
-            let _ = self
-                .ch
-                .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = self.conn.close(200, "done".into()).await;
-    }
+/// Reads (and acks) events from `queue` until `done` holds for the paths read so far.
+async fn paths_until(probe: &Probe, queue: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let paths =
+        |msgs: &[Msg]| -> Vec<String> { msgs.iter().map(|m| m.event.file_path.clone()).collect() };
+    let got = probe
+        .take_until(queue, Duration::from_secs(30), |m| done(&paths(m)))
+        .await;
+    paths(&got)
 }
 
 fn status_json(tv: &TestVault) -> serde_json::Value {
@@ -193,14 +53,13 @@ fn consumer_entry(status: &serde_json::Value, name: &str) -> Option<serde_json::
 async fn a_forwarder_off_for_one_run_keeps_its_cursor_and_publishes_the_gap() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let mut side = Side::new().await;
-    let q = side.queue(&exchange).await;
-    let tv = TestVault::with_config(&amqp_toml(&exchange, ""));
+    let mut probe = Probe::new().await;
+    let q = probe.queue(&exchange, &["file.#"]).await;
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, ""));
 
     let daemon = start_with_broker(&tv);
     tv.write("before.md", "published live");
-    side.take_until(&q, |p| p.iter().any(|p| p == "before.md"))
-        .await;
+    paths_until(&probe, &q, |p| p.iter().any(|p| p == "before.md")).await;
     daemon.stop();
 
     // One run without a broker URL: the forwarder is off, its place is kept.
@@ -234,9 +93,7 @@ async fn a_forwarder_off_for_one_run_keeps_its_cursor_and_publishes_the_gap() {
 
     // Back on: the events of the gap are published.
     let daemon = start_with_broker(&tv);
-    let got = side
-        .take_until(&q, |p| p.iter().any(|p| p == "gap.md"))
-        .await;
+    let got = paths_until(&probe, &q, |p| p.iter().any(|p| p == "gap.md")).await;
     assert_eq!(got, ["gap.md"], "only the gap, nothing twice");
     daemon.stop();
 
@@ -257,25 +114,25 @@ async fn a_forwarder_off_for_one_run_keeps_its_cursor_and_publishes_the_gap() {
     let cursors = tv.journal().expect("journal").cursors().expect("cursors");
     assert!(cursors.iter().all(|c| c.consumer != "amqp"), "{cursors:?}");
     assert!(consumer_entry(&status_json(&tv), "amqp").is_none());
-    side.cleanup().await;
+    probe.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_forwarder_publishes_every_file_of_the_first_scan() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
-    let mut side = Side::new().await;
-    let q = side.queue(&exchange).await;
-    let tv = TestVault::with_config(&amqp_toml(&exchange, ""));
+    let mut probe = Probe::new().await;
+    let q = probe.queue(&exchange, &["file.#"]).await;
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, ""));
     for name in ["one.md", "two.md", "sub/three.md"] {
         tv.write(name, name);
     }
     let daemon = start_with_broker(&tv);
-    let mut got = side.take_until(&q, |p| p.len() >= 3).await;
+    let mut got = paths_until(&probe, &q, |p| p.len() >= 3).await;
     got.sort();
     assert_eq!(got, ["one.md", "sub/three.md", "two.md"]);
     daemon.stop();
-    side.cleanup().await;
+    probe.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,9 +140,9 @@ async fn a_forwarder_turned_on_for_an_existing_journal_sends_its_history_unless_
     let _shared = BROKER.read().await;
     for (extra, want_old) in [("", true), ("start = \"head\"\n", false)] {
         let exchange = unique("ex");
-        let mut side = Side::new().await;
-        let q = side.queue(&exchange).await;
-        let tv = TestVault::with_config(&amqp_toml(&exchange, extra));
+        let mut probe = Probe::new().await;
+        let q = probe.queue(&exchange, &["file.#"]).await;
+        let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, extra));
         let daemon = tv.start();
         tv.write("old.md", "old");
         tv.wait_events(1, "old.md journaled");
@@ -299,38 +156,27 @@ async fn a_forwarder_turned_on_for_an_existing_journal_sends_its_history_unless_
                 .is_some()
         });
         tv.write("new.md", "new");
-        let got = side
-            .take_until(&q, |p| p.iter().any(|p| p == "new.md"))
-            .await;
+        let got = paths_until(&probe, &q, |p| p.iter().any(|p| p == "new.md")).await;
         if want_old {
             assert_eq!(got, ["old.md", "new.md"], "default: the whole journal");
         } else {
             assert_eq!(got, ["new.md"], "start = head: only new events");
         }
         daemon.stop();
-        side.cleanup().await;
+        probe.cleanup().await;
     }
 }
 
 /// `consume cache --into DIR` on `queue`.
 fn spawn_consume(config: &Path, dir: &Path, queue: &str, log: &Path) -> Child {
-    Command::new(BIN)
-        .args(["consume", "cache", "--queue", queue, "--into"])
-        .arg(dir)
-        .current_dir(dir)
-        .env("VAULTKEEPER_CONFIG", config)
-        .env("VAULTKEEPER_AMQP_URL", broker_url())
-        .env("VAULTKEEPER_LOG", "vaultkeeper=debug,info")
-        .env("XDG_CONFIG_HOME", dir.join("xdg"))
-        .env("XDG_STATE_HOME", dir.join("xdg-state"))
-        .env_remove("VAULTKEEPER_VAULT")
-        .env_remove("VAULTKEEPER_STATE_DIR")
-        .env_remove("RABBITMQ_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
+    consume_cmd(Path::new(BIN), "cache", config, dir, queue, log)
         .spawn()
         .expect("spawn consume")
+}
+
+/// Properties of a message another program publishes persistently.
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
 }
 
 fn event(path: &str, content: &str, seq: u64) -> Event {
@@ -373,19 +219,16 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     let _shared = BROKER.read().await;
     let exchange = unique("ex");
     let queue = unique("hostile");
-    let tv = TestVault::with_config(&amqp_toml(&exchange, "queue_type = \"classic\"\n"));
+    let tv = TestVault::with_config(BIN, &amqp_toml(&exchange, "queue_type = \"classic\"\n"));
     let remote = tempfile::tempdir().expect("tempdir");
     let log = tv.state.path().join("consume.log");
     let mut consume = spawn_consume(&tv.config, remote.path(), &queue, &log);
     wait_until("consume is consuming", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("amqp consume: consuming"))
     });
-    let mut side = Side::new().await;
-    side.exchange(&exchange).await;
-    side.queues
-        .extend([queue.clone(), vaultkeeper_amqp::dead_queue(&queue)]);
-    side.exchanges
-        .push(vaultkeeper_amqp::dead_letter_exchange(&exchange));
+    let mut probe = Probe::new().await;
+    probe.exchange(&exchange).await;
+    track_consumer_objects(&mut probe, &exchange, &[&queue]);
 
     let a = event("a.md", "# A\n", 1);
     let mut hostile = Vec::new();
@@ -421,7 +264,9 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     all.extend([forged, b, replay, z]);
     for e in &all {
         let body = serde_json::to_vec(e).expect("json");
-        side.publish_raw(&exchange, &e.routing_key, &body).await;
+        probe
+            .publish_raw(&exchange, &e.routing_key, &body, persistent())
+            .await;
     }
     let db = remote.path().join("cache.db");
     wait_until("z.md in the remote cache", Duration::from_secs(30), || {
@@ -429,12 +274,12 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     });
     let dead = vaultkeeper_amqp::dead_queue(&queue);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (side.count(&dead).await as usize) < hostile.len() {
+    while (probe.count(&dead).await as usize) < hostile.len() {
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {} dead letters, {} there",
             hostile.len(),
-            side.count(&dead).await
+            probe.count(&dead).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -442,16 +287,10 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     let paths: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(paths, ["a.md", "b.md", "forged.md", "z.md"], "{got:?}");
     assert_eq!(got[0].1, hash("# A\n"), "a replayed id changes nothing");
-    assert_eq!(side.count(&dead).await as usize, hostile.len());
+    assert_eq!(probe.count(&dead).await as usize, hostile.len());
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("../escape.md"), "the reason names the path");
 
-    Command::new("kill")
-        .args(["-TERM", &consume.id().to_string()])
-        .status()
-        .expect("kill");
-    wait_until("consume exits", Duration::from_secs(30), || {
-        consume.try_wait().expect("try_wait").is_some()
-    });
-    side.cleanup().await;
+    terminate(&mut consume, "consume exits", Duration::from_secs(30));
+    probe.cleanup().await;
 }

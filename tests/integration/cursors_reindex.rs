@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 fn cache_paths(db: &Path) -> BTreeSet<String> {
     let Ok(conn) =
@@ -26,7 +26,7 @@ fn cache_paths(db: &Path) -> BTreeSet<String> {
 fn reindex_while_the_daemon_runs_and_notes_arrive_loses_none() {
     // A short debounce journals the writer's notes in many small batches, so some land
     // while `reindex` lists the vault.
-    let tv = TestVault::with_config("[watch]\ndebounce = \"5ms\"\nmax_latency = \"20ms\"\n");
+    let tv = TestVault::with_config(BIN, "[watch]\ndebounce = \"5ms\"\nmax_latency = \"20ms\"\n");
     for i in 0..4000 {
         tv.write(
             &format!("base/{:02}/n{i}.md", i % 40),

@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{TestVault, live_paths, summary, wait_until};
+use crate::util::{BIN, TestVault, live_paths, summary, wait_until};
 use vaultkeeper_core::event::{Event, Kind, Origin};
 
 #[test]
 fn changes_while_stopped_become_events_on_start() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "a");
     v.write("b.md", "b");
     v.write("c.md", "c");
@@ -41,7 +41,7 @@ fn changes_while_stopped_become_events_on_start() {
 
 #[test]
 fn kill_9_during_a_burst_then_restart_matches_the_disk() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let mut d = v.start();
     let root = v.root.clone();
     let writer = std::thread::spawn(move || {
@@ -100,7 +100,7 @@ fn kill_9_during_a_burst_then_restart_matches_the_disk() {
 
 #[test]
 fn sigterm_exits_zero_and_a_second_daemon_is_refused() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "a");
     let d = v.start();
     let out = v.run(&["run"]);
@@ -116,7 +116,7 @@ fn sigterm_exits_zero_and_a_second_daemon_is_refused() {
 #[test]
 fn pending_changes_are_journaled_on_sigterm() {
     // A long debounce: the change is still pending when the signal arrives.
-    let v = TestVault::with_config("[watch]\ndebounce = \"30s\"\nmax_latency = \"60s\"\n");
+    let v = TestVault::with_config(BIN, "[watch]\ndebounce = \"30s\"\nmax_latency = \"60s\"\n");
     let mut cmd = v.cmd();
     cmd.env("VAULTKEEPER_LOG", "vaultkeeper=trace");
     let d = v.start_with(cmd);
@@ -133,7 +133,7 @@ fn pending_changes_are_journaled_on_sigterm() {
 
 #[test]
 fn events_command_prints_json_lines_and_filters() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "alpha");
     v.write("b.txt", "beta");
     let d = v.start();
@@ -184,7 +184,7 @@ fn events_command_prints_json_lines_and_filters() {
 
 #[test]
 fn events_follow_tails_new_events() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     let follow = v
         .cmd()
@@ -203,7 +203,7 @@ fn events_follow_tails_new_events() {
 
 #[test]
 fn bad_config_names_file_and_key() {
-    let v = TestVault::with_config("[watch]\ndebounse = \"1s\"\n");
+    let v = TestVault::with_config(BIN, "[watch]\ndebounse = \"1s\"\n");
     let out = v.run(&["run"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -215,7 +215,7 @@ fn bad_config_names_file_and_key() {
 
 #[test]
 fn secret_in_vault_config_is_refused_without_printing_it() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write(
         ".vaultkeeper.toml",
         "[amqp]\nurl = \"amqp://guest:s3cret-pw@127.0.0.1:5672/%2f\"\n",
@@ -238,27 +238,24 @@ fn secret_in_vault_config_is_refused_without_printing_it() {
 
 #[test]
 fn init_writes_a_starter_config_that_runs() {
-    let v = TestVault::new();
-    let out = v
-        .cmd()
-        .env_remove("VAULTKEEPER_CONFIG")
-        .args(["init"])
-        .arg(&v.root)
-        .output()
-        .expect("init");
+    let v = TestVault::new(BIN);
+    // `init` on the vault, with no config of the test's in the way.
+    let init = || {
+        v.cmd()
+            .env_remove("VAULTKEEPER_CONFIG")
+            .args(["init"])
+            .arg(&v.root)
+            .output()
+            .expect("init")
+    };
+    let out = init();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(v.path(".vaultkeeper.toml").is_file());
-    let again = v
-        .cmd()
-        .env_remove("VAULTKEEPER_CONFIG")
-        .args(["init"])
-        .arg(&v.root)
-        .output()
-        .expect("init");
+    let again = init();
     assert!(!again.status.success(), "refuses to overwrite");
     let d = v.spawn();
     d.wait_ready();
@@ -267,7 +264,7 @@ fn init_writes_a_starter_config_that_runs() {
 
 #[test]
 fn status_reports_running_and_stopped() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.run(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(1), "no daemon: unhealthy");
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -290,7 +287,7 @@ fn status_reports_running_and_stopped() {
 
 #[test]
 fn a_second_signal_exits_at_once_and_the_journal_stays_consistent() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     // A first scan long enough to signal during it.
     vaultkeeper_testkit::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
     let mut d = v.spawn();
@@ -314,7 +311,7 @@ fn a_second_signal_exits_at_once_and_the_journal_stays_consistent() {
 
 #[test]
 fn logs_as_json_lines_and_without_timestamps_under_journald() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let run = |args: &[&str], env: Option<(&str, &str)>| -> String {
         let log = v.state.path().join(format!("log-{}.txt", args.len()));
         let mut cmd = v.cmd();
@@ -357,7 +354,7 @@ fn logs_as_json_lines_and_without_timestamps_under_journald() {
 #[test]
 fn status_shows_recent_problems() {
     use std::os::unix::ffi::OsStrExt;
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     let bad = v.root.join(std::ffi::OsStr::from_bytes(b"odd-\xfe.md"));
     std::fs::write(&bad, "x").expect("write");

@@ -1,159 +1,11 @@
 //! Git auto-commit through the real daemon on real repositories, checked with the `git` CLI.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{Daemon, TestVault, wait_until};
+use vaultkeeper_testkit::git::{FAST, GitVault};
 
-pub(crate) const FAST: &str = "[git]\nquiet = \"300ms\"\nmax_delay = \"5s\"\n";
-
-/// A vault that is the root of a git repository, with git's configuration isolated.
-pub(crate) struct GitVault {
-    pub(crate) v: TestVault,
-    home: PathBuf,
-}
-
-impl GitVault {
-    /// A repository at the vault's root with a fixed identity and no signing.
-    pub(crate) fn new(toml: &str) -> GitVault {
-        let g = GitVault::plain(toml);
-        g.git(&["init", "-q", "-b", "main"]);
-        g.git(&["config", "user.name", "Test User"]);
-        g.git(&["config", "user.email", "test@example.org"]);
-        g.git(&["config", "commit.gpgsign", "false"]);
-        g
-    }
-
-    /// A vault (no repository yet) with an isolated HOME for git.
-    fn plain(toml: &str) -> GitVault {
-        let v = TestVault::with_config(toml);
-        let home = v.state.path().join("home");
-        std::fs::create_dir_all(&home).expect("home");
-        std::fs::write(home.join("gitconfig"), "").expect("gitconfig");
-        GitVault { v, home }
-    }
-
-    fn isolate(&self, c: &mut Command) {
-        c.env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", self.home.join("gitconfig"))
-            .env("GIT_EDITOR", "true")
-            .env("GIT_SEQUENCE_EDITOR", "sed -i s/pick/edit/")
-            // The test's own polling `git status` must not rewrite the index: it reads the
-            // index before taking the lock, so its write can undo a commit made meanwhile.
-            .env("GIT_OPTIONAL_LOCKS", "0");
-    }
-
-    pub(crate) fn try_git(&self, args: &[&str]) -> (bool, String) {
-        let mut c = Command::new("git");
-        c.current_dir(&self.v.root).args(args);
-        self.isolate(&mut c);
-        let out = c.output().expect("run git");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    pub(crate) fn git(&self, args: &[&str]) -> String {
-        let (ok, text) = self.try_git(args);
-        assert!(ok, "git {args:?} failed: {text}");
-        text
-    }
-
-    pub(crate) fn head(&self) -> String {
-        let (ok, text) = self.try_git(&["rev-parse", "-q", "--verify", "HEAD"]);
-        if ok {
-            text.trim().to_string()
-        } else {
-            String::new()
-        }
-    }
-
-    pub(crate) fn porcelain(&self) -> String {
-        self.git(&["status", "--porcelain", "--untracked-files=all"])
-    }
-
-    pub(crate) fn commits(&self) -> usize {
-        let (ok, out) = self.try_git(&["rev-list", "--count", "HEAD"]);
-        if ok {
-            out.trim().parse().unwrap_or(0)
-        } else {
-            0
-        }
-    }
-
-    pub(crate) fn tracked(&self) -> usize {
-        self.git(&["ls-files"]).lines().count()
-    }
-
-    /// The vaultkeeper binary with git isolated.
-    pub(crate) fn cmd(&self) -> Command {
-        let mut c = self.v.cmd();
-        self.isolate(&mut c);
-        c
-    }
-
-    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
-        self.cmd().args(args).output().expect("run vaultkeeper")
-    }
-
-    pub(crate) fn start(&self) -> Daemon {
-        self.v.start_with(self.cmd())
-    }
-
-    /// Waits until the work tree is clean (everything committed) and `extra` holds.
-    pub(crate) fn wait_clean(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut extra: impl FnMut() -> bool,
-    ) {
-        wait_until(what, timeout, || self.porcelain().is_empty() && extra());
-    }
-
-    /// How often each path was added (`A`) across the whole history.
-    pub(crate) fn additions(&self) -> BTreeMap<String, usize> {
-        let log = self.git(&["log", "--no-renames", "--name-status", "--format="]);
-        let mut adds = BTreeMap::new();
-        for line in log.lines() {
-            if let Some(path) = line.strip_prefix("A\t") {
-                *adds.entry(path.to_string()).or_insert(0) += 1;
-            }
-        }
-        adds
-    }
-
-    /// Waits until the journal holds an event for `path`.
-    fn wait_event(&self, path: &str) {
-        wait_until(
-            &format!("the event of {path}"),
-            Duration::from_secs(30),
-            || self.v.events().iter().any(|e| e.file_path == path),
-        );
-    }
-
-    fn write_notes(&self, dir: &str, n: usize) {
-        for i in 0..n {
-            self.v.write(
-                &format!("{dir}/d{:02}/note-{i}.md", i / 100),
-                &format!("# Note {i}\n\n[[link {i}]]\n"),
-            );
-        }
-    }
-
-    /// A first commit made with the CLI, so HEAD exists before the daemon starts.
-    pub(crate) fn initial_commit(&self) {
-        self.v.write("README.md", "# vault\n");
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "-m", "init"]);
-    }
-}
+use crate::util::{BIN, wait_until};
 
 fn count(log: &str, needle: &str) -> usize {
     log.matches(needle).count()
@@ -161,7 +13,7 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn burst_of_1000_notes_becomes_few_commits() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     let d = g.start();
     g.write_notes("burst", 1000);
@@ -185,7 +37,7 @@ fn burst_of_1000_notes_becomes_few_commits() {
 
 #[test]
 fn renames_and_deletions_are_committed() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     let d = g.start();
     let body = "# A note long enough for rename detection\n\nline one\nline two\nline three\n";
@@ -210,7 +62,7 @@ fn renames_and_deletions_are_committed() {
 
 #[test]
 fn no_commit_during_rebase_then_commits_after_continue() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     g.v.write("second.md", "two\n");
     g.git(&["add", "-A"]);
@@ -244,7 +96,7 @@ fn no_commit_during_rebase_then_commits_after_continue() {
 
 #[test]
 fn no_commit_during_conflicted_merge_then_commits_after_resolution() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.v.write("shared.md", "base\n");
     g.git(&["add", "-A"]);
     g.git(&["commit", "-q", "-m", "base"]);
@@ -283,7 +135,7 @@ fn no_commit_during_conflicted_merge_then_commits_after_resolution() {
 
 #[test]
 fn waits_for_a_foreign_index_lock_and_never_removes_it() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     let d = g.start();
     let lock = g.v.root.join(".git/index.lock");
@@ -315,7 +167,7 @@ fn waits_for_a_foreign_index_lock_and_never_removes_it() {
 
 #[test]
 fn sigterm_commits_pending_changes_before_exit() {
-    let g = GitVault::new("[git]\nquiet = \"30s\"\nmax_delay = \"5m\"\n");
+    let g = GitVault::new(BIN, "[git]\nquiet = \"30s\"\nmax_delay = \"5m\"\n");
     g.initial_commit();
     let d = g.start();
     let head = g.head();
@@ -332,7 +184,7 @@ fn sigterm_commits_pending_changes_before_exit() {
 
 #[test]
 fn kill9_mid_burst_then_restart_commits_everything_once() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     let mut d = g.start();
     let mut killed = false;
@@ -372,7 +224,10 @@ fn kill9_mid_burst_then_restart_commits_everything_once() {
 fn gitignored_files_are_never_committed() {
     // With the watcher honouring .gitignore (default) and with it journaling everything.
     for watch_gitignore in [true, false] {
-        let g = GitVault::new(&format!("{FAST}[watch]\ngitignore = {watch_gitignore}\n"));
+        let g = GitVault::new(
+            BIN,
+            &format!("{FAST}[watch]\ngitignore = {watch_gitignore}\n"),
+        );
         g.v.write(".gitignore", "secret.md\nprivate/\n");
         g.initial_commit();
         let d = g.start();
@@ -397,7 +252,7 @@ fn gitignored_files_are_never_committed() {
 
 #[test]
 fn commit_command_with_a_daemon() {
-    let g = GitVault::new("[git]\nquiet = \"1h\"\nmax_delay = \"2h\"\n");
+    let g = GitVault::new(BIN, "[git]\nquiet = \"1h\"\nmax_delay = \"2h\"\n");
     g.initial_commit();
     let d = g.start();
     let head = g.head();
@@ -419,7 +274,7 @@ fn commit_command_with_a_daemon() {
 
 #[test]
 fn commit_command_without_a_daemon_applies_pending_events() {
-    let g = GitVault::new("[git]\nquiet = \"1h\"\nmax_delay = \"2h\"\n");
+    let g = GitVault::new(BIN, "[git]\nquiet = \"1h\"\nmax_delay = \"2h\"\n");
     g.initial_commit();
     let mut d = g.start();
     let head = g.head();
@@ -448,7 +303,7 @@ fn commit_command_without_a_daemon_applies_pending_events() {
 
 #[test]
 fn init_git_creates_the_repository_and_gitignore() {
-    let g = GitVault::plain("");
+    let g = GitVault::plain(BIN, "");
     g.v.write("note.md", "hello\n");
     let out = g.run(&["init", "--git"]);
     assert!(
@@ -472,7 +327,7 @@ fn status_json(g: &GitVault) -> (bool, serde_json::Value) {
 
 #[test]
 fn status_shows_git_detail_and_off_is_healthy() {
-    let g = GitVault::new(FAST);
+    let g = GitVault::new(BIN, FAST);
     g.initial_commit();
     let d = g.start();
     g.v.write("one.md", "1\n");
@@ -498,7 +353,7 @@ fn status_shows_git_detail_and_off_is_healthy() {
     d.stop();
 
     // Not a repository: git is off, and the daemon is still healthy.
-    let plain = GitVault::plain(FAST);
+    let plain = GitVault::plain(BIN, FAST);
     let d = plain.start();
     d.wait_log("git auto-commit is off", Duration::from_secs(10));
     plain.v.write("x.md", "x\n");

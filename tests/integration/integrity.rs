@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::git_daemon::GitVault;
-use crate::util::{Daemon, TestVault, hash, wait_until};
+use vaultkeeper_testkit::GitVault;
+
+use crate::util::{BIN, Daemon, TestVault, hash, wait_until};
 
 /// Everything committed: `git add -A` and a commit.
 fn commit_all(g: &GitVault, msg: &str) {
@@ -60,7 +61,7 @@ fn count(log: &str, needle: &str) -> usize {
 
 #[test]
 fn after_a_long_rebase_pending_changes_commit_within_the_quiet_period() {
-    let g = GitVault::new("[git]\nquiet = \"1s\"\nmax_delay = \"10m\"\n");
+    let g = GitVault::new(BIN, "[git]\nquiet = \"1s\"\nmax_delay = \"10m\"\n");
     g.v.write("README.md", "# vault\n");
     commit_all(&g, "init");
     g.v.write("second.md", "two\n");
@@ -105,7 +106,7 @@ fn after_a_long_rebase_pending_changes_commit_within_the_quiet_period() {
 
 #[test]
 fn a_held_index_lock_is_reported_once_with_its_age() {
-    let g = GitVault::new("[git]\nquiet = \"300ms\"\nmax_delay = \"5m\"\n");
+    let g = GitVault::new(BIN, "[git]\nquiet = \"300ms\"\nmax_delay = \"5m\"\n");
     g.v.write("README.md", "# vault\n");
     commit_all(&g, "init");
     let d = g.start();
@@ -131,7 +132,7 @@ fn a_held_index_lock_is_reported_once_with_its_age() {
 
 #[test]
 fn a_stale_index_lock_is_reported_once_as_stale_and_by_doctor() {
-    let g = GitVault::new("[git]\nquiet = \"300ms\"\nmax_delay = \"5m\"\n");
+    let g = GitVault::new(BIN, "[git]\nquiet = \"300ms\"\nmax_delay = \"5m\"\n");
     g.v.write("README.md", "# vault\n");
     commit_all(&g, "init");
     let lock = g.v.root.join(".git/index.lock");
@@ -229,7 +230,7 @@ fn write_notes(v: &TestVault, n: usize) {
 
 #[test]
 fn a_damaged_journal_is_refused_kept_and_salvaged_then_the_vault_is_rescanned() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     write_notes(&v, 300);
     let d = v.start();
     v.wait_events(300, "300 creations");
@@ -359,7 +360,7 @@ fn cache_count(db: &Path) -> Option<i64> {
 
 #[test]
 fn a_damaged_cache_is_rebuilt_from_the_vault_and_says_so() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     write_notes(&v, 300);
     let cache = v.state_dir().join("cache.db");
     let d = v.start();
@@ -436,7 +437,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_under_the_state_folder_loses_nothing_once_space_frees() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let disk = SmallDisk::mount(&v.state_dir(), "8m");
     v.write("before.md", "before the disk filled\n");
     let mut d = v.start();

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 #[test]
 fn a_deleted_state_folder_is_detected_and_never_lets_a_second_daemon_in() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "a");
     let mut first = v.start();
     v.wait_events(1, "the first scan");

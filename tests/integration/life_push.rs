@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{Daemon, TestVault, wait_until};
+use crate::util::{BIN, Daemon, TestVault, wait_until};
 
 /// A git vault whose `origin` is a bare repository reached as `fakehost:<path>`.
 struct Pushing {
@@ -25,6 +25,7 @@ struct Pushing {
 impl Pushing {
     fn new() -> Pushing {
         let v = TestVault::with_config(
+            BIN,
             "[git]\nquiet = \"300ms\"\nmax_delay = \"5s\"\npush = true\n\n[runner]\nshutdown_timeout = \"60s\"\n",
         );
         let home = v.state.path().join("home");

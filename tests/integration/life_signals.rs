@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use vaultkeeper_testkit::GitVault;
+
+use crate::util::{BIN, TestVault, wait_until};
 
 #[test]
 fn reload_and_flush_during_the_first_scan_neither_cut_it_short_nor_get_lost() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     // A first scan long enough to signal during it.
     vaultkeeper_testkit::vaultgen::generate(&v.root, 8_000, 3).expect("generate");
     let files = v.files_on_disk().len();
@@ -35,38 +37,15 @@ fn reload_and_flush_during_the_first_scan_neither_cut_it_short_nor_get_lost() {
     d.stop();
 }
 
-fn git(v: &TestVault, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(&v.root)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git_vault(toml: &str) -> TestVault {
-    let v = TestVault::with_config(toml);
-    git(&v, &["init", "-q", "-b", "main"]);
-    git(&v, &["config", "user.name", "Test"]);
-    git(&v, &["config", "user.email", "test@example.org"]);
-    git(&v, &["config", "commit.gpgsign", "false"]);
-    v
-}
-
 #[test]
 fn reload_and_flush_during_shutdown_do_not_abandon_the_drain() {
     // git waits a long quiet period, so the change is still pending at the stop.
-    let v = git_vault(
+    let g = GitVault::new(
+        BIN,
         "[git]\nquiet = \"60s\"\nmax_delay = \"10m\"\n\n[runner]\nshutdown_timeout = \"120s\"\n",
     );
-    let mut d = v.start();
+    let v = &g.v;
+    let mut d = g.start();
     v.write("kept.md", "must be committed\n");
     v.wait_events(1, "the change journaled");
     // A foreign git process holds the index: the shutdown commit has to wait for it.
@@ -94,7 +73,7 @@ fn reload_and_flush_during_shutdown_do_not_abandon_the_drain() {
     std::fs::remove_file(&lock).expect("release index.lock");
     let status = d.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "exit {status:?}; log:\n{}", d.log());
-    let files = git(&v, &["log", "--name-only", "--format="]);
+    let files = g.git(&["log", "--name-only", "--format="]);
     assert!(
         files.contains("kept.md"),
         "not committed: {files}\n{}",

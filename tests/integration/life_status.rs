@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 fn status(v: &TestVault) -> (Option<i32>, serde_json::Value, String) {
     let out = v.run(&["status", "--json"]);
@@ -36,7 +36,7 @@ fn wait_stale(v: &TestVault, what: &str) -> (serde_json::Value, String) {
 
 #[test]
 fn a_wedged_daemon_is_shown_stale_with_its_age() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "a");
     let d = v.start();
     wait_healthy(&v, "a healthy status");
@@ -57,7 +57,7 @@ fn a_wedged_daemon_is_shown_stale_with_its_age() {
 
 #[test]
 fn a_status_the_daemon_cannot_write_is_shown_stale() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     wait_healthy(&v, "a healthy status");
     // The daemon writes a temp file then renames it; a folder in its place makes every
@@ -74,7 +74,7 @@ fn a_status_the_daemon_cannot_write_is_shown_stale() {
 
 #[test]
 fn a_status_left_by_an_earlier_daemon_is_not_taken_for_the_current_one() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     wait_healthy(&v, "a healthy status");
     d.stop();

@@ -12,7 +12,7 @@ use vaultkeeper_cache::{CacheConfig, apply::walk_vault, reindex};
 use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_journal::Journal;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -287,7 +287,7 @@ fn append_events(tv: &TestVault) -> Vec<(Kind, &'static str)> {
 #[test]
 fn mcp_serves_the_help_vault() {
     let source = help_vault();
-    let tv = TestVault::new();
+    let tv = TestVault::new(BIN);
     copy_tree(&source, &tv.root);
     build_cache(&tv, &[]);
     let appended = append_events(&tv);
@@ -615,7 +615,7 @@ fn mcp_serves_the_help_vault() {
 /// With the daemon running (it keeps the cache), the server sees its edits as they land.
 #[test]
 fn mcp_sees_the_daemons_edits() {
-    let tv = TestVault::new();
+    let tv = TestVault::new(BIN);
     copy_tree(&help_vault(), &tv.root);
     let md = markdown_files(&tv.root);
     let daemon = tv.start();

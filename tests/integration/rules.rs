@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 /// A TOML array of strings (JSON string escapes are valid TOML basic strings).
 fn argv(args: &[&str]) -> String {
@@ -35,7 +35,7 @@ const FAST_RETRIES: &str =
 
 #[test]
 fn every_created_note_runs_once() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("created.txt");
     v.set_config(&format!(
         "[[rule]]\nname = \"log-created\"\non = [\"created\"]\nglob = \"*.md\"\nrun = {}\n",
@@ -61,7 +61,7 @@ fn every_created_note_runs_once() {
 
 #[test]
 fn a_hanging_command_is_killed_with_its_group_and_the_rest_runs() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("out.txt");
     let pidfile = v.state.path().join("sleeper.pid");
     // The sleeper is a grandchild in the command's process group.
@@ -127,7 +127,7 @@ fn odd_paths_reach_the_command_intact_without_a_shell() {
     {
         panic!("python3 is needed for this test");
     }
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let from_env = v.state.path().join("env.txt");
     let from_stdin = v.state.path().join("stdin.txt");
     let env_rule = argv(&[
@@ -161,7 +161,7 @@ fn odd_paths_reach_the_command_intact_without_a_shell() {
 
 #[test]
 fn a_failing_rule_becomes_a_dead_letter_and_later_events_run() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("out.txt");
     let script = format!(
         "case \"$VAULTKEEPER_PATH\" in bad*) echo 'cannot handle it' >&2; exit 7;; esac; \
@@ -210,7 +210,7 @@ fn a_failing_rule_becomes_a_dead_letter_and_later_events_run() {
 
 #[test]
 fn sighup_reloads_the_rules() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("out.txt");
     v.set_config(&format!(
         "[[rule]]\nname = \"a\"\nrun = {}\n",
@@ -246,7 +246,7 @@ fn sighup_reloads_the_rules() {
 
 #[test]
 fn debounce_coalesces_saves_of_one_note() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("out.txt");
     let script = format!(
         "printf '%s %s\\n' \"$VAULTKEEPER_PATH\" \"$(cat \"$VAULTKEEPER_ABS_PATH\")\" >> '{}'",
@@ -275,7 +275,7 @@ fn debounce_coalesces_saves_of_one_note() {
 
 #[test]
 fn a_first_start_runs_no_rule_for_the_notes_already_there_but_for_changes_after() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     for i in 0..30 {
         v.write(&format!("old/o{i:02}.md"), &format!("old {i}\n"));
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 fn argv(args: &[&str]) -> String {
     serde_json::to_string(args).expect("json")
@@ -39,7 +39,7 @@ fn read(p: &Path) -> String {
 
 #[test]
 fn rule_commands_do_not_inherit_credentials() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("env.txt");
     v.set_config(&format!(
         "[[rule]]\nname = \"dump\"\nrun = {}\npass_env = [\"PASS_ME_TOKEN\"]\nenv = {{ EXPLICIT_SECRET = \"given\" }}\n",
@@ -67,7 +67,7 @@ fn rule_commands_do_not_inherit_credentials() {
 
 #[test]
 fn the_signing_program_does_not_inherit_credentials() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let out = v.state.path().join("signer-env.txt");
     let signer = v.state.path().join("fake-gpg");
     std::fs::write(
@@ -111,7 +111,7 @@ fn the_signing_program_does_not_inherit_credentials() {
 
 #[test]
 fn endless_rule_output_is_capped_in_the_log() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.set_config(&format!(
         "[runner]\nmax_attempts = 1\n[[rule]]\nname = \"spam\"\ntimeout = \"3s\"\nrun = {}\n",
         argv(&[

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 fn argv(args: &[&str]) -> String {
     serde_json::to_string(args).expect("json")
@@ -26,9 +26,27 @@ fn pids(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Waits (10 s) until every process whose pid is in `file` is gone; whatever survives is
+/// killed afterwards, so a failing run leaves nothing behind. `Err` if any survived.
+fn all_killed(file: &Path, what: &str) -> std::thread::Result<()> {
+    let escaped = pids(file);
+    let outcome = std::panic::catch_unwind(|| {
+        wait_until(what, Duration::from_secs(10), || {
+            escaped.iter().all(|p| dead(p))
+        })
+    });
+    for pid in &escaped {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid)
+            .status();
+    }
+    outcome
+}
+
 #[test]
 fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let pidfile = v.state.path().join("escaped.pid");
     // One escapee stays a child of the command's shell; the other is orphaned by a
     // subshell that exits at once, so no process of the group knows it any more.
@@ -48,19 +66,7 @@ fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
     wait_until("the rule timed out", Duration::from_secs(30), || {
         d.log().contains("timed out")
     });
-    let escaped = pids(&pidfile);
-    let outcome = std::panic::catch_unwind(|| {
-        wait_until("the escapees killed", Duration::from_secs(10), || {
-            escaped.iter().all(|p| dead(p))
-        })
-    });
-    // Clean up whatever survived, so a failing run leaves nothing behind.
-    for pid in &escaped {
-        let _ = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(pid)
-            .status();
-    }
+    let outcome = all_killed(&pidfile, "the escapees killed");
     d.stop();
     assert!(
         outcome.is_ok(),
@@ -70,7 +76,7 @@ fn a_command_that_leaves_its_group_is_still_killed_at_the_timeout() {
 
 #[test]
 fn a_killed_daemon_takes_its_rules_processes_with_it() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let pidfile = v.state.path().join("escaped.pid");
     let script = "setsid sleep 600 & echo $! >> \"$1\"; sleep 600";
     v.set_config(&format!(
@@ -83,18 +89,7 @@ fn a_killed_daemon_takes_its_rules_processes_with_it() {
         pids(&pidfile).len() == 1
     });
     d.kill9();
-    let escaped = pids(&pidfile);
-    let outcome = std::panic::catch_unwind(|| {
-        wait_until("the escapee killed", Duration::from_secs(10), || {
-            escaped.iter().all(|p| dead(p))
-        })
-    });
-    for pid in &escaped {
-        let _ = std::process::Command::new("kill")
-            .arg("-9")
-            .arg(pid)
-            .status();
-    }
+    let outcome = all_killed(&pidfile, "the escapee killed");
     assert!(
         outcome.is_ok(),
         "a rule's process outlived the daemon's kill -9"

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 const WRONG: &str = "amqp://guest:wrong-pw-zq@127.0.0.1:5672/";
 const RIGHT: &str = "amqp://guest:guest@127.0.0.1:5672/";
 
 fn vault_with(url: &str) -> TestVault {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.set_config(&format!(
         "[amqp]\nurl = \"{url}\"\nexchange = \"secrets-login-{}\"\nconnect_timeout = \"5s\"\n",
         std::process::id()

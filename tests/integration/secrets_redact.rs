@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use crate::util::{BIN, TestVault, wait_until};
 
 /// (URL as typed, secrets that must never be shown).
 const FORMS: &[(&str, &[&str])] = &[
@@ -39,7 +39,7 @@ fn assert_clean(what: &str, url: &str, text: &str, secrets: &[&str]) {
 #[test]
 fn no_url_form_leaks_its_password() {
     for (url, secrets) in FORMS {
-        let v = TestVault::new();
+        let v = TestVault::new(BIN);
         v.write("a.md", "a");
         v.set_config(&format!(
             "[amqp]\nurl = {}\nconnect_timeout = \"1s\"\nreconnect_max = \"1s\"\n",
@@ -80,7 +80,7 @@ fn no_url_form_leaks_its_password() {
 
 #[test]
 fn a_url_password_printed_by_a_rule_is_redacted_in_the_log_and_status() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.set_config(&format!(
         "[[rule]]\nname = \"chatty\"\nrun = {}\n",
         serde_json::to_string(&[

@@ -18,7 +18,7 @@ const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 F
 const ULIMIT_KB: u64 = 3_000_000;
 
 fn vault_with_cache() -> TestVault {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "# A\n\nalpha #tag\n");
     let out = v.run(&["reindex"]);
     assert!(out.status.success(), "reindex: {out:?}");

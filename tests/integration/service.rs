@@ -28,7 +28,7 @@ fn recv_until(sock: &UnixDatagram, needle: &str, timeout: Duration) -> Vec<Strin
 
 #[test]
 fn notify_socket_sees_ready_watchdog_and_stopping() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("a.md", "a");
     let sock_path = v.state.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind");
@@ -109,7 +109,7 @@ fn unit_files_pass_systemd_analyze_verify() {
 
 #[test]
 fn service_install_writes_a_valid_unit_for_this_vault() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let xdg = v.state.path().join("xdg-config");
     let out = v.run(&["service", "install", "--no-enable"]);
     assert!(
@@ -153,7 +153,7 @@ fn service_install_writes_a_valid_unit_for_this_vault() {
 
 #[test]
 fn doctor_reports_a_low_inotify_limit_and_a_missing_git_identity() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     for d in ["a", "b", "c", "d/e"] {
         v.write(&format!("{d}/n.md"), "x");
     }

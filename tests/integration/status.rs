@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, wait_until};
+use vaultkeeper_testkit::GitVault;
+
+use crate::util::{BIN, TestVault, wait_until};
 
 fn status(v: &TestVault) -> (Option<i32>, serde_json::Value) {
     let out = v.run(&["status", "--json"]);
@@ -17,27 +19,9 @@ fn consumer<'a>(s: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::
         .find(|c| c["name"] == name)
 }
 
-fn git_init(v: &TestVault) {
-    for args in [
-        vec!["init", "-q"],
-        vec!["config", "user.name", "Test"],
-        vec!["config", "user.email", "test@example.org"],
-        vec!["config", "commit.gpgsign", "false"],
-    ] {
-        let ok = std::process::Command::new("git")
-            .current_dir(&v.root)
-            .args(&args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .status()
-            .expect("git");
-        assert!(ok.success());
-    }
-}
-
 #[test]
 fn healthy_daemon_reports_what_is_off_without_being_unhealthy() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     let mut last = serde_json::Value::Null;
     wait_until(
@@ -64,18 +48,18 @@ fn healthy_daemon_reports_what_is_off_without_being_unhealthy() {
 
 #[test]
 fn a_lagging_consumer_shows_its_lag() {
-    let v = TestVault::with_config("[git]\nquiet = \"60s\"\nmax_delay = \"10m\"\n");
-    git_init(&v);
-    let d = v.start();
+    let g = GitVault::new(BIN, "[git]\nquiet = \"60s\"\nmax_delay = \"10m\"\n");
+    let v = &g.v;
+    let d = g.start();
     v.write("a.md", "a");
     v.write("b.md", "b");
     let mut last = serde_json::Value::Null;
     wait_until("git lag in status", Duration::from_secs(20), || {
-        let (_, s) = status(&v);
+        let (_, s) = status(v);
         last = s;
         consumer(&last, "git").is_some_and(|g| g["lag"].as_u64().unwrap_or(0) >= 2)
     });
-    let (code, _) = status(&v);
+    let (code, _) = status(v);
     assert_eq!(
         code,
         Some(0),
@@ -88,6 +72,7 @@ fn a_lagging_consumer_shows_its_lag() {
 fn a_broker_that_is_down_makes_status_unhealthy_without_the_password() {
     // The forwarder cannot drain without a broker: a short drain keeps stop() quick.
     let v = TestVault::with_config(
+        BIN,
         "[amqp]\nexchange = \"vk.test.status-down\"\nconnect_timeout = \"1s\"\n\n[runner]\nshutdown_timeout = \"2s\"\n",
     );
     let mut cmd = v.cmd();
@@ -121,7 +106,7 @@ fn a_broker_that_is_down_makes_status_unhealthy_without_the_password() {
 
 #[test]
 fn a_dead_letter_makes_status_unhealthy_until_retried_or_dropped() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let flag = v.state.path().join("flag");
     v.set_config(&format!(
         "[runner]\nmax_attempts = 2\nretry_min = \"10ms\"\nretry_max = \"50ms\"\n\n[[rule]]\nname = \"needs-flag\"\non = \"created\"\nrun = [\"test\", \"-f\", \"{}\"]\n",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::util::{TestVault, hash, live_paths, summary, wait_until};
+use crate::util::{BIN, TestVault, hash, live_paths, summary, wait_until};
 use vaultkeeper_core::event::{Kind, Origin};
 
 fn s(kind: &str, path: &str, old: Option<&str>) -> (String, String, Option<String>) {
@@ -11,7 +11,7 @@ fn s(kind: &str, path: &str, old: Option<&str>) -> (String, String, Option<Strin
 
 #[test]
 fn create_modify_rename_delete_in_order_with_hashes() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     v.write("Plan.md", "# Plan\n");
     v.wait_events(1, "created");
@@ -51,7 +51,7 @@ fn create_modify_rename_delete_in_order_with_hashes() {
 
 #[test]
 fn vim_style_save_is_one_modified() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("note.md", "one\n");
     let d = v.start();
     let before = v.wait_events(1, "initial scan").len();
@@ -81,7 +81,7 @@ fn real_vim_save_is_one_modified() {
     {
         panic!("vim is not installed: .ci/run installs it (apt-get install vim)");
     }
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("note.md", "one\n");
     let d = v.start();
     let before = v.wait_events(1, "initial scan").len();
@@ -116,7 +116,7 @@ fn real_vim_save_is_one_modified() {
 
 #[test]
 fn temp_file_then_rename_save_is_one_modified() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("Daily/2026-11-24.md", "draft\n");
     let d = v.start();
     let before = v.wait_events(1, "initial scan").len();
@@ -139,7 +139,7 @@ fn temp_file_then_rename_save_is_one_modified() {
 
 #[test]
 fn files_in_fresh_nested_folders_are_all_seen() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     std::fs::create_dir_all(v.path("a/b/c")).expect("mkdir -p");
     for i in 0..50 {
@@ -156,7 +156,7 @@ fn files_in_fresh_nested_folders_are_all_seen() {
 
 #[test]
 fn folder_rename_and_delete_give_an_event_per_file() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     for i in 0..5 {
         v.write(&format!("Area/sub/n{i}.md"), &format!("{i}\n"));
     }
@@ -189,7 +189,7 @@ fn folder_rename_and_delete_give_an_event_per_file() {
 
 #[test]
 fn ignore_rules_gitignore_globs_and_sighup_reload() {
-    let v = TestVault::with_config("[watch]\nignore = [\"drafts/**\"]\n");
+    let v = TestVault::with_config(BIN, "[watch]\nignore = [\"drafts/**\"]\n");
     v.write(".gitignore", "private/\n");
     let d = v.start();
     v.wait_events(1, ".gitignore itself");
@@ -222,7 +222,7 @@ fn ignore_rules_gitignore_globs_and_sighup_reload() {
 
 #[test]
 fn polling_mode_sees_changes() {
-    let v = TestVault::with_config("[watch]\npoll = true\npoll_interval = \"200ms\"\n");
+    let v = TestVault::with_config(BIN, "[watch]\npoll = true\npoll_interval = \"200ms\"\n");
     let d = v.start();
     v.write("a.md", "a");
     let events = v.wait_events(1, "created by polling");
@@ -237,7 +237,7 @@ fn polling_mode_sees_changes() {
 #[test]
 fn bad_input_is_logged_and_skipped_while_events_go_on() {
     use std::os::unix::ffi::OsStrExt;
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     // A name that is not UTF-8.
     let bad = v
@@ -298,7 +298,7 @@ fn bad_input_is_logged_and_skipped_while_events_go_on() {
 #[test]
 fn a_burst_into_hundreds_of_new_folders_misses_nothing() {
     // Regression: files written into a folder between its listing and its watch were lost.
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let d = v.start();
     for i in 0..3000 {
         let dir = v.path(&format!(
@@ -320,7 +320,7 @@ fn a_burst_into_hundreds_of_new_folders_misses_nothing() {
 
 #[test]
 fn an_overflowing_queue_triggers_a_rescan_and_loses_nothing() {
-    let v = TestVault::with_config("[watch]\nqueue = 16\ndebounce = \"300ms\"\n");
+    let v = TestVault::with_config(BIN, "[watch]\nqueue = 16\ndebounce = \"300ms\"\n");
     let d = v.start();
     for i in 0..500 {
         v.write(&format!("flood/n{i}.md"), &format!("{i}"));
@@ -336,58 +336,17 @@ fn an_overflowing_queue_triggers_a_rescan_and_loses_nothing() {
 #[test]
 fn an_unreadable_file_is_logged_and_skipped() {
     use std::os::unix::fs::PermissionsExt;
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("secret.md", "x");
     std::fs::set_permissions(v.path("secret.md"), std::fs::Permissions::from_mode(0o000))
         .expect("chmod");
     v.write("open.md", "y");
-    // root reads everything: run the daemon as `nobody` so the permission bites.
-    let root_user = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .expect("id");
-    let as_root = String::from_utf8_lossy(&root_user.stdout).trim() == "0";
-    for dir in [v.root.as_path(), v.state.path()] {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod dir");
-    }
+    // root reads everything: the daemon runs as `nobody` so the permission bites.
+    std::fs::set_permissions(&v.root, std::fs::Permissions::from_mode(0o777)).expect("chmod dir");
     std::fs::set_permissions(v.path("open.md"), std::fs::Permissions::from_mode(0o666))
         .expect("chmod");
-    std::fs::set_permissions(&v.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let log = v.state.path().join("nobody.log");
-    std::fs::File::create(&log).expect("log");
-    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let mut cmd = if as_root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            crate::util::BIN,
-        ]);
-        c
-    } else {
-        std::process::Command::new(crate::util::BIN)
-    };
     let state = v.state.path().join("nobody-state");
-    let mut child = cmd
-        .arg("run")
-        .arg(&v.root)
-        .env("VAULTKEEPER_STATE_DIR", &state)
-        .env("VAULTKEEPER_CONFIG", &v.config)
-        .env("VAULTKEEPER_LOG", "info")
-        .env("HOME", v.state.path())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        )
-        .spawn()
-        .expect("spawn as nobody");
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_until("ready", Duration::from_secs(30), || {
-        read_log().contains(" ready")
-    });
+    let daemon = v.start_as_nobody(&state);
     std::fs::write(v.path("later.md"), "z").expect("write");
     let journal = state.join("journal.db");
     wait_until("later.md journaled", Duration::from_secs(20), || {
@@ -404,13 +363,10 @@ fn an_unreadable_file_is_logged_and_skipped() {
         "unreadable file skipped"
     );
     assert!(events.iter().any(|e| e.file_path == "open.md"));
-    let text = read_log();
+    let text = daemon.log();
     assert!(
         text.contains("secret.md") && text.contains("Permission denied"),
         "{text}"
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("wait").success());
+    daemon.stop();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Daemon, TestVault, summary, wait_until};
+use crate::util::{BIN, Daemon, TestVault, summary, wait_until};
 use vaultkeeper_core::event::Kind;
 use vaultkeeper_journal::Journal;
 
@@ -138,7 +138,7 @@ fn churn(
 
 #[test]
 fn deletions_and_renames_during_the_first_scan_are_journaled() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let generated = vaultkeeper_testkit::vaultgen::generate(&v.root, 20_000, 11).expect("generate");
     // Every third note, spread over all folders, is deleted or renamed while the daemon
     // scans, places its watches and becomes ready.
@@ -156,12 +156,12 @@ fn deletions_and_renames_during_the_first_scan_are_journaled() {
     let changed = writer.join().expect("writer");
     assert!(changed > 50, "the writer changed only {changed} notes");
     wait_journal_matches_disk(&v, Duration::from_secs(90));
-    stop_slowly(d);
+    d.stop_within(SLOW_STOP);
 }
 
 #[test]
 fn kill_9_while_a_writer_keeps_writing_then_the_journal_matches_the_disk() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     let generated = vaultkeeper_testkit::vaultgen::generate(&v.root, 10_000, 12).expect("generate");
     let mut d = v.start();
     let stop = Arc::new(AtomicBool::new(false));
@@ -206,86 +206,17 @@ fn kill_9_while_a_writer_keeps_writing_then_the_journal_matches_the_disk() {
     let ops = writer.join().expect("writer");
     assert!(ops > 200, "the writer did only {ops} operations");
     wait_journal_matches_disk(&v, Duration::from_secs(90));
-    stop_slowly(d);
+    d.stop_within(SLOW_STOP);
 }
 
-/// SIGTERM and a clean exit, with time for the consumers to drain a 10,000-note backlog
-/// on a loaded machine.
-fn stop_slowly(mut d: Daemon) {
-    d.signal(libc::SIGTERM);
-    let status = d.wait_exit(Duration::from_secs(180));
-    assert!(
-        status.success(),
-        "daemon exit {status:?}; log:\n{}",
-        d.log()
-    );
-}
+/// Time for the consumers to drain a 10,000-note backlog on a loaded machine at a stop.
+const SLOW_STOP: Duration = Duration::from_secs(180);
 
-/// Runs the daemon as uid `nobody` (tests run as root, who reads everything) with its own
-/// state folder, so permissions bite. Returns the child and its log file.
-fn spawn_as_nobody(v: &TestVault, extra_config: &str) -> (std::process::Child, PathBuf) {
-    let as_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    v.set_config(extra_config);
-    std::fs::set_permissions(&v.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    std::fs::set_permissions(v.state.path(), std::fs::Permissions::from_mode(0o777))
-        .expect("chmod");
-    let log = v.state.path().join(format!(
-        "nobody-{}.log",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::File::create(&log).expect("log");
-    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-    let mut cmd = if as_root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            crate::util::BIN,
-        ]);
-        c
-    } else {
-        std::process::Command::new(crate::util::BIN)
-    };
-    let child = cmd
-        .arg("run")
-        .arg(&v.root)
-        .env("VAULTKEEPER_STATE_DIR", v.state_dir())
-        .env("VAULTKEEPER_CONFIG", &v.config)
-        .env("VAULTKEEPER_LOG", "vaultkeeper=debug,info")
-        .env("HOME", v.state.path())
-        .env_remove("VAULTKEEPER_AMQP_URL")
-        .env_remove("RABBITMQ_URL")
-        .stdin(std::process::Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        )
-        .spawn()
-        .expect("spawn as nobody");
-    let read = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_until("ready", Duration::from_secs(60), || {
-        let text = read();
-        assert!(!text.contains("ERROR"), "daemon failed:\n{text}");
-        text.contains(" ready")
-    });
-    (child, log)
-}
-
-fn stop_child(mut child: std::process::Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    assert!(child.wait().expect("wait").success());
+/// The daemon as uid `nobody` on `v` with `config` (its own state folder, so permissions
+/// bite).
+fn start_as_nobody(v: &TestVault, config: &str) -> Daemon {
+    v.set_config(config);
+    v.start_as_nobody(&v.state_dir())
 }
 
 fn chmod_tree(dir: &Path, dirs: u32, files: u32) {
@@ -302,23 +233,23 @@ fn chmod_tree(dir: &Path, dirs: u32, files: u32) {
 
 #[test]
 fn an_unreadable_folder_is_not_a_deleted_folder() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("open.md", "open\n");
     v.write("locked/a.md", "a\n");
     v.write("locked/b.md", "b\n");
     v.write("locked/sub/c.md", "c\n");
     chmod_tree(&v.root, 0o777, 0o666);
     // A first run journals everything.
-    let (child, _) = spawn_as_nobody(&v, "");
+    let daemon = start_as_nobody(&v, "");
     wait_until("four notes journaled", Duration::from_secs(30), || {
         v.events().len() >= 4
     });
-    stop_child(child);
+    daemon.stop();
     let before = v.events().len();
     // The folder cannot be listed at the next start (as a mount that is not there yet).
     std::fs::set_permissions(v.path("locked"), std::fs::Permissions::from_mode(0o000))
         .expect("chmod");
-    let (child, log) = spawn_as_nobody(&v, "[watch]\npoll_interval = \"1s\"\n");
+    let daemon = start_as_nobody(&v, "[watch]\npoll_interval = \"1s\"\n");
     let events = v.events_before_sentinel();
     assert_eq!(
         summary(&events[before..]),
@@ -344,7 +275,7 @@ fn an_unreadable_folder_is_not_a_deleted_folder() {
         vec![("deleted".to_string(), "locked/a.md".to_string(), None)],
         "only the note really deleted becomes an event"
     );
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let text = daemon.log();
     let mentions = text
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("locked") && l.contains("Permission denied"))
@@ -353,7 +284,7 @@ fn an_unreadable_folder_is_not_a_deleted_folder() {
         mentions, 1,
         "the folder is logged once with the reason:\n{text}"
     );
-    stop_child(child);
+    daemon.stop();
 }
 
 /// An editor's slow atomic save: the temp file is written and synced, stays longer than
@@ -371,7 +302,7 @@ fn slow_save(v: &TestVault, temp: &str, note: &str, content: &str) {
 
 #[test]
 fn a_slow_atomic_save_is_one_event_of_the_note_whatever_the_temp_name() {
-    let v = TestVault::new();
+    let v = TestVault::new(BIN);
     v.write("Note.md", "zero\n");
     let d = v.start();
     let before = v.wait_events(1, "initial scan").len();
@@ -411,7 +342,7 @@ fn a_slow_atomic_save_is_one_event_of_the_note_whatever_the_temp_name() {
 
 #[test]
 fn a_real_file_with_a_temp_like_name_still_appears_after_the_settle_time() {
-    let v = TestVault::with_config("[watch]\ntemp_settle = \"4s\"\n");
+    let v = TestVault::with_config(BIN, "[watch]\ntemp_settle = \"4s\"\n");
     let d = v.start();
     let started = Instant::now();
     v.write("Report.md.2024", "a real file that looks like a temp\n");
