@@ -13,78 +13,30 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
-use serde::Serialize;
+use chrono::{TimeZone, Utc};
 
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind};
 use vaultkeeper_core::retry::Backoff;
+use vaultkeeper_core::status::{ConsumerKind, ConsumerReport};
 
 pub use commit::{CommitError, Committer, Outcome, Pending};
 pub use config::{DEFAULT_MESSAGE, GitConfig, GitError};
 pub use init::{InitOutcome, init_repo};
 pub use safety::Blocked;
-
-/// What `vaultkeeper status` shows about git.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct GitStatus {
-    /// Whether the consumer runs.
-    pub enabled: bool,
-    /// Why it does not run (off is not unhealthy).
-    pub off_reason: Option<String>,
-    /// The repository's work tree.
-    pub repository: Option<String>,
-    /// The branch HEAD names; `None` when detached.
-    pub branch: Option<String>,
-    /// The last commit vaultkeeper made (or found at start), full hash.
-    pub last_commit: Option<String>,
-    /// When that commit was made.
-    pub last_commit_at: Option<DateTime<Utc>>,
-    /// Paths waiting for the next commit.
-    pub pending: usize,
-    /// Why committing waits right now (rebase, merge, index.lock, detached HEAD).
-    pub blocked: Option<String>,
-    /// The last failure, cleared by the next commit.
-    pub last_error: Option<String>,
-    /// Push state, when `push = true`.
-    pub push: Option<PushStatus>,
-}
-
-/// Push part of [`GitStatus`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PushStatus {
-    /// Remote name.
-    pub remote: String,
-    /// Commits made but not yet pushed.
-    pub behind: bool,
-    /// When the last push succeeded.
-    pub last_ok: Option<DateTime<Utc>>,
-    /// The last push error, cleared by a success.
-    pub last_error: Option<String>,
-}
-
-impl GitStatus {
-    /// The status of a consumer that does not run, with the reason.
-    pub fn off(reason: impl Into<String>) -> GitStatus {
-        GitStatus {
-            enabled: false,
-            off_reason: Some(reason.into()),
-            ..GitStatus::default()
-        }
-    }
-}
+pub use vaultkeeper_core::status::{GitReport, PushReport};
 
 /// A cheap, cloneable view of a running consumer's status (the consumer itself moves into the runner).
 #[derive(Debug, Clone)]
-pub struct StatusHandle(Arc<Mutex<GitStatus>>);
+pub struct StatusHandle(Arc<Mutex<GitReport>>);
 
 impl StatusHandle {
     /// The current status.
-    pub fn get(&self) -> GitStatus {
+    pub fn get(&self) -> GitReport {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut GitStatus)) {
+    fn update(&self, f: impl FnOnce(&mut GitReport)) {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
@@ -94,7 +46,7 @@ impl StatusHandle {
 pub enum GitStart {
     /// Git is on: hand the consumer to the runner.
     On(Box<GitConsumer>),
-    /// Git is off, with the reason to show (see [`GitStatus::off`]).
+    /// Git is off, with the reason to show (see [`GitReport::off`]).
     Off(String),
 }
 
@@ -179,18 +131,18 @@ impl GitConsumer {
             Some((id, secs)) => (Some(id), Utc.timestamp_opt(secs, 0).single()),
             None => (None, None),
         };
-        let status = GitStatus {
+        let status = GitReport {
             enabled: true,
             off_reason: None,
             repository: Some(committer.workdir().display().to_string()),
             branch: committer.branch(),
             last_commit,
             last_commit_at,
-            push: cfg.push.then(|| PushStatus {
+            push: cfg.push.then(|| PushReport {
                 remote: cfg.remote.clone(),
-                ..PushStatus::default()
+                ..PushReport::default()
             }),
-            ..GitStatus::default()
+            ..GitReport::default()
         };
         let mut consumer = GitConsumer {
             vault: vault.to_path_buf(),
@@ -218,13 +170,8 @@ impl GitConsumer {
     }
 
     /// The current status (also available through [`GitConsumer::status_handle`]).
-    pub fn status(&self) -> GitStatus {
+    pub fn status(&self) -> GitReport {
         self.status.get()
-    }
-
-    /// The status as JSON, for the trait's `status()` report in the runner.
-    pub fn status_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.status.get()).unwrap_or(serde_json::Value::Null)
     }
 
     /// A handle that keeps showing the status after the consumer moved into the runner.
@@ -459,11 +406,11 @@ impl GitConsumer {
 
 impl Consumer for GitConsumer {
     fn name(&self) -> &str {
-        "git"
+        ConsumerKind::Git.as_str()
     }
 
-    fn status(&self) -> serde_json::Value {
-        self.status_json()
+    fn status(&self) -> Option<ConsumerReport> {
+        Some(ConsumerReport::Git(self.status.get()))
     }
 
     async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
