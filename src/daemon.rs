@@ -10,6 +10,7 @@ use crate::config::{Config, Loaded, Source};
 use crate::lock::DaemonLock;
 use crate::status::{DaemonStatus, write_status};
 use vaultkeeper_core::consumer::{Consumer, StartAt};
+use vaultkeeper_core::status::ConsumerKind;
 use vaultkeeper_journal::Journal;
 use vaultkeeper_runner::{
     self as consumer, RunnerSettings, RunnerSignals, RunnerStatus, StatusCell,
@@ -195,7 +196,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         vaultkeeper_git::GitStart::Off(reason) => {
             info!("git auto-commit is off: {reason}");
             consumers.off.push(crate::status::OffConsumer {
-                name: "git".into(),
+                name: ConsumerKind::Git.as_str().into(),
                 reason,
             });
         }
@@ -217,7 +218,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
     }
     if config.amqp.effective_url().is_none() {
         consumers.off.push(crate::status::OffConsumer {
-            name: "amqp".into(),
+            name: ConsumerKind::Amqp.as_str().into(),
             reason: "no broker configured ([amqp] url or VAULTKEEPER_AMQP_URL)".into(),
         });
     } else {

@@ -221,10 +221,7 @@ mod tests {
         vec![
             ConsumerReport::Cache(CacheReport { indexed: true }),
             ConsumerReport::Git(git.clone()),
-            ConsumerReport::GitMirror(GitReport {
-                push: None,
-                ..git
-            }),
+            ConsumerReport::GitMirror(GitReport { push: None, ..git }),
             ConsumerReport::Git(GitReport::off("not a repository")),
             ConsumerReport::Amqp(AmqpReport {
                 connected: true,
@@ -252,7 +249,11 @@ mod tests {
         let all = every_variant();
         let kinds: std::collections::HashSet<ConsumerKind> =
             all.iter().map(ConsumerReport::kind).collect();
-        assert_eq!(kinds.len(), ConsumerKind::ALL.len(), "a variant is not tested");
+        assert_eq!(
+            kinds.len(),
+            ConsumerKind::ALL.len(),
+            "a variant is not tested"
+        );
         for report in all {
             let json = serde_json::to_value(&report).expect("serialize");
             assert_eq!(json["kind"], report.kind().as_str(), "{json}");
@@ -269,8 +270,8 @@ mod tests {
         }))
         .expect("serialize");
         assert_eq!(git["last_commit"], "abc");
-        let amqp = serde_json::to_value(ConsumerReport::Amqp(AmqpReport::default()))
-            .expect("serialize");
+        let amqp =
+            serde_json::to_value(ConsumerReport::Amqp(AmqpReport::default())).expect("serialize");
         assert_eq!(amqp["connected"], false);
     }
 
@@ -291,14 +292,13 @@ mod tests {
             #[serde(deserialize_with = "lenient_report")]
             detail: Option<ConsumerReport>,
         }
-        let h: Holder = serde_json::from_str(r#"{"detail": {"kind": "future", "x": 1}}"#)
-            .expect("lenient");
+        let h: Holder =
+            serde_json::from_str(r#"{"detail": {"kind": "future", "x": 1}}"#).expect("lenient");
         assert_eq!(h.detail, None);
         let h: Holder = serde_json::from_str(r#"{"detail": null}"#).expect("null");
         assert_eq!(h.detail, None);
-        let h: Holder =
-            serde_json::from_str(r#"{"detail": {"kind": "cache", "indexed": false}}"#)
-                .expect("cache");
+        let h: Holder = serde_json::from_str(r#"{"detail": {"kind": "cache", "indexed": false}}"#)
+            .expect("cache");
         assert_eq!(
             h.detail,
             Some(ConsumerReport::Cache(CacheReport { indexed: false }))

@@ -26,6 +26,9 @@ pub use init::{InitOutcome, init_repo};
 pub use safety::Blocked;
 pub use vaultkeeper_core::status::{GitReport, PushReport};
 
+/// The git consumer's name: its cursor key and its entry in `status`.
+pub const NAME: &str = ConsumerKind::Git.as_str();
+
 /// A cheap, cloneable view of a running consumer's status (the consumer itself moves into the runner).
 #[derive(Debug, Clone)]
 pub struct StatusHandle(Arc<Mutex<GitReport>>);
@@ -406,7 +409,7 @@ impl GitConsumer {
 
 impl Consumer for GitConsumer {
     fn name(&self) -> &str {
-        ConsumerKind::Git.as_str()
+        NAME
     }
 
     fn status(&self) -> Option<ConsumerReport> {
