@@ -417,6 +417,7 @@ pub async fn run(
     let mut last_watchdog = Instant::now();
 
     let mut last_prune = Instant::now();
+    let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             req = requests.next() => match req {
@@ -440,13 +441,10 @@ pub async fn run(
                         warn!("unhealthy (the watcher or a consumer stopped): withholding the watchdog ping");
                     }
                 }
-                if last_prune.elapsed() > Duration::from_secs(3600) {
+                // One prune at a time, off this loop: a long delete never delays a signal.
+                if last_prune.elapsed() > PRUNE_EVERY && pruning.as_ref().is_none_or(|p| p.is_finished()) {
                     last_prune = Instant::now();
-                    match journal.prune(config.journal.retention) {
-                        Ok(n) if n > 0 => info!(pruned = n, "journal retention"),
-                        Ok(_) => {}
-                        Err(e) => warn!("journal retention failed: {e}"),
-                    }
+                    pruning = Some(spawn_prune(paths.journal(), config.journal.retention));
                 }
             }
         }
@@ -457,6 +455,22 @@ pub async fn run(
         Some(lost) => result.and(Err(lost)),
         None => result,
     }
+}
+
+/// How often the journal's retention is applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Applies the journal's retention on the blocking pool, through its own connection (a
+/// connection is not shared across threads). Its outcome is logged; nothing waits for it.
+fn spawn_prune(journal: std::path::PathBuf, retention: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let pruned = Journal::open(&journal).and_then(|j| j.prune(retention));
+        match pruned {
+            Ok(n) if n > 0 => info!(pruned = n, "journal retention"),
+            Ok(_) => {}
+            Err(e) => warn!("journal retention failed: {e}"),
+        }
+    })
 }
 
 /// Says loudly that the state folder went away under the daemon, and why it stops. The
