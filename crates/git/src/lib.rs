@@ -285,7 +285,7 @@ impl GitConsumer {
         let committer = match self.committer.take() {
             Some(c) => c,
             None => Committer::open(&self.vault, &self.cfg, &self.vault_name, &self.host)
-                .map_err(|e| self.failed(CommitError::Other(e.to_string())))?,
+                .map_err(|e| self.failed(CommitError::Open(e)))?,
         };
         let pending = self.pending.clone();
         let work = move || {
@@ -372,7 +372,7 @@ impl GitConsumer {
         let text = e.to_string();
         let key = match &e {
             CommitError::Blocked(b) => b.key().to_string(),
-            CommitError::Other(s) => s.clone(),
+            other => other.to_string(),
         };
         if self.logged.as_deref() != Some(key.as_str()) {
             tracing::warn!(
@@ -397,7 +397,7 @@ impl GitConsumer {
             s.pending = pending;
             match &e {
                 CommitError::Blocked(_) => s.blocked = Some(text.clone()),
-                CommitError::Other(_) => {
+                _ => {
                     s.blocked = None;
                     s.last_error = Some(text.clone());
                 }
