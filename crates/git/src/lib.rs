@@ -1,4 +1,22 @@
-//! The git consumer: turns journal events into commits after a quiet period, safely, and reports its status.
+//! vaultkeeper-git: the git consumer. Turns journal events into commits after a quiet
+//! period, safely, and reports its status.
+//!
+//! A tour, in the order a change travels:
+//!
+//! - this file: [`start`] decides whether git runs; [`GitConsumer`] collects the paths events
+//!   name and decides *when* to commit (quiet period, max delay, flush, retry), running every
+//!   git2 call on the blocking pool; its [`GitReport`] (a core type) is what `status` shows,
+//! - [`safety`]: whether the repository is busy (rebase, merge, `index.lock`, detached HEAD),
+//! - [`commit`]: [`Committer`] makes one commit of exactly the pending paths: read HEAD,
+//!   stage each path, write tree and commit object, write the index, move the branch,
+//! - [`message`]: the commit message from `git.message`,
+//! - [`sign`]: signing as `commit.gpgsign` / `gpg.format` ask, or refusing to commit,
+//! - [`push`]: pushing after commits, one attempt at a time on its own thread,
+//! - [`mirror`]: `consume git`, events mirrored into a folder and committed with the above,
+//! - [`init`]: `vaultkeeper init --git`, [`config`]: `[git]` settings and [`GitError`].
+//!
+//! Errors are typed per concern ([`GitError`] at start, [`CommitError`], [`sign::SignError`],
+//! [`push::PushError`]), each keeping its libgit2 or I/O source.
 
 pub mod commit;
 pub mod config;
@@ -216,6 +234,35 @@ impl GitConsumer {
         done
     }
 
+    /// [`GitConsumer::finish_push`] on the blocking pool when a tokio runtime is there, so
+    /// the wait never holds an executor thread.
+    async fn finish_push_off_executor(&mut self, timeout: Duration) -> bool {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return self.finish_push(timeout);
+        };
+        if !self.cfg.push {
+            return true;
+        }
+        let mut pusher = std::mem::take(&mut self.pusher);
+        let target = self.push_target_fn();
+        let waited = rt
+            .spawn_blocking(move || {
+                let done = pusher.wait(timeout, target);
+                (pusher, done)
+            })
+            .await;
+        let done = match waited {
+            Ok((pusher, done)) => {
+                self.pusher = pusher;
+                done
+            }
+            // The pusher went with the task; the next start pushes what is left.
+            Err(_) => false,
+        };
+        self.sync_push_status();
+        done
+    }
+
     fn push_target_fn(&self) -> impl Fn() -> Option<push::Target> + use<> {
         let git_dir = self.git_dir.clone();
         let remote = self.cfg.remote.clone();
@@ -282,24 +329,30 @@ impl GitConsumer {
         if self.pending.is_empty() {
             return Ok(Durable::Unchanged);
         }
-        let committer = match self.committer.take() {
-            Some(c) => c,
-            None => Committer::open(&self.vault, &self.cfg, &self.vault_name, &self.host)
-                .map_err(|e| self.failed(CommitError::Open(e)))?,
-        };
+        let committer = self.committer.take();
         let pending = self.pending.clone();
+        let (vault, cfg) = (self.vault.clone(), self.cfg.clone());
+        let (vault_name, host) = (self.vault_name.clone(), self.host.clone());
+        // Every git2 call (opening the repository again included) runs in here.
         let work = move || {
-            let mut committer = committer;
+            let mut committer = match committer {
+                Some(c) => c,
+                None => match Committer::open(&vault, &cfg, &vault_name, &host) {
+                    Ok(c) => c,
+                    Err(e) => return Err(CommitError::Open(e)),
+                },
+            };
             let result = committer.commit(&pending);
-            (committer, result)
+            let branch = committer.branch();
+            Ok((committer, branch, result))
         };
-        let (committer, result) = match tokio::runtime::Handle::try_current() {
+        let done = match tokio::runtime::Handle::try_current() {
             Ok(rt) => rt.spawn_blocking(work).await.map_err(|e| {
                 ConsumerError::Transient(format!("git: the commit task did not finish: {e}"))
             })?,
             Err(_) => work(),
         };
-        let branch = committer.branch();
+        let (committer, branch, result) = done.map_err(|e| self.failed(e))?;
         self.committer = Some(committer);
         match result {
             Ok(outcome) => {
@@ -478,8 +531,7 @@ impl Consumer for GitConsumer {
             return;
         }
         tracing::info!("git: finishing the push before stopping");
-        // Blocking is fine here: this runner's thread has nothing else left to do.
-        if self.finish_push(push::SHUTDOWN_WAIT) {
+        if self.finish_push_off_executor(push::SHUTDOWN_WAIT).await {
             tracing::info!("git: everything is pushed");
         } else {
             tracing::warn!(

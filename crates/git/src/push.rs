@@ -101,7 +101,7 @@ pub enum PushError {
         #[source]
         source: std::io::Error,
     },
-    /// `git push` ran over [`CLI_TIMEOUT`] and was stopped.
+    /// `git push` ran over its time limit and was stopped.
     #[error("push to {remote}: `git push` took longer than {secs}s; stopped")]
     Timeout {
         /// The remote's name.

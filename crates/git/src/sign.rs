@@ -75,7 +75,7 @@ pub enum SignError {
         /// What it printed on stderr, trimmed.
         stderr: String,
     },
-    /// The program printed more than [`MAX_OUTPUT`] bytes.
+    /// The program printed more output than is kept (256 KiB).
     #[error(
         "signing program `{program}` printed more than {MAX_OUTPUT} bytes; refusing to commit with a truncated signature"
     )]
