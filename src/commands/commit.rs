@@ -41,7 +41,7 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
             }
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
-                if journal.cursor("git")?.unwrap_or(0) >= head {
+                if journal.cursor(vaultkeeper_git::NAME)?.unwrap_or(0) >= head {
                     break;
                 }
                 if Instant::now() > deadline {
