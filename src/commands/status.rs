@@ -307,3 +307,109 @@ fn render_detail(detail: Option<&ConsumerReport>, out: &mut impl Write) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vaultkeeper_core::status::{AmqpReport, GitReport};
+
+    fn view(name: &str, state: ConsumerState, detail: Option<ConsumerReport>) -> ConsumerView {
+        ConsumerView {
+            name: name.into(),
+            state,
+            off_reason: (state == ConsumerState::Off).then(|| "not configured".into()),
+            cursor: 4,
+            lag: 1,
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            last_error: None,
+            detail,
+        }
+    }
+
+    fn report() -> StatusReport {
+        let at = DateTime::from_timestamp(1_700_000_000, 0);
+        StatusReport {
+            healthy: true,
+            vault: "v".into(),
+            root: "/v".into(),
+            state_dir: "/s".into(),
+            daemon: Some(DaemonView {
+                pid: 7,
+                started_at: at,
+                version: Some("0.1.0".into()),
+                ready: Some(true),
+                stale: false,
+                status_updated_at: at,
+                status_age_secs: None,
+            }),
+            journal: JournalView { head: 5 },
+            consumers: vec![
+                view(
+                    "git",
+                    ConsumerState::Running,
+                    Some(ConsumerReport::Git(GitReport {
+                        last_commit: Some("abc".into()),
+                        last_commit_at: at,
+                        ..GitReport::default()
+                    })),
+                ),
+                view(
+                    "amqp",
+                    ConsumerState::Running,
+                    Some(ConsumerReport::Amqp(AmqpReport {
+                        connected: true,
+                        url: "amqp://guest:***@h/".into(),
+                        ..AmqpReport::default()
+                    })),
+                ),
+                view("rules", ConsumerState::Off, None),
+            ],
+            dead_letters: Vec::new(),
+            off: vec![OffConsumer {
+                name: "cache".into(),
+                reason: "disabled".into(),
+            }],
+            recent_problems: Vec::new(),
+            freshness: Some(Freshness::Fresh),
+        }
+    }
+
+    #[test]
+    fn text_shows_each_consumer_and_its_report() {
+        let mut out = Vec::new();
+        render_text(&report(), &mut out).expect("render");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("daemon: running (pid 7)"), "{text}");
+        assert!(
+            text.contains(
+                "consumer git: cursor 4 lag 1\n  last commit abc at 2023-11-14T22:13:20Z"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  broker amqp://guest:***@h/ connected"),
+            "{text}"
+        );
+        assert!(
+            text.contains("consumer rules: off (not configured), cursor 4 lag 1"),
+            "{text}"
+        );
+        assert!(text.contains("consumer cache: off (disabled)"), "{text}");
+    }
+
+    #[test]
+    fn json_keeps_the_shape_scripts_read() {
+        let mut out = Vec::new();
+        render_json(&report(), &mut out).expect("render");
+        let json: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(json["daemon"]["pid"], 7);
+        assert_eq!(json["journal"]["head"], 5);
+        assert_eq!(json["consumers"][0]["state"], "running");
+        assert_eq!(json["consumers"][0]["detail"]["last_commit"], "abc");
+        assert_eq!(json["consumers"][1]["detail"]["connected"], true);
+        assert_eq!(json["consumers"][2]["off_reason"], "not configured");
+        assert!(json["consumers"][2]["detail"].is_null());
+        assert_eq!(json["off"][0]["name"], "cache");
+        assert!(json.get("freshness").is_none());
+    }
+}
