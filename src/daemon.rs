@@ -10,6 +10,7 @@ use crate::config::{Config, Loaded, Source};
 use crate::lock::DaemonLock;
 use crate::status::{DaemonStatus, write_status};
 use vaultkeeper_core::consumer::{Consumer, StartAt};
+use vaultkeeper_core::status::ConsumerKind;
 use vaultkeeper_journal::Journal;
 use vaultkeeper_runner::{
     self as consumer, RunnerSettings, RunnerSignals, RunnerStatus, StatusCell,
@@ -195,7 +196,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         vaultkeeper_git::GitStart::Off(reason) => {
             info!("git auto-commit is off: {reason}");
             consumers.off.push(crate::status::OffConsumer {
-                name: "git".into(),
+                name: ConsumerKind::Git.as_str().into(),
                 reason,
             });
         }
@@ -215,7 +216,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
     }
     if config.amqp.effective_url().is_none() {
         consumers.off.push(crate::status::OffConsumer {
-            name: "amqp".into(),
+            name: ConsumerKind::Amqp.as_str().into(),
             reason: "no broker configured ([amqp] url or VAULTKEEPER_AMQP_URL)".into(),
         });
     } else {
@@ -414,6 +415,7 @@ pub async fn run(
     let mut last_watchdog = Instant::now();
 
     let mut last_prune = Instant::now();
+    let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         tokio::select! {
             req = requests.next() => match req {
@@ -437,13 +439,10 @@ pub async fn run(
                         warn!("unhealthy (the watcher or a consumer stopped): withholding the watchdog ping");
                     }
                 }
-                if last_prune.elapsed() > Duration::from_secs(3600) {
+                // One prune at a time, off this loop: a long delete never delays a signal.
+                if last_prune.elapsed() > PRUNE_EVERY && pruning.as_ref().is_none_or(|p| p.is_finished()) {
                     last_prune = Instant::now();
-                    match journal.prune(config.journal.retention) {
-                        Ok(n) if n > 0 => info!(pruned = n, "journal retention"),
-                        Ok(_) => {}
-                        Err(e) => warn!("journal retention failed: {e}"),
-                    }
+                    pruning = Some(spawn_prune(paths.journal(), config.journal.retention));
                 }
             }
         }
@@ -454,6 +453,22 @@ pub async fn run(
         Some(lost) => result.and(Err(lost)),
         None => result,
     }
+}
+
+/// How often the journal's retention is applied.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Applies the journal's retention on the blocking pool, through its own connection (a
+/// connection is not shared across threads). Its outcome is logged; nothing waits for it.
+fn spawn_prune(journal: std::path::PathBuf, retention: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let pruned = Journal::open(&journal).and_then(|j| j.prune(retention));
+        match pruned {
+            Ok(n) if n > 0 => info!(pruned = n, "journal retention"),
+            Ok(_) => {}
+            Err(e) => warn!("journal retention failed: {e}"),
+        }
+    })
 }
 
 /// Says loudly that the state folder went away under the daemon, and why it stops. The

@@ -23,7 +23,7 @@ use crate::config::LogFormat;
 const RECENT: usize = 20;
 
 /// A warning or error, as shown by `status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecentProblem {
     /// When (RFC 3339).
     pub at: String,

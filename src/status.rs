@@ -1,4 +1,5 @@
-//! The daemon's live status file, and reading it back for `vaultkeeper status`.
+//! The daemon's live status file: its typed contents, written by the daemon and read back
+//! typed by `status`, `commit`, `reindex` and `forget`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,7 @@ use vaultkeeper_runner::RunnerStatus;
 use vaultkeeper_vaultfs::paths::VaultPaths;
 
 /// What a running daemon reports about itself, refreshed every few seconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonStatus {
     /// The daemon's pid.
     pub pid: u32,
@@ -28,7 +29,7 @@ pub struct DaemonStatus {
     /// The journal's head when written.
     pub head: u64,
     /// Each consumer's runner.
-    #[serde(default, skip_deserializing)]
+    #[serde(default)]
     pub consumers: Vec<RunnerStatus>,
     /// Consumers that are off, with the reason (git in a folder that is not a repository).
     #[serde(default)]
@@ -38,8 +39,23 @@ pub struct DaemonStatus {
     pub recent_problems: Vec<crate::logging::RecentProblem>,
 }
 
+impl DaemonStatus {
+    /// The runner of the consumer `name`, when the daemon runs it.
+    pub fn consumer(&self, name: &str) -> Option<&RunnerStatus> {
+        self.consumers.iter().find(|c| c.name == name)
+    }
+
+    /// Why the consumer `name` is off, when the daemon left it off.
+    pub fn off_reason(&self, name: &str) -> Option<&str> {
+        self.off
+            .iter()
+            .find(|o| o.name == name)
+            .map(|o| o.reason.as_str())
+    }
+}
+
 /// A consumer that is not running, and why; off is not unhealthy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OffConsumer {
     /// The consumer.
     pub name: String,
@@ -69,21 +85,12 @@ pub enum Freshness {
     Unknown,
 }
 
-/// Judges `status` (raw JSON as [`read_status`] returns it) for the lock holder `pid`.
-pub fn freshness(status: Option<&serde_json::Value>, pid: u32, now: DateTime<Utc>) -> Freshness {
-    let Some(status) = status else {
+/// Judges `status` (as [`read_status`] returns it) for the lock holder `pid`.
+pub fn freshness(status: Option<&DaemonStatus>, pid: u32, now: DateTime<Utc>) -> Freshness {
+    let Some(status) = status.filter(|s| s.pid == pid) else {
         return Freshness::Unknown;
     };
-    if status["pid"].as_u64() != Some(u64::from(pid)) {
-        return Freshness::Unknown;
-    }
-    let Some(updated) = status["updated_at"]
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-    else {
-        return Freshness::Unknown;
-    };
-    let age = now.signed_duration_since(updated.with_timezone(&Utc));
+    let age = now.signed_duration_since(status.updated_at);
     match chrono::TimeDelta::from_std(STALE_AFTER) {
         Ok(limit) if age > limit => Freshness::Stale { age },
         _ => Freshness::Fresh,
@@ -128,20 +135,43 @@ pub fn write_status(paths: &VaultPaths, status: &DaemonStatus) {
     }
 }
 
-/// Reads the last status written, as raw JSON (consumers' details included).
-pub fn read_status(paths: &VaultPaths) -> Option<serde_json::Value> {
+/// Reads the last status written, typed (consumers' reports included); `None` when there
+/// is none or it cannot be read (then `status` says so rather than trusting it).
+pub fn read_status(paths: &VaultPaths) -> Option<DaemonStatus> {
     let bytes = std::fs::read(status_path(paths)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    parse_status(&bytes)
+}
+
+/// Parses a status file's bytes.
+fn parse_status(bytes: &[u8]) -> Option<DaemonStatus> {
+    serde_json::from_slice(bytes).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn status_at(pid: u32, updated_at: DateTime<Utc>) -> DaemonStatus {
+        DaemonStatus {
+            pid,
+            version: "0.1.0".into(),
+            started_at: updated_at,
+            updated_at,
+            vault: "v".into(),
+            root: "/v".into(),
+            ready: true,
+            stopping: false,
+            head: 3,
+            consumers: Vec::new(),
+            off: Vec::new(),
+            recent_problems: Vec::new(),
+        }
+    }
+
     #[test]
     fn freshness_needs_this_pid_and_a_recent_write() {
         let now = Utc::now();
-        let at = |secs: i64| serde_json::json!({"pid": 7, "updated_at": (now - chrono::TimeDelta::seconds(secs)).to_rfc3339()});
+        let at = |secs: i64| status_at(7, now - chrono::TimeDelta::seconds(secs));
         assert_eq!(freshness(Some(&at(1)), 7, now), Freshness::Fresh);
         assert!(matches!(
             freshness(Some(&at(60)), 7, now),
@@ -149,7 +179,57 @@ mod tests {
         ));
         assert_eq!(freshness(Some(&at(1)), 8, now), Freshness::Unknown);
         assert_eq!(freshness(None, 7, now), Freshness::Unknown);
-        let garbled = serde_json::json!({"pid": 7, "updated_at": "yesterday"});
-        assert_eq!(freshness(Some(&garbled), 7, now), Freshness::Unknown);
+        let mut garbled = serde_json::to_value(at(1)).expect("serialize");
+        garbled["updated_at"] = serde_json::json!("yesterday");
+        let garbled = parse_status(garbled.to_string().as_bytes());
+        assert_eq!(freshness(garbled.as_ref(), 7, now), Freshness::Unknown);
+    }
+
+    #[test]
+    fn the_status_file_round_trips_typed() {
+        use vaultkeeper_core::status::{
+            AmqpReport, CacheReport, ConsumerKind, ConsumerReport, GitReport, RulesReport,
+        };
+        let mut status = status_at(9, Utc::now());
+        let reports = [
+            ConsumerReport::Cache(CacheReport { indexed: true }),
+            ConsumerReport::Git(GitReport {
+                last_commit: Some("abc".into()),
+                ..GitReport::default()
+            }),
+            ConsumerReport::GitMirror(GitReport::default()),
+            ConsumerReport::Amqp(AmqpReport {
+                connected: true,
+                ..AmqpReport::default()
+            }),
+            ConsumerReport::Rules(RulesReport::default()),
+        ];
+        for (i, report) in reports.into_iter().enumerate() {
+            status.consumers.push(RunnerStatus {
+                name: report.kind().as_str().into(),
+                cursor: i as u64,
+                read: i as u64 + 1,
+                last_error: (i == 2).then(|| "failing".into()),
+                dead_letters: 1,
+                detail: Some(report),
+            });
+        }
+        status.consumers.push(RunnerStatus {
+            name: "custom".into(),
+            ..RunnerStatus::default()
+        });
+        status.off.push(OffConsumer {
+            name: ConsumerKind::Git.as_str().into(),
+            reason: "not a repository".into(),
+        });
+        status.recent_problems.push(crate::logging::RecentProblem {
+            at: "2026-01-01T00:00:00.000Z".into(),
+            level: "WARN".into(),
+            message: "m".into(),
+        });
+        let bytes = serde_json::to_vec_pretty(&status).expect("serialize");
+        assert_eq!(parse_status(&bytes), Some(status.clone()));
+        assert!(status.consumer("git").is_some() && status.consumer("nope").is_none());
+        assert_eq!(status.off_reason("git"), Some("not a repository"));
     }
 }

@@ -25,9 +25,7 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
         Some(pid) => {
             // A cursor alone does not mean git runs: cursors outlive a consumer turned off.
             let running = crate::status::read_status(&ctx.paths)
-                .as_ref()
-                .and_then(|l| l["consumers"].as_array())
-                .is_some_and(|a| a.iter().any(|c| c["name"] == "git"));
+                .is_some_and(|l| l.consumer(vaultkeeper_git::NAME).is_some());
             if !running {
                 bail!(
                     "git auto-commit is not running in the daemon (pid {pid}); see `vaultkeeper status`"
@@ -42,7 +40,7 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
             }
             let deadline = Instant::now() + Duration::from_secs(120);
             loop {
-                if journal.cursor("git")?.unwrap_or(0) >= head {
+                if journal.cursor(vaultkeeper_git::NAME)?.unwrap_or(0) >= head {
                     break;
                 }
                 if Instant::now() > deadline {

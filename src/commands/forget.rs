@@ -18,10 +18,7 @@ pub fn forget(global: &GlobalArgs, consumer: &str) -> Result<ExitCode> {
     }
     if let Some(pid) = crate::lock::holder(&ctx.paths.lock()) {
         let live = crate::status::read_status(&ctx.paths);
-        let running = live
-            .as_ref()
-            .and_then(|l| l["consumers"].as_array())
-            .is_some_and(|a| a.iter().any(|c| c["name"] == consumer));
+        let running = live.is_some_and(|l| l.consumer(consumer).is_some());
         if running {
             bail!(
                 "consumer {consumer:?} runs in the daemon (pid {pid}): turn it off in the configuration and restart first"

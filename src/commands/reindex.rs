@@ -61,14 +61,9 @@ fn daemon_with_cache(ctx: &Context) -> Option<u32> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let pid = crate::lock::holder(&ctx.paths.lock())?;
-        let live = crate::status::read_status(&ctx.paths)
-            .filter(|l| l["pid"].as_u64() == Some(u64::from(pid)));
+        let live = crate::status::read_status(&ctx.paths).filter(|l| l.pid == pid);
         if let Some(live) = live {
-            let consumers = live["consumers"].as_array()?;
-            return consumers
-                .iter()
-                .any(|c| c["name"] == vaultkeeper_cache::NAME)
-                .then_some(pid);
+            return live.consumer(vaultkeeper_cache::NAME).map(|_| pid);
         }
         if std::time::Instant::now() > deadline {
             tracing::warn!(

@@ -835,7 +835,7 @@ fn start_is_off_outside_a_repository_and_errors_when_forced() {
     match git::start(tmp.path(), &GitConfig::default(), "v", "h").expect("start") {
         GitStart::Off(reason) => {
             assert!(reason.contains("not in a git repository"), "{reason}");
-            let s = git::GitStatus::off(reason);
+            let s = git::GitReport::off(reason);
             assert!(!s.enabled && s.off_reason.is_some());
         }
         GitStart::On(_) => panic!("on outside a repository"),

@@ -331,11 +331,13 @@ fn unpublishable(ev: &Event) -> Option<String> {
 
 impl Consumer for Forwarder {
     fn name(&self) -> &str {
-        "amqp"
+        vaultkeeper_core::status::ConsumerKind::Amqp.as_str()
     }
 
-    fn status(&self) -> serde_json::Value {
-        serde_json::to_value(Forwarder::status(self)).unwrap_or(serde_json::Value::Null)
+    fn status(&self) -> Option<vaultkeeper_core::status::ConsumerReport> {
+        Some(vaultkeeper_core::status::ConsumerReport::Amqp(
+            Forwarder::status(self),
+        ))
     }
 
     /// `[amqp] start`: from the journal's first event by default, so a remote shadow cache

@@ -2,33 +2,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 
-/// A snapshot of the broker link for `vaultkeeper status` (never holds a password).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct AmqpStatus {
-    /// A connection and channel are open right now.
-    pub connected: bool,
-    /// The broker URL, password replaced by `***`.
-    pub url: String,
-    /// The exchange events go to.
-    pub exchange: String,
-    /// Events confirmed by the broker since start.
-    pub published: u64,
-    /// Heartbeat messages confirmed since start.
-    pub heartbeats: u64,
-    /// Successful connections since start (more than one means reconnections).
-    pub connects: u64,
-    /// Failed connection attempts and broken links since start.
-    pub errors: u64,
-    /// The last error, already scrubbed of secrets.
-    pub last_error: Option<String>,
-    /// When the last error happened.
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// When the last confirm arrived.
-    pub last_confirm_at: Option<DateTime<Utc>>,
-}
+/// A snapshot of the broker link for `vaultkeeper status` (never holds a password); the
+/// data type lives in core so the binary reads it back without depending on this crate.
+pub use vaultkeeper_core::status::AmqpReport as AmqpStatus;
 
 /// A cheap, cloneable reader of a link's [`AmqpStatus`]: the daemon keeps one after
 /// handing the [`super::Forwarder`] to the runner.

@@ -23,7 +23,7 @@ use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind, Origin, extension_of};
 
 /// The cache consumer's name: its cursor key and its entry in `status`.
-pub const NAME: &str = "cache";
+pub const NAME: &str = vaultkeeper_core::status::ConsumerKind::Cache.as_str();
 
 /// Meta key by which `vaultkeeper reindex` asks a running daemon's cache for a rebuild. The
 /// rebuild runs inside the cache's runner and drops it with the rest of `meta`.
@@ -624,6 +624,14 @@ fn apply_remote(
 impl Consumer for CacheConsumer {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn status(&self) -> Option<vaultkeeper_core::status::ConsumerReport> {
+        Some(vaultkeeper_core::status::ConsumerReport::Cache(
+            vaultkeeper_core::status::CacheReport {
+                indexed: !self.unindexed,
+            },
+        ))
     }
 
     fn own_cursor(&mut self) -> Result<Option<u64>, ConsumerError> {

@@ -155,8 +155,9 @@ pub trait Consumer: Send + 'static {
         async {}
     }
 
-    /// A consumer-specific report for `status` (last commit, connection state, ...).
-    fn status(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// A consumer-specific report for `status` (last commit, connection state, ...);
+    /// `None` for consumers that have nothing to report (tests' consumers).
+    fn status(&self) -> Option<crate::status::ConsumerReport> {
+        None
     }
 }

@@ -9,7 +9,7 @@ use git2::{ErrorCode, FileMode, Mempack, Oid, Repository, Signature};
 use super::config::{GitConfig, GitError};
 use super::message::{self, Change, MessageVars};
 use super::safety::{self, Blocked};
-use super::sign::{self, Signing};
+use super::sign::{self, SignError, Signing};
 
 /// Paths waiting for the next commit (vault-relative, `/`). What to do with each is
 /// decided at commit time from the work tree, so repeated or stale events are harmless.
@@ -44,33 +44,68 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// Why a commit attempt did not happen. Both are retried later: the paths stay pending.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a commit attempt did not happen. All are retried later: the paths stay pending.
+#[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    /// The repository is busy (rebase, merge, lock, detached HEAD).
+    /// The repository is busy (rebase, merge, lock, detached HEAD): waiting, not failing.
+    #[error("{0}")]
     Blocked(Blocked),
-    /// Anything else, with a message naming the file or setting.
-    Other(String),
+    /// A lock file is held by another git process.
+    #[error("{context}: a lock file is held by another git process ({})", source.message())]
+    Locked {
+        /// What was being done, naming the file where there is one.
+        context: String,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// Any other libgit2 failure.
+    #[error("{context}: {}", source.message())]
+    Git {
+        /// What was being done, naming the file where there is one.
+        context: String,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The repository could not be opened again (after a lost commit task).
+    #[error(transparent)]
+    Open(#[from] GitError),
+    /// The commit cannot be signed as the configuration asks.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// libgit2 built a commit buffer that is not UTF-8 (it cannot be signed).
+    #[error("commit buffer is not UTF-8")]
+    BufferNotUtf8,
+    /// The in-memory pack could not be written to disk.
+    #[error("writing the pack: {source}")]
+    Pack {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The branch moved between reading HEAD and updating it (the user committed).
+    #[error(
+        "updating {branch_ref}: {} (the branch changed meanwhile; retrying on top of it)",
+        source.message()
+    )]
+    BranchMoved {
+        /// The branch's reference (`refs/heads/main`).
+        branch_ref: String,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
 }
 
-impl std::fmt::Display for CommitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CommitError::Blocked(b) => b.fmt(f),
-            CommitError::Other(s) => f.write_str(s),
-        }
-    }
-}
-
+/// Maps a libgit2 error to a [`CommitError`] naming what was being done.
 fn other(context: &str) -> impl FnOnce(git2::Error) -> CommitError + '_ {
-    move |e| {
-        if e.code() == ErrorCode::Locked {
-            CommitError::Other(format!(
-                "{context}: a lock file is held by another git process ({})",
-                e.message()
-            ))
+    move |source| {
+        let context = context.to_string();
+        if source.code() == ErrorCode::Locked {
+            CommitError::Locked { context, source }
         } else {
-            CommitError::Other(format!("{context}: {}", e.message()))
+            CommitError::Git { context, source }
         }
     }
 }
@@ -269,76 +304,61 @@ impl Committer {
         result
     }
 
-    /// Writes the tree and the (signed, when asked) commit object; the branch is not moved here.
-    fn make_commit(
-        &self,
-        repo: &Repository,
-        base_tree: &git2::Tree<'_>,
-        mut updates: TreeUpdateBuilder,
-        changed: Vec<Staged>,
-        head_commit: Option<&git2::Commit<'_>>,
-        pending: &Pending,
-    ) -> Result<Option<(Oid, String, usize)>, CommitError> {
-        let tree_id = updates
-            .create_updated(repo, base_tree)
-            .map_err(other("writing the tree"))?;
-        if tree_id == base_tree.id() {
-            return Ok(None);
-        }
-        let tree = repo
-            .find_tree(tree_id)
-            .map_err(other("reading the new tree"))?;
-
-        let changes = describe(changed, &pending.renames);
-        let msg = message::render(
-            &self.cfg.message,
-            &MessageVars {
-                changes: &changes,
-                max_files: self.cfg.max_files_in_message,
-                date: chrono::Local::now()
-                    .format("%Y-%m-%d %H:%M:%S %z")
-                    .to_string(),
-                host: &self.host,
-                vault: &self.vault_name,
-            },
-        );
-        let sig = Signature::now(&self.name, &self.email)
-            .map_err(other("making the commit signature"))?;
-        let parents: Vec<&git2::Commit<'_>> = head_commit.into_iter().collect();
-        let ident = format!("{} <{}>", self.name, self.email);
-        let signing = sign::signing(repo, &self.cfg, &ident).map_err(CommitError::Other)?;
-        let id = match &signing {
-            Signing::Unsigned => repo
-                .commit(None, &sig, &sig, &msg, &tree, &parents)
-                .map_err(other("writing the commit"))?,
-            signing => {
-                let buf = repo
-                    .commit_create_buffer(&sig, &sig, &msg, &tree, &parents)
-                    .map_err(other("preparing the commit"))?;
-                let content = buf
-                    .as_str()
-                    .ok_or_else(|| CommitError::Other("commit buffer is not UTF-8".into()))?;
-                let signature = sign::sign(signing, content).map_err(CommitError::Other)?;
-                repo.commit_signed(content, &signature, None)
-                    .map_err(other("writing the signed commit"))?
-            }
-        };
-        Ok(Some((id, msg, changes.len())))
-    }
-
+    /// One commit attempt on `repo` (the open repository, or a second handle whose new
+    /// objects go to `mempack`): stage, write the tree and commit, write the index, move
+    /// the branch, in that order, so that a failure at any step leaves a state the next
+    /// attempt repairs.
     fn commit_in(
         &self,
         repo: &Repository,
         mempack: Option<&Mempack<'_>>,
         pending: &Pending,
     ) -> Result<Outcome, CommitError> {
+        let head = self.read_head(repo)?;
+        let mut index = open_index(repo)?;
+        let staging = self.stage(repo, &mut index, &head.tree, pending)?;
+        let index_dirty = staging.index_dirty;
+        let commit = if staging.changed.is_empty() {
+            None
+        } else {
+            self.make_commit(repo, &head, staging, pending)?
+        };
+        if let Some(mempack) = mempack
+            && (index_dirty || commit.is_some())
+        {
+            write_pack(repo, mempack)?;
+        }
+        if index_dirty {
+            // Before the branch moves: should that fail, the index already holds what the
+            // next attempt commits, and `git status` never shows our commit as a staged revert.
+            write_index(repo, &mut index)?;
+        }
+        let Some(made) = commit else {
+            return Ok(Outcome::Unchanged);
+        };
+        move_branch(repo, &head, &made)?;
+        let branch = head
+            .branch_ref
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&head.branch_ref)
+            .to_string();
+        Ok(Outcome::Committed {
+            id: made.id,
+            changes: made.changes,
+            branch,
+        })
+    }
+
+    /// The branch HEAD names, its commit (none on an unborn branch) and the tree to
+    /// commit on top of (the empty tree then).
+    fn read_head<'r>(&self, repo: &'r Repository) -> Result<Head<'r>, CommitError> {
         let branch_ref = repo
             .find_reference("HEAD")
             .map_err(other("reading HEAD"))?
             .symbolic_target()
             .map(str::to_string)
             .ok_or(CommitError::Blocked(Blocked::DetachedHead))?;
-        let head_commit = match repo.head() {
+        let commit = match repo.head() {
             Ok(r) => Some(
                 r.peel_to_commit()
                     .map_err(other("reading the HEAD commit"))?,
@@ -346,7 +366,7 @@ impl Committer {
             Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => None,
             Err(e) => return Err(other("reading HEAD")(e)),
         };
-        let base_tree = match &head_commit {
+        let tree = match &commit {
             Some(c) => c.tree().map_err(other("reading the HEAD tree"))?,
             None => {
                 let empty = self
@@ -358,199 +378,355 @@ impl Committer {
                     .map_err(other("reading the empty tree"))?
             }
         };
+        Ok(Head {
+            branch_ref,
+            commit,
+            tree,
+        })
+    }
 
-        let mut index = repo.index().map_err(other("opening the index"))?;
-        // Unforced: libgit2 re-reads when the file's mtime, size or inode changed, and git
-        // always replaces the index by renaming index.lock (a new inode), so a rewrite by
-        // the user's git is never missed; an unchanged index is not parsed again (100k entries: ~100 ms).
-        index.read(false).map_err(other("reading the index"))?;
-        if index.has_conflicts() {
-            return Err(CommitError::Blocked(Blocked::Conflicts));
-        }
-
-        let mut updates = TreeUpdateBuilder::new();
-        let mut changed: Vec<Staged> = Vec::new();
-        let mut index_dirty = false;
-        let paths = self.expand_folders(repo, &pending.paths);
-        let mut plain = PlainStaging::new(repo);
-        // Folders removed whole: later paths under them are already gone from tree and index.
-        let mut removed_dirs: Vec<String> = Vec::new();
-        for vpath in &paths {
-            if removed_dirs.iter().any(|d| {
+    /// Brings every pending path (folders expanded) into the index from the work tree and
+    /// collects the tree updates against HEAD.
+    fn stage(
+        &self,
+        repo: &Repository,
+        index: &mut git2::Index,
+        base_tree: &git2::Tree<'_>,
+        pending: &Pending,
+    ) -> Result<Staging, CommitError> {
+        let mut staging = Staging {
+            updates: TreeUpdateBuilder::new(),
+            changed: Vec::new(),
+            index_dirty: false,
+            removed_dirs: Vec::new(),
+            plain: PlainStaging::new(repo),
+        };
+        for vpath in &self.expand_folders(repo, &pending.paths) {
+            // Folders removed whole: later paths under them are already gone from tree and index.
+            if staging.removed_dirs.iter().any(|d| {
                 vpath
                     .strip_prefix(d.as_str())
                     .is_some_and(|r| r.starts_with('/'))
             }) {
                 continue;
             }
-            let rpath = format!("{}{}", self.prefix, vpath);
-            let rel = Path::new(&rpath);
-            let head_entry = base_tree.get_path(rel).ok().map(|e| (e.id(), e.filemode()));
-            let before = index.get_path(rel, 0).map(|e| (e.id, e.mode));
-            let present = match std::fs::symlink_metadata(self.workdir.join(rel)) {
-                Ok(m) if m.is_file() || m.file_type().is_symlink() => Some(m),
-                Ok(m) if m.is_dir() => {
-                    // A folder event: its files come with their own events; only a folder
-                    // that replaced a tracked file needs the file removed.
-                    if matches!(head_entry, Some((_, mode)) if mode != i32::from(FileMode::Tree)) {
-                        None
-                    } else {
-                        continue;
-                    }
-                }
-                Ok(_) => {
-                    tracing::warn!(path = %vpath, "git: {vpath} is not a regular file or symlink; not staged");
-                    continue;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    tracing::warn!(path = %vpath, "git: cannot read {vpath}: {e}; not staged");
-                    continue;
-                }
-            };
-            let mut staged = false;
-            if let Some(meta) = present {
+            self.stage_path(repo, index, base_tree, &mut staging, vpath)?;
+        }
+        Ok(staging)
+    }
+
+    /// Stages one path: added or updated when it is on disk, removed when it is gone.
+    fn stage_path(
+        &self,
+        repo: &Repository,
+        index: &mut git2::Index,
+        base_tree: &git2::Tree<'_>,
+        staging: &mut Staging,
+        vpath: &str,
+    ) -> Result<(), CommitError> {
+        let rpath = format!("{}{}", self.prefix, vpath);
+        let rel = Path::new(&rpath);
+        let head_entry = base_tree.get_path(rel).ok().map(|e| (e.id(), e.filemode()));
+        let before = index.get_path(rel, 0).map(|e| (e.id, e.mode));
+        let present = match self.on_disk(vpath, rel, head_entry) {
+            OnDisk::Present(meta) => Some(meta),
+            OnDisk::Gone => None,
+            OnDisk::Skip => return Ok(()),
+        };
+        let staged = match present {
+            Some(meta) => {
                 if before.is_none()
                     && head_entry.is_none()
                     && repo.is_path_ignored(rel).unwrap_or(false)
                 {
-                    continue;
+                    return Ok(());
                 }
-                if meta.is_file() && meta.len() > self.cfg.large_file_warn {
-                    if self.cfg.skip_large {
-                        tracing::warn!(path = %vpath, size = meta.len(), "git: {vpath} is {} bytes, above git.large_file_warn = {}; skipped (git.skip_large = true)", meta.len(), self.cfg.large_file_warn);
-                        continue;
-                    }
-                    tracing::warn!(path = %vpath, size = meta.len(), "git: {vpath} is {} bytes, above git.large_file_warn = {}; committing it anyway", meta.len(), self.cfg.large_file_warn);
-                }
-                let fast =
-                    meta.len() <= self.cfg.large_file_warn && plain.allows(&self.workdir, &rpath);
-                let added = if fast {
-                    add_plain(repo, &mut index, &self.workdir, &rpath, &meta)
-                } else {
-                    index.add_path(rel)
-                };
-                match added {
-                    Ok(()) => staged = true,
-                    Err(e) if e.code() == ErrorCode::NotFound => {}
-                    Err(e) => {
-                        tracing::warn!(path = %vpath, "git: cannot stage {vpath}: {}; left out of this commit", e.message());
-                        continue;
-                    }
+                match self.add(repo, index, &mut staging.plain, vpath, &rpath, &meta) {
+                    Added::Yes => true,
+                    Added::Gone => false,
+                    Added::Skipped => return Ok(()),
                 }
             }
-            if staged {
-                let Some(entry) = index.get_path(rel, 0) else {
-                    continue;
-                };
-                if before != Some((entry.id, entry.mode)) {
-                    index_dirty = true;
-                }
-                let Some(mode) = file_mode(entry.mode) else {
-                    continue;
-                };
-                if head_entry == Some((entry.id, i32::from(mode))) {
-                    continue;
-                }
-                updates.upsert(rpath.as_str(), entry.id, mode);
-                changed.push(Staged {
-                    path: vpath.clone(),
-                    old: head_entry.map(|e| e.0),
-                    new: Some(entry.id),
-                });
-            } else {
-                if before.is_some() {
-                    index.remove_path(rel).map_err(other(&rpath))?;
-                    index_dirty = true;
-                }
-                if let Some((id, mode)) = head_entry {
-                    if mode == i32::from(FileMode::Tree) {
-                        index.remove_dir(rel, 0).map_err(other(&rpath))?;
-                        index_dirty = true;
-                        removed_dirs.push(vpath.clone());
-                    }
-                    updates.remove(rpath.as_str());
-                    changed.push(Staged {
-                        path: vpath.clone(),
-                        old: Some(id),
-                        new: None,
-                    });
-                }
+            None => false,
+        };
+        if staged {
+            let Some(entry) = index.get_path(rel, 0) else {
+                return Ok(());
+            };
+            if before != Some((entry.id, entry.mode)) {
+                staging.index_dirty = true;
             }
-        }
-
-        let commit = if changed.is_empty() {
-            None
-        } else {
-            self.make_commit(
-                repo,
-                &base_tree,
-                updates,
-                changed,
-                head_commit.as_ref(),
-                pending,
-            )?
-        };
-        if let Some(mempack) = mempack
-            && (index_dirty || commit.is_some())
-        {
-            write_pack(repo, mempack)?;
-        }
-        if index_dirty {
-            // Before the branch moves: should that fail, the index already holds what the
-            // next attempt commits, and `git status` never shows our commit as a staged revert.
-            if let Err(e) = index.write() {
-                if e.code() == ErrorCode::Locked {
-                    // Taken between our check and the write: report it like the check does.
-                    let held =
-                        safety::index_lock(repo.path())
-                            .err()
-                            .unwrap_or(Blocked::IndexLocked {
-                                lock: repo.path().join("index.lock"),
-                                age: std::time::Duration::ZERO,
-                            });
-                    return Err(CommitError::Blocked(held));
-                }
-                return Err(other("writing the index")(e));
+            let Some(mode) = file_mode(entry.mode) else {
+                return Ok(());
+            };
+            if head_entry == Some((entry.id, i32::from(mode))) {
+                return Ok(());
             }
+            staging.updates.upsert(rpath.as_str(), entry.id, mode);
+            staging.changed.push(Staged {
+                path: vpath.to_string(),
+                old: head_entry.map(|e| e.0),
+                new: Some(entry.id),
+            });
+            return Ok(());
         }
-        let Some((id, msg, count)) = commit else {
-            return Ok(Outcome::Unchanged);
-        };
-        let summary = msg.lines().next().unwrap_or("");
-        let result = match &head_commit {
-            Some(parent) => repo.reference_matching(
-                &branch_ref,
-                id,
-                true,
-                parent.id(),
-                &format!("commit: {summary}"),
-            ),
-            None => repo.reference(
-                &branch_ref,
-                id,
-                false,
-                &format!("commit (initial): {summary}"),
-            ),
-        };
-        if let Err(e) = result {
-            // The branch moved under us (the user committed): the next attempt starts
-            // from their commit; the object we wrote is unreferenced and harmless.
-            return Err(CommitError::Other(format!(
-                "updating {branch_ref}: {} (the branch changed meanwhile; retrying on top of it)",
-                e.message()
-            )));
+        if before.is_some() {
+            index.remove_path(rel).map_err(other(&rpath))?;
+            staging.index_dirty = true;
         }
-        let branch = branch_ref
-            .strip_prefix("refs/heads/")
-            .unwrap_or(&branch_ref)
-            .to_string();
-        Ok(Outcome::Committed {
-            id,
-            changes: count,
-            branch,
-        })
+        if let Some((id, mode)) = head_entry {
+            if mode == i32::from(FileMode::Tree) {
+                index.remove_dir(rel, 0).map_err(other(&rpath))?;
+                staging.index_dirty = true;
+                staging.removed_dirs.push(vpath.to_string());
+            }
+            staging.updates.remove(rpath.as_str());
+            staging.changed.push(Staged {
+                path: vpath.to_string(),
+                old: Some(id),
+                new: None,
+            });
+        }
+        Ok(())
     }
+
+    /// What the work tree holds at `rel`, as staging sees it.
+    fn on_disk(&self, vpath: &str, rel: &Path, head_entry: Option<(Oid, i32)>) -> OnDisk {
+        match std::fs::symlink_metadata(self.workdir.join(rel)) {
+            Ok(m) if m.is_file() || m.file_type().is_symlink() => OnDisk::Present(m),
+            Ok(m) if m.is_dir() => {
+                // A folder event: its files come with their own events; only a folder
+                // that replaced a tracked file needs the file removed.
+                if matches!(head_entry, Some((_, mode)) if mode != i32::from(FileMode::Tree)) {
+                    OnDisk::Gone
+                } else {
+                    OnDisk::Skip
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(path = %vpath, "git: {vpath} is not a regular file or symlink; not staged");
+                OnDisk::Skip
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => OnDisk::Gone,
+            Err(e) => {
+                tracing::warn!(path = %vpath, "git: cannot read {vpath}: {e}; not staged");
+                OnDisk::Skip
+            }
+        }
+    }
+
+    /// Adds a file that is on disk to the index, minding `git.large_file_warn`; the fast
+    /// path when nothing can filter it (see [`PlainStaging`]).
+    fn add(
+        &self,
+        repo: &Repository,
+        index: &mut git2::Index,
+        plain: &mut PlainStaging,
+        vpath: &str,
+        rpath: &str,
+        meta: &std::fs::Metadata,
+    ) -> Added {
+        let limit = self.cfg.large_file_warn;
+        if meta.is_file() && meta.len() > limit {
+            if self.cfg.skip_large {
+                tracing::warn!(path = %vpath, size = meta.len(), "git: {vpath} is {} bytes, above git.large_file_warn = {limit}; skipped (git.skip_large = true)", meta.len());
+                return Added::Skipped;
+            }
+            tracing::warn!(path = %vpath, size = meta.len(), "git: {vpath} is {} bytes, above git.large_file_warn = {limit}; committing it anyway", meta.len());
+        }
+        let added = if meta.len() <= limit && plain.allows(&self.workdir, rpath) {
+            add_plain(repo, index, &self.workdir, rpath, meta)
+        } else {
+            index.add_path(Path::new(rpath))
+        };
+        match added {
+            Ok(()) => Added::Yes,
+            Err(e) if e.code() == ErrorCode::NotFound => Added::Gone,
+            Err(e) => {
+                tracing::warn!(path = %vpath, "git: cannot stage {vpath}: {}; left out of this commit", e.message());
+                Added::Skipped
+            }
+        }
+    }
+
+    /// Writes the tree and the (signed, when asked) commit object; the branch is not moved
+    /// here. `None` when the new tree is HEAD's.
+    fn make_commit(
+        &self,
+        repo: &Repository,
+        head: &Head<'_>,
+        mut staging: Staging,
+        pending: &Pending,
+    ) -> Result<Option<Made>, CommitError> {
+        let tree_id = staging
+            .updates
+            .create_updated(repo, &head.tree)
+            .map_err(other("writing the tree"))?;
+        if tree_id == head.tree.id() {
+            return Ok(None);
+        }
+        let tree = repo
+            .find_tree(tree_id)
+            .map_err(other("reading the new tree"))?;
+        let changes = describe(staging.changed, &pending.renames);
+        let message = self.message(&changes);
+        let parents: Vec<&git2::Commit<'_>> = head.commit.iter().collect();
+        let id = self.write_commit(repo, &message, &tree, &parents)?;
+        Ok(Some(Made {
+            id,
+            message,
+            changes: changes.len(),
+        }))
+    }
+
+    /// The commit message from `git.message` for these changes.
+    fn message(&self, changes: &[Change]) -> String {
+        message::render(
+            &self.cfg.message,
+            &MessageVars {
+                changes,
+                max_files: self.cfg.max_files_in_message,
+                date: chrono::Local::now()
+                    .format("%Y-%m-%d %H:%M:%S %z")
+                    .to_string(),
+                host: &self.host,
+                vault: &self.vault_name,
+            },
+        )
+    }
+
+    /// Writes the commit object, signed when the repository's config asks for it.
+    fn write_commit(
+        &self,
+        repo: &Repository,
+        message: &str,
+        tree: &git2::Tree<'_>,
+        parents: &[&git2::Commit<'_>],
+    ) -> Result<Oid, CommitError> {
+        let sig = Signature::now(&self.name, &self.email)
+            .map_err(other("making the commit signature"))?;
+        let ident = format!("{} <{}>", self.name, self.email);
+        match sign::signing(repo, &self.cfg, &ident)? {
+            Signing::Unsigned => repo
+                .commit(None, &sig, &sig, message, tree, parents)
+                .map_err(other("writing the commit")),
+            signing => {
+                let buf = repo
+                    .commit_create_buffer(&sig, &sig, message, tree, parents)
+                    .map_err(other("preparing the commit"))?;
+                let content = buf.as_str().ok_or(CommitError::BufferNotUtf8)?;
+                let signature = sign::sign(&signing, content)?;
+                repo.commit_signed(content, &signature, None)
+                    .map_err(other("writing the signed commit"))
+            }
+        }
+    }
+}
+
+/// HEAD as a commit attempt found it.
+struct Head<'r> {
+    /// The branch HEAD names (`refs/heads/main`).
+    branch_ref: String,
+    /// Its commit; `None` on an unborn branch.
+    commit: Option<git2::Commit<'r>>,
+    /// The tree the new commit is built on.
+    tree: git2::Tree<'r>,
+}
+
+/// What staging collected.
+struct Staging {
+    updates: TreeUpdateBuilder,
+    changed: Vec<Staged>,
+    index_dirty: bool,
+    /// Tracked folders removed whole (see [`Committer::stage`]).
+    removed_dirs: Vec<String>,
+    plain: PlainStaging,
+}
+
+/// A commit object written, not yet on the branch.
+struct Made {
+    id: Oid,
+    message: String,
+    changes: usize,
+}
+
+/// What the work tree holds at a pending path.
+enum OnDisk {
+    /// A file or symlink to stage.
+    Present(std::fs::Metadata),
+    /// Nothing (or a folder where HEAD has a file): remove it.
+    Gone,
+    /// Leave the path alone (a folder, a special file, unreadable).
+    Skip,
+}
+
+/// How adding a present file went.
+enum Added {
+    Yes,
+    /// It went away meanwhile: handled as removed.
+    Gone,
+    /// Left out of this commit (too large, or it could not be staged); already logged.
+    Skipped,
+}
+
+/// Opens the index, re-read from disk when git changed it; refuses while it has conflicts.
+fn open_index(repo: &Repository) -> Result<git2::Index, CommitError> {
+    let mut index = repo.index().map_err(other("opening the index"))?;
+    // Unforced: libgit2 re-reads when the file's mtime, size or inode changed, and git
+    // always replaces the index by renaming index.lock (a new inode), so a rewrite by
+    // the user's git is never missed; an unchanged index is not parsed again (100k entries: ~100 ms).
+    index.read(false).map_err(other("reading the index"))?;
+    if index.has_conflicts() {
+        return Err(CommitError::Blocked(Blocked::Conflicts));
+    }
+    Ok(index)
+}
+
+/// Writes the index; a lock taken meanwhile is reported as the repository being busy.
+fn write_index(repo: &Repository, index: &mut git2::Index) -> Result<(), CommitError> {
+    let Err(e) = index.write() else {
+        return Ok(());
+    };
+    if e.code() == ErrorCode::Locked {
+        // Taken between our check and the write: report it like the check does.
+        let held = safety::index_lock(repo.path())
+            .err()
+            .unwrap_or(Blocked::IndexLocked {
+                lock: repo.path().join("index.lock"),
+                age: std::time::Duration::ZERO,
+            });
+        return Err(CommitError::Blocked(held));
+    }
+    Err(other("writing the index")(e))
+}
+
+/// Moves the branch to the new commit, only from the commit HEAD had when the attempt
+/// started: a branch the user moved meanwhile is never overwritten.
+fn move_branch(repo: &Repository, head: &Head<'_>, made: &Made) -> Result<(), CommitError> {
+    let summary = made.message.lines().next().unwrap_or("");
+    let result = match &head.commit {
+        Some(parent) => repo.reference_matching(
+            &head.branch_ref,
+            made.id,
+            true,
+            parent.id(),
+            &format!("commit: {summary}"),
+        ),
+        None => repo.reference(
+            &head.branch_ref,
+            made.id,
+            false,
+            &format!("commit (initial): {summary}"),
+        ),
+    };
+    // The branch moved under us (the user committed): the next attempt starts from their
+    // commit; the object we wrote is unreferenced and harmless.
+    result
+        .map(|_| ())
+        .map_err(|source| CommitError::BranchMoved {
+            branch_ref: head.branch_ref.clone(),
+            source,
+        })
 }
 
 /// Whether a file's blob can be made straight from its bytes. libgit2's `add_path` looks up
@@ -699,7 +875,7 @@ fn write_pack(repo: &Repository, mempack: &Mempack<'_>) -> Result<(), CommitErro
     let mut writer = odb.packwriter().map_err(other("writing the pack"))?;
     writer
         .write_all(&buf)
-        .map_err(|e| CommitError::Other(format!("writing the pack: {e}")))?;
+        .map_err(|source| CommitError::Pack { source })?;
     writer.commit().map_err(other("writing the pack"))?;
     mempack
         .reset()

@@ -1,4 +1,22 @@
-//! The git consumer: turns journal events into commits after a quiet period, safely, and reports its status.
+//! vaultkeeper-git: the git consumer. Turns journal events into commits after a quiet
+//! period, safely, and reports its status.
+//!
+//! A tour, in the order a change travels:
+//!
+//! - this file: [`start`] decides whether git runs; [`GitConsumer`] collects the paths events
+//!   name and decides *when* to commit (quiet period, max delay, flush, retry), running every
+//!   git2 call on the blocking pool; its [`GitReport`] (a core type) is what `status` shows,
+//! - [`safety`]: whether the repository is busy (rebase, merge, `index.lock`, detached HEAD),
+//! - [`commit`]: [`Committer`] makes one commit of exactly the pending paths: read HEAD,
+//!   stage each path, write tree and commit object, write the index, move the branch,
+//! - [`message`]: the commit message from `git.message`,
+//! - [`sign`]: signing as `commit.gpgsign` / `gpg.format` ask, or refusing to commit,
+//! - [`push`]: pushing after commits, one attempt at a time on its own thread,
+//! - [`mirror`]: `consume git`, events mirrored into a folder and committed with the above,
+//! - [`init`]: `vaultkeeper init --git`, [`config`]: `[git]` settings and [`GitError`].
+//!
+//! Errors are typed per concern ([`GitError`] at start, [`CommitError`], [`sign::SignError`],
+//! [`push::PushError`]), each keeping its libgit2 or I/O source.
 
 pub mod commit;
 pub mod config;
@@ -13,78 +31,33 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
-use serde::Serialize;
+use chrono::{TimeZone, Utc};
 
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind};
 use vaultkeeper_core::retry::Backoff;
+use vaultkeeper_core::status::{ConsumerKind, ConsumerReport};
 
 pub use commit::{CommitError, Committer, Outcome, Pending};
 pub use config::{DEFAULT_MESSAGE, GitConfig, GitError};
 pub use init::{InitOutcome, init_repo};
 pub use safety::Blocked;
+pub use vaultkeeper_core::status::{GitReport, PushReport};
 
-/// What `vaultkeeper status` shows about git.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct GitStatus {
-    /// Whether the consumer runs.
-    pub enabled: bool,
-    /// Why it does not run (off is not unhealthy).
-    pub off_reason: Option<String>,
-    /// The repository's work tree.
-    pub repository: Option<String>,
-    /// The branch HEAD names; `None` when detached.
-    pub branch: Option<String>,
-    /// The last commit vaultkeeper made (or found at start), full hash.
-    pub last_commit: Option<String>,
-    /// When that commit was made.
-    pub last_commit_at: Option<DateTime<Utc>>,
-    /// Paths waiting for the next commit.
-    pub pending: usize,
-    /// Why committing waits right now (rebase, merge, index.lock, detached HEAD).
-    pub blocked: Option<String>,
-    /// The last failure, cleared by the next commit.
-    pub last_error: Option<String>,
-    /// Push state, when `push = true`.
-    pub push: Option<PushStatus>,
-}
-
-/// Push part of [`GitStatus`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PushStatus {
-    /// Remote name.
-    pub remote: String,
-    /// Commits made but not yet pushed.
-    pub behind: bool,
-    /// When the last push succeeded.
-    pub last_ok: Option<DateTime<Utc>>,
-    /// The last push error, cleared by a success.
-    pub last_error: Option<String>,
-}
-
-impl GitStatus {
-    /// The status of a consumer that does not run, with the reason.
-    pub fn off(reason: impl Into<String>) -> GitStatus {
-        GitStatus {
-            enabled: false,
-            off_reason: Some(reason.into()),
-            ..GitStatus::default()
-        }
-    }
-}
+/// The git consumer's name: its cursor key and its entry in `status`.
+pub const NAME: &str = ConsumerKind::Git.as_str();
 
 /// A cheap, cloneable view of a running consumer's status (the consumer itself moves into the runner).
 #[derive(Debug, Clone)]
-pub struct StatusHandle(Arc<Mutex<GitStatus>>);
+pub struct StatusHandle(Arc<Mutex<GitReport>>);
 
 impl StatusHandle {
     /// The current status.
-    pub fn get(&self) -> GitStatus {
+    pub fn get(&self) -> GitReport {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut GitStatus)) {
+    fn update(&self, f: impl FnOnce(&mut GitReport)) {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
 }
@@ -94,7 +67,7 @@ impl StatusHandle {
 pub enum GitStart {
     /// Git is on: hand the consumer to the runner.
     On(Box<GitConsumer>),
-    /// Git is off, with the reason to show (see [`GitStatus::off`]).
+    /// Git is off, with the reason to show (see [`GitReport::off`]).
     Off(String),
 }
 
@@ -179,18 +152,18 @@ impl GitConsumer {
             Some((id, secs)) => (Some(id), Utc.timestamp_opt(secs, 0).single()),
             None => (None, None),
         };
-        let status = GitStatus {
+        let status = GitReport {
             enabled: true,
             off_reason: None,
             repository: Some(committer.workdir().display().to_string()),
             branch: committer.branch(),
             last_commit,
             last_commit_at,
-            push: cfg.push.then(|| PushStatus {
+            push: cfg.push.then(|| PushReport {
                 remote: cfg.remote.clone(),
-                ..PushStatus::default()
+                ..PushReport::default()
             }),
-            ..GitStatus::default()
+            ..GitReport::default()
         };
         let mut consumer = GitConsumer {
             vault: vault.to_path_buf(),
@@ -218,13 +191,8 @@ impl GitConsumer {
     }
 
     /// The current status (also available through [`GitConsumer::status_handle`]).
-    pub fn status(&self) -> GitStatus {
+    pub fn status(&self) -> GitReport {
         self.status.get()
-    }
-
-    /// The status as JSON, for the trait's `status()` report in the runner.
-    pub fn status_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.status.get()).unwrap_or(serde_json::Value::Null)
     }
 
     /// A handle that keeps showing the status after the consumer moved into the runner.
@@ -262,6 +230,35 @@ impl GitConsumer {
         }
         let target = self.push_target_fn();
         let done = self.pusher.wait(timeout, target);
+        self.sync_push_status();
+        done
+    }
+
+    /// [`GitConsumer::finish_push`] on the blocking pool when a tokio runtime is there, so
+    /// the wait never holds an executor thread.
+    async fn finish_push_off_executor(&mut self, timeout: Duration) -> bool {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return self.finish_push(timeout);
+        };
+        if !self.cfg.push {
+            return true;
+        }
+        let mut pusher = std::mem::take(&mut self.pusher);
+        let target = self.push_target_fn();
+        let waited = rt
+            .spawn_blocking(move || {
+                let done = pusher.wait(timeout, target);
+                (pusher, done)
+            })
+            .await;
+        let done = match waited {
+            Ok((pusher, done)) => {
+                self.pusher = pusher;
+                done
+            }
+            // The pusher went with the task; the next start pushes what is left.
+            Err(_) => false,
+        };
         self.sync_push_status();
         done
     }
@@ -332,24 +329,30 @@ impl GitConsumer {
         if self.pending.is_empty() {
             return Ok(Durable::Unchanged);
         }
-        let committer = match self.committer.take() {
-            Some(c) => c,
-            None => Committer::open(&self.vault, &self.cfg, &self.vault_name, &self.host)
-                .map_err(|e| self.failed(CommitError::Other(e.to_string())))?,
-        };
+        let committer = self.committer.take();
         let pending = self.pending.clone();
+        let (vault, cfg) = (self.vault.clone(), self.cfg.clone());
+        let (vault_name, host) = (self.vault_name.clone(), self.host.clone());
+        // Every git2 call (opening the repository again included) runs in here.
         let work = move || {
-            let mut committer = committer;
+            let mut committer = match committer {
+                Some(c) => c,
+                None => match Committer::open(&vault, &cfg, &vault_name, &host) {
+                    Ok(c) => c,
+                    Err(e) => return Err(CommitError::Open(e)),
+                },
+            };
             let result = committer.commit(&pending);
-            (committer, result)
+            let branch = committer.branch();
+            Ok((committer, branch, result))
         };
-        let (committer, result) = match tokio::runtime::Handle::try_current() {
+        let done = match tokio::runtime::Handle::try_current() {
             Ok(rt) => rt.spawn_blocking(work).await.map_err(|e| {
                 ConsumerError::transient(format!("git: the commit task did not finish: {e}"))
             })?,
             Err(_) => work(),
         };
-        let branch = committer.branch();
+        let (committer, branch, result) = done.map_err(|e| self.failed(e))?;
         self.committer = Some(committer);
         match result {
             Ok(outcome) => {
@@ -422,7 +425,7 @@ impl GitConsumer {
         let text = e.to_string();
         let key = match &e {
             CommitError::Blocked(b) => b.key().to_string(),
-            CommitError::Other(s) => s.clone(),
+            other => other.to_string(),
         };
         if self.logged.as_deref() != Some(key.as_str()) {
             tracing::warn!(
@@ -447,7 +450,7 @@ impl GitConsumer {
             s.pending = pending;
             match &e {
                 CommitError::Blocked(_) => s.blocked = Some(text.clone()),
-                CommitError::Other(_) => {
+                _ => {
                     s.blocked = None;
                     s.last_error = Some(text.clone());
                 }
@@ -459,11 +462,11 @@ impl GitConsumer {
 
 impl Consumer for GitConsumer {
     fn name(&self) -> &str {
-        "git"
+        NAME
     }
 
-    fn status(&self) -> serde_json::Value {
-        self.status_json()
+    fn status(&self) -> Option<ConsumerReport> {
+        Some(ConsumerReport::Git(self.status.get()))
     }
 
     async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
@@ -528,8 +531,7 @@ impl Consumer for GitConsumer {
             return;
         }
         tracing::info!("git: finishing the push before stopping");
-        // Blocking is fine here: this runner's thread has nothing else left to do.
-        if self.finish_push(push::SHUTDOWN_WAIT) {
+        if self.finish_push_off_executor(push::SHUTDOWN_WAIT).await {
             tracing::info!("git: everything is pushed");
         } else {
             tracing::warn!(

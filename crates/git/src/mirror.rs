@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::GitConsumer;
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind};
+use vaultkeeper_core::status::{ConsumerKind, ConsumerReport};
 
 /// Writes each event's effect into `root`, then hands the batch to git.
 pub struct MirrorConsumer {
@@ -85,7 +86,7 @@ impl MirrorConsumer {
 
 impl Consumer for MirrorConsumer {
     fn name(&self) -> &str {
-        "git-mirror"
+        ConsumerKind::GitMirror.as_str()
     }
 
     async fn handle(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
@@ -107,7 +108,7 @@ impl Consumer for MirrorConsumer {
         self.git.flush().await
     }
 
-    fn status(&self) -> serde_json::Value {
-        self.git.status_json()
+    fn status(&self) -> Option<ConsumerReport> {
+        Some(ConsumerReport::GitMirror(self.git.status()))
     }
 }

@@ -48,24 +48,114 @@ pub struct Target {
     pub remote_branch: String,
 }
 
+/// Why a push did not happen; the commits stay local and the push is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The repository could not be opened for the push.
+    #[error("push: opening {}: {}", git_dir.display(), source.message())]
+    Open {
+        /// The git directory.
+        git_dir: PathBuf,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// `git.remote` names no remote.
+    #[error("push: remote {remote:?} (git.remote): {}", source.message())]
+    Remote {
+        /// The remote's name.
+        remote: String,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// libgit2's push failed.
+    #[error("push to {remote} ({url}): {}", source.message())]
+    Push {
+        /// The remote's name.
+        remote: String,
+        /// Its URL.
+        url: String,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The remote refused the update (not a fast-forward, a hook).
+    #[error("push to {remote} ({url}) rejected: {why} (never forced; pull and merge to resolve)")]
+    Rejected {
+        /// The remote's name.
+        remote: String,
+        /// Its URL.
+        url: String,
+        /// The remote's reason, per reference.
+        why: String,
+    },
+    /// `git` could not be run for a network remote.
+    #[error(
+        "push to {remote}: this build pushes only to local remotes by itself and `git` could not be run: {source}"
+    )]
+    Spawn {
+        /// The remote's name.
+        remote: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `git push` ran over its time limit and was stopped.
+    #[error("push to {remote}: `git push` took longer than {secs}s; stopped")]
+    Timeout {
+        /// The remote's name.
+        remote: String,
+        /// The limit in seconds.
+        secs: u64,
+    },
+    /// Waiting for `git push` failed.
+    #[error("push to {remote}: {source}")]
+    Wait {
+        /// The remote's name.
+        remote: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `git push` ran and failed.
+    #[error("`git push {remote} {refspec}` failed ({status}): {stderr}")]
+    Cli {
+        /// The remote's name.
+        remote: String,
+        /// The refspec pushed.
+        refspec: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr, trimmed.
+        stderr: String,
+    },
+    /// No thread could be started for the push.
+    #[error("push: cannot start a thread: {source}")]
+    Thread {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The push thread panicked.
+    #[error("push thread panicked")]
+    Panicked,
+}
+
 /// Pushes once, blocking. Local and `file://` remotes go through libgit2 (built here
 /// without network transports); any other URL goes through the `git` CLI so that the
 /// user's credential helpers, ssh agent and config apply.
-pub fn push_once(target: &Target) -> Result<(), String> {
-    let repo = Repository::open(&target.git_dir).map_err(|e| {
-        format!(
-            "push: opening {}: {}",
-            target.git_dir.display(),
-            e.message()
-        )
+pub fn push_once(target: &Target) -> Result<(), PushError> {
+    let repo = Repository::open(&target.git_dir).map_err(|source| PushError::Open {
+        git_dir: target.git_dir.clone(),
+        source,
     })?;
-    let mut remote = repo.find_remote(&target.remote).map_err(|e| {
-        format!(
-            "push: remote {:?} (git.remote): {}",
-            target.remote,
-            e.message()
-        )
-    })?;
+    let mut remote = repo
+        .find_remote(&target.remote)
+        .map_err(|source| PushError::Remote {
+            remote: target.remote.clone(),
+            source,
+        })?;
     let url = remote
         .pushurl()
         .or_else(|| remote.url())
@@ -92,13 +182,18 @@ pub fn push_once(target: &Target) -> Result<(), String> {
         opts.remote_callbacks(callbacks);
         remote
             .push(&[refspec.as_str()], Some(&mut opts))
-            .map_err(|e| format!("push to {} ({url}): {}", target.remote, e.message()))?;
+            .map_err(|source| PushError::Push {
+                remote: target.remote.clone(),
+                url: url.clone(),
+                source,
+            })?;
     }
     match rejected.into_inner() {
-        Some(why) => Err(format!(
-            "push to {} ({url}) rejected: {why} (never forced; pull and merge to resolve)",
-            target.remote
-        )),
+        Some(why) => Err(PushError::Rejected {
+            remote: target.remote.clone(),
+            url,
+            why,
+        }),
         None => Ok(()),
     }
 }
@@ -116,7 +211,8 @@ fn is_local_url(url: &str) -> bool {
     }
 }
 
-fn push_cli(target: &Target, refspec: &str) -> Result<(), String> {
+fn push_cli(target: &Target, refspec: &str) -> Result<(), PushError> {
+    let remote = || target.remote.clone();
     let mut child = vaultkeeper_core::child::command("git")
         .arg("--git-dir")
         .arg(&target.git_dir)
@@ -126,11 +222,9 @@ fn push_cli(target: &Target, refspec: &str) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            format!(
-                "push to {}: this build pushes only to local remotes by itself and `git` could not be run: {e}",
-                target.remote
-            )
+        .map_err(|source| PushError::Spawn {
+            remote: remote(),
+            source,
         })?;
     let deadline = Instant::now() + CLI_TIMEOUT;
     loop {
@@ -139,28 +233,33 @@ fn push_cli(target: &Target, refspec: &str) -> Result<(), String> {
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!(
-                    "push to {}: `git push` took longer than {}s; stopped",
-                    target.remote,
-                    CLI_TIMEOUT.as_secs()
-                ));
+                return Err(PushError::Timeout {
+                    remote: remote(),
+                    secs: CLI_TIMEOUT.as_secs(),
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(format!("push to {}: {e}", target.remote)),
+            Err(source) => {
+                return Err(PushError::Wait {
+                    remote: remote(),
+                    source,
+                });
+            }
         }
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("push to {}: {e}", target.remote))?;
+    let out = child.wait_with_output().map_err(|source| PushError::Wait {
+        remote: remote(),
+        source,
+    })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`git push {} {refspec}` failed ({}): {}",
-            target.remote,
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(PushError::Cli {
+            remote: remote(),
+            refspec: refspec.to_string(),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -168,7 +267,7 @@ fn push_cli(target: &Target, refspec: &str) -> Result<(), String> {
 #[derive(Debug)]
 pub struct Pusher {
     backoff: Backoff,
-    in_flight: Option<(u64, JoinHandle<Result<(), String>>)>,
+    in_flight: Option<(u64, JoinHandle<Result<(), PushError>>)>,
     /// Bumped by every commit; a push is wanted while `pushed < committed`.
     committed: u64,
     pushed: u64,
@@ -206,9 +305,7 @@ impl Pusher {
             && handle.is_finished()
             && let Some((generation, handle)) = self.in_flight.take()
         {
-            let result = handle
-                .join()
-                .unwrap_or_else(|_| Err("push thread panicked".into()));
+            let result = handle.join().unwrap_or(Err(PushError::Panicked));
             match result {
                 Ok(()) => {
                     self.pushed = self.pushed.max(generation);
@@ -225,7 +322,7 @@ impl Pusher {
                         delay.as_secs_f64()
                     );
                     self.retry_at = Some(Instant::now() + delay);
-                    self.last_error = Some(e);
+                    self.last_error = Some(e.to_string());
                 }
             }
         }
@@ -240,9 +337,9 @@ impl Pusher {
                 .spawn(move || push_once(&target));
             match handle {
                 Ok(h) => self.in_flight = Some((generation, h)),
-                Err(e) => {
+                Err(source) => {
                     self.retry_at = Some(Instant::now() + self.backoff.next_delay());
-                    self.last_error = Some(format!("push: cannot start a thread: {e}"));
+                    self.last_error = Some(PushError::Thread { source }.to_string());
                 }
             }
         }

@@ -7,6 +7,96 @@ use git2::Repository;
 
 use super::config::GitConfig;
 
+/// Why a commit cannot be signed as the configuration asks; the commit is then refused,
+/// never made unsigned.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The repository's git config cannot be read.
+    #[error("cannot read git config: {source}")]
+    Config {
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// `commit.gpgsign` is set to something that is not a boolean.
+    #[error("commit.gpgsign in git config is not a boolean: {source}")]
+    NotABoolean {
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// SSH signing without a key.
+    #[error(
+        "commit.gpgsign = true with gpg.format = ssh but no user.signingkey (or git.sign_key) is set; refusing to commit unsigned"
+    )]
+    NoSshKey,
+    /// A `gpg.format` git does not know either.
+    #[error("commit.gpgsign = true with unknown gpg.format = {0:?}; refusing to commit unsigned")]
+    UnknownFormat(String),
+    /// [`sign`] called for [`Signing::Unsigned`] (a bug).
+    #[error("internal: sign() called for an unsigned commit")]
+    Unsigned,
+    /// The literal ssh public key could not be written for `ssh-keygen`.
+    #[error("cannot write the ssh public key to a temporary file: {source}")]
+    KeyFile {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The signing program could not be started.
+    #[error(
+        "cannot run signing program `{program}`: {source}; refusing to commit unsigned (commit.gpgsign = true; set gpg.program / gpg.ssh.program or git.sign_program)"
+    )]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Talking to the running signing program failed.
+    #[error("signing program `{program}`: {source}")]
+    Io {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and refused (or did not say it signed).
+    #[error(
+        "signing with `{command}` failed ({status}): {stderr}; refusing to commit unsigned (commit.gpgsign = true)"
+    )]
+    Failed {
+        /// The command line, key included (a key id or file, never a secret).
+        command: String,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr, trimmed.
+        stderr: String,
+    },
+    /// The program printed more output than is kept (256 KiB).
+    #[error(
+        "signing program `{program}` printed more than {MAX_OUTPUT} bytes; refusing to commit with a truncated signature"
+    )]
+    TooLong {
+        /// The program.
+        program: String,
+    },
+    /// The signature is not UTF-8.
+    #[error("{program} printed a signature that is not text")]
+    NotText {
+        /// The program.
+        program: String,
+    },
+    /// The program succeeded but printed nothing.
+    #[error("{program} printed no signature; refusing to commit unsigned")]
+    Empty {
+        /// The program.
+        program: String,
+    },
+}
+
 /// How commits must be signed, read from the repository's git config at commit time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signing {
@@ -34,22 +124,16 @@ fn config_string(cfg: &git2::Config, key: &str) -> Option<String> {
 
 /// Reads `commit.gpgsign`, `gpg.format`, the program and the key; `committer` is the
 /// default OpenPGP key id as git uses it.
-pub fn signing(repo: &Repository, cfg: &GitConfig, committer: &str) -> Result<Signing, String> {
-    let mut config = repo
-        .config()
-        .map_err(|e| format!("cannot read git config: {e}"))?;
+pub fn signing(repo: &Repository, cfg: &GitConfig, committer: &str) -> Result<Signing, SignError> {
     // A snapshot, so that values do not change between reads.
-    let config = config
-        .snapshot()
-        .map_err(|e| format!("cannot read git config: {e}"))?;
+    let config = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .map_err(|source| SignError::Config { source })?;
     let sign = match config.get_bool("commit.gpgsign") {
         Ok(b) => b,
         Err(e) if e.code() == git2::ErrorCode::NotFound => false,
-        Err(e) => {
-            return Err(format!(
-                "commit.gpgsign in git config is not a boolean: {e}"
-            ));
-        }
+        Err(source) => return Err(SignError::NotABoolean { source }),
     };
     if !sign {
         return Ok(Signing::Unsigned);
@@ -87,39 +171,33 @@ pub fn signing(repo: &Repository, cfg: &GitConfig, committer: &str) -> Result<Si
                 .clone()
                 .or_else(|| config_string(&config, "gpg.ssh.program"))
                 .unwrap_or_else(|| "ssh-keygen".into());
-            let key = key.ok_or_else(|| {
-                "commit.gpgsign = true with gpg.format = ssh but no user.signingkey (or git.sign_key) is set; refusing to commit unsigned".to_string()
-            })?;
+            let key = key.ok_or(SignError::NoSshKey)?;
             Ok(Signing::Ssh { program, key })
         }
-        other => Err(format!(
-            "commit.gpgsign = true with unknown gpg.format = {other:?}; refusing to commit unsigned"
-        )),
+        other => Err(SignError::UnknownFormat(other.to_string())),
     }
 }
 
 /// Signs `payload` (the commit buffer); returns the armored signature.
-pub fn sign(signing: &Signing, payload: &str) -> Result<String, String> {
+pub fn sign(signing: &Signing, payload: &str) -> Result<String, SignError> {
     match signing {
-        Signing::Unsigned => Err("internal: sign() called for an unsigned commit".into()),
+        Signing::Unsigned => Err(SignError::Unsigned),
         Signing::Gpg { program, key } => {
             let out = run(program, &["--status-fd=2", "-bsau", key], payload)?;
             let status = String::from_utf8_lossy(&out.stderr);
             if !out.status.success() || !status.contains("[GNUPG:] SIG_CREATED ") {
-                return Err(format!(
-                    "signing with `{program} -bsau {key}` failed ({}): {}; refusing to commit unsigned (commit.gpgsign = true)",
-                    out.status,
-                    status.trim()
-                ));
+                return Err(SignError::Failed {
+                    command: format!("{program} -bsau {key}"),
+                    status: out.status,
+                    stderr: status.trim().to_string(),
+                });
             }
             signature_text(program, out.stdout)
         }
         Signing::Ssh { program, key } => {
             let mut literal = None;
             let key_file = if let Some(public) = key.strip_prefix("key::") {
-                let file = tempfile_with(public).map_err(|e| {
-                    format!("cannot write the ssh public key to a temporary file: {e}")
-                })?;
+                let file = tempfile_with(public).map_err(|source| SignError::KeyFile { source })?;
                 let path = file.display().to_string();
                 literal = Some(file);
                 path
@@ -136,24 +214,25 @@ pub fn sign(signing: &Signing, payload: &str) -> Result<String, String> {
             }
             let out = out?;
             if !out.status.success() {
-                return Err(format!(
-                    "signing with `{program} -Y sign -n git -f {key_file}` failed ({}): {}; refusing to commit unsigned (commit.gpgsign = true)",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
+                return Err(SignError::Failed {
+                    command: format!("{program} -Y sign -n git -f {key_file}"),
+                    status: out.status,
+                    stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
             }
             signature_text(program, out.stdout)
         }
     }
 }
 
-fn signature_text(program: &str, stdout: Vec<u8>) -> Result<String, String> {
-    let sig = String::from_utf8(stdout)
-        .map_err(|_| format!("{program} printed a signature that is not text"))?;
+fn signature_text(program: &str, stdout: Vec<u8>) -> Result<String, SignError> {
+    let sig = String::from_utf8(stdout).map_err(|_| SignError::NotText {
+        program: program.to_string(),
+    })?;
     if sig.trim().is_empty() {
-        return Err(format!(
-            "{program} printed no signature; refusing to commit unsigned"
-        ));
+        return Err(SignError::Empty {
+            program: program.to_string(),
+        });
     }
     Ok(sig)
 }
@@ -161,17 +240,20 @@ fn signature_text(program: &str, stdout: Vec<u8>) -> Result<String, String> {
 /// Most bytes kept of a signing program's stdout (the signature) and of its stderr.
 const MAX_OUTPUT: usize = 256 * 1024;
 
-fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Output, String> {
+fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Output, SignError> {
+    let io = |source| SignError::Io {
+        program: program.to_string(),
+        source,
+    };
     let mut child = vaultkeeper_core::child::command(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot run signing program `{program}`: {e}; refusing to commit unsigned (commit.gpgsign = true; set gpg.program / gpg.ssh.program or git.sign_program)"
-            )
+        .map_err(|source| SignError::Spawn {
+            program: program.to_string(),
+            source,
         })?;
     let stdin = child.stdin.take();
     let payload = payload.as_bytes().to_vec();
@@ -187,8 +269,7 @@ fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Outp
         stderr.map(|e| vaultkeeper_core::child::read_capped(e, MAX_OUTPUT))
     });
     let stdout = match child.stdout.take() {
-        Some(out) => vaultkeeper_core::child::read_capped(out, MAX_OUTPUT)
-            .map_err(|e| format!("signing program `{program}`: {e}"))?,
+        Some(out) => vaultkeeper_core::child::read_capped(out, MAX_OUTPUT).map_err(io)?,
         None => vaultkeeper_core::child::Capped::default(),
     };
     let stderr = match err_reader.join() {
@@ -196,13 +277,11 @@ fn run(program: &str, args: &[&str], payload: &str) -> Result<std::process::Outp
         _ => vaultkeeper_core::child::Capped::default(),
     };
     let _ = feeder.join();
-    let status = child
-        .wait()
-        .map_err(|e| format!("signing program `{program}`: {e}"))?;
+    let status = child.wait().map_err(io)?;
     if stdout.dropped > 0 {
-        return Err(format!(
-            "signing program `{program}` printed more than {MAX_OUTPUT} bytes; refusing to commit with a truncated signature"
-        ));
+        return Err(SignError::TooLong {
+            program: program.to_string(),
+        });
     }
     Ok(std::process::Output {
         status,

@@ -28,7 +28,7 @@ use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable, StartAt};
 use vaultkeeper_core::event::Event;
 
 /// The consumer's name: its cursor key, its dead letters and its `status` entry.
-pub const NAME: &str = "rules";
+pub const NAME: &str = vaultkeeper_core::status::ConsumerKind::Rules.as_str();
 
 /// Where a [`RulesConsumer`] gets its rules: the `[[rule]]` list and the `[rules]`
 /// section of whatever configuration the binary loads, followed on every reload.
@@ -337,13 +337,15 @@ impl<S: RulesSource> Consumer for RulesConsumer<S> {
         self.durable(self.seen)
     }
 
-    fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "rules": self.set.rules.len(),
-            "runs": self.runs,
-            "failures": self.failures,
-            "debounced": self.pending.len(),
-        })
+    fn status(&self) -> Option<vaultkeeper_core::status::ConsumerReport> {
+        Some(vaultkeeper_core::status::ConsumerReport::Rules(
+            vaultkeeper_core::status::RulesReport {
+                rules: self.set.rules.len(),
+                runs: self.runs,
+                failures: self.failures,
+                debounced: self.pending.len(),
+            },
+        ))
     }
 }
 

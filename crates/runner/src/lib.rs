@@ -41,8 +41,9 @@ pub struct RunnerSettings {
     pub retry_max: std::time::Duration,
 }
 
-/// What a runner reports about its consumer, for `status`.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// What a runner reports about its consumer, for `status`; read back typed from the
+/// daemon's status file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunnerStatus {
     /// The consumer's name.
     pub name: String,
@@ -54,8 +55,9 @@ pub struct RunnerStatus {
     pub last_error: Option<String>,
     /// Events given up on since start.
     pub dead_letters: u64,
-    /// The consumer's own report.
-    pub detail: serde_json::Value,
+    /// The consumer's own report, filled from [`Consumer::status`].
+    #[serde(default, deserialize_with = "vaultkeeper_core::status::lenient_report")]
+    pub detail: Option<vaultkeeper_core::status::ConsumerReport>,
 }
 
 /// Shared, live view of a runner.
