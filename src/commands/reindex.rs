@@ -26,7 +26,7 @@ pub fn reindex(global: &GlobalArgs) -> Result<ExitCode> {
             let rules = std::sync::Arc::new(
                 vaultkeeper_vaultfs::ignore::IgnoreRules::for_vault(&ctx.paths, &config.watch).0,
             );
-            let files = vaultkeeper_vaultfs::scan::list_files(&ctx.paths.root, &rules);
+            let files = vaultkeeper_vaultfs::list_files(&ctx.paths.root, &rules).files;
             vaultkeeper_cache::reindex(
                 &ctx.paths.cache(),
                 &ctx.paths.root,

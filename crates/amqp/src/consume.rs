@@ -22,7 +22,7 @@ use super::connection::Link;
 use super::error::AmqpError;
 use super::publish::declare_exchange;
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
-use vaultkeeper_core::event::{Event, Kind, PROTOCOL_VERSION, extension_of, routing_key};
+use vaultkeeper_core::event::{Event, Kind, PROTOCOL_VERSION};
 use vaultkeeper_core::retry::Backoff;
 
 /// Header on dead-lettered messages saying why vaultkeeper gave up on them.
@@ -297,18 +297,6 @@ pub fn validate(e: &Event) -> Result<(), String> {
         (_, Some(old)) => check_path("old_path", old)?,
         (Kind::Renamed, None) => return Err(format!("{path:?}: file.renamed without old_path")),
         _ => {}
-    }
-    if e.extension != extension_of(path) {
-        return Err(format!(
-            "{path:?}: extension {:?} does not match the path",
-            e.extension
-        ));
-    }
-    if e.routing_key != routing_key(e.event, &e.extension) {
-        return Err(format!(
-            "{path:?}: routing_key {:?} does not match the event",
-            e.routing_key
-        ));
     }
     if uuid::Uuid::parse_str(&e.id).is_err() {
         return Err(format!("{path:?}: id {:?} is not a UUID", e.id));
@@ -651,19 +639,19 @@ mod tests {
         ] {
             let why = with(&|e| {
                 e.file_path = p.to_string();
-                e.extension = extension_of(p);
-                e.routing_key = routing_key(e.event, &e.extension);
             });
             assert!(why.starts_with("file_path"), "{p:?}: {why}");
         }
-        assert!(with(&|e| e.routing_key = "file.deleted.md".into()).contains("routing_key"));
+        let mut forged = serde_json::to_value(&good).expect("json");
+        forged["routing_key"] = "file.deleted.md".into();
+        let body = serde_json::to_vec(&forged).expect("body");
+        assert!(parse(&body).expect_err("refused").contains("routing_key"));
         assert!(with(&|e| e.id = "7".into()).contains("UUID"));
         assert!(with(&|e| e.hash = Some("zz".into())).contains("hash"));
         assert!(with(&|e| e.vault = String::new()).contains("vault"));
         assert!(
             with(&|e| {
                 e.event = Kind::Renamed;
-                e.routing_key = routing_key(Kind::Renamed, ".md");
                 e.old_path = None;
             })
             .contains("old_path")
