@@ -223,7 +223,11 @@ fn bench_journal() {
         let mut events: Vec<Event> = (0..batch)
             .map(|i| {
                 Event::builder(Kind::Modified, format!("notes/n{}.md", b * batch + i))
-                    .read(body.len() as u64, Some(blake3::hash(body.as_bytes()).to_hex().to_string()), Some(body.clone()))
+                    .read(
+                        body.len() as u64,
+                        Some(blake3::hash(body.as_bytes()).to_hex().to_string()),
+                        Some(body.clone()),
+                    )
                     .source("bench", "host")
                     .origin(Origin::Watch)
                     .build()

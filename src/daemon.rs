@@ -278,7 +278,11 @@ pub async fn run(
     let started = chrono::Utc::now();
     let config = loaded.config.clone();
     let lock =
-        DaemonLock::acquire_for_vault(&paths.root, &paths.lock(), || Ok(paths.ensure_state_dir()?))?;
+        DaemonLock::acquire_for_vault(
+            &paths.root,
+            &paths.lock(),
+            || Ok(paths.ensure_state_dir()?),
+        )?;
     // A damaged page reads as the end of the table: refuse the journal rather than go on
     // from a history that silently stops there.
     Journal::check_at_start(&paths.journal())?;

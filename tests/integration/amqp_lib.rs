@@ -56,7 +56,11 @@ fn config(exchange: &str) -> AmqpConfig {
 
 fn event(seq: u64, kind: Kind, path: &str, content: &str) -> Event {
     let mut e = Event::builder(kind, path)
-        .read(content.len() as u64, Some(blake3::hash(content.as_bytes()).to_hex().to_string()), (kind != Kind::Deleted).then(|| content.to_string()))
+        .read(
+            content.len() as u64,
+            Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
+            (kind != Kind::Deleted).then(|| content.to_string()),
+        )
         .source("notes", "testhost")
         .origin(Origin::Watch)
         .build();

@@ -499,7 +499,11 @@ impl Harness {
         let hash = content.map(|c| blake3::hash(c.as_bytes()).to_hex().to_string());
         let mut e = Event::builder(kind, path)
             .old_path(old.map(str::to_string))
-            .read(content.map_or(0, |c| c.len() as u64), hash, content.map(str::to_string))
+            .read(
+                content.map_or(0, |c| c.len() as u64),
+                hash,
+                content.map(str::to_string),
+            )
             .source("v", "h")
             .origin(Origin::Watch)
             .build();

@@ -335,7 +335,11 @@ fn spawn_consume(config: &Path, dir: &Path, queue: &str, log: &Path) -> Child {
 
 fn event(path: &str, content: &str, seq: u64) -> Event {
     let mut e = Event::builder(Kind::Created, path)
-        .read(content.len() as u64, Some(hash(content)), Some(content.to_string()))
+        .read(
+            content.len() as u64,
+            Some(hash(content)),
+            Some(content.to_string()),
+        )
         .source("remote-vault", "remote-host")
         .origin(Origin::Watch)
         .build();

@@ -401,7 +401,12 @@ mod tests {
             "timestamp",
         ];
         for pair in order.windows(2) {
-            assert!(at(pair[0]) < at(pair[1]), "{} before {}: {text}", pair[0], pair[1]);
+            assert!(
+                at(pair[0]) < at(pair[1]),
+                "{} before {}: {text}",
+                pair[0],
+                pair[1]
+            );
         }
         let back: Event = serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, e);

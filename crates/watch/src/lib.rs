@@ -12,7 +12,7 @@
 //! - [`settle`]: temp-looking files held back until they settle,
 //! - `events`: a change turned into an event through vaultfs's one reader,
 //! - `progress`: the first scan's spinner; `warned`: warnings logged once,
-//! - [`error`]: [`WatcherError`].
+//! - [`error`], the watcher's [`WatcherError`].
 //!
 //! Listing and reading go through `vaultkeeper-vaultfs`; events land in
 //! `vaultkeeper-journal`. The watcher depends on nothing else (see the boundary test).
@@ -269,7 +269,10 @@ impl WatchState {
                 self.next_poll = Some(now + self.cfg.poll_interval);
                 self.pending.want_full_quiet();
             }
-            if self.pending.is_due(now, self.cfg.debounce, self.cfg.max_latency) {
+            if self
+                .pending
+                .is_due(now, self.cfg.debounce, self.cfg.max_latency)
+            {
                 self.flush_now();
             }
         }
@@ -289,10 +292,7 @@ impl WatchState {
     fn next_wakeup(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         let mut t = far;
-        if let Some(due) = self
-            .pending
-            .due_at(self.cfg.debounce, self.cfg.max_latency)
-        {
+        if let Some(due) = self.pending.due_at(self.cfg.debounce, self.cfg.max_latency) {
             t = t.min(due);
         }
         if let Some(p) = self.next_poll {
@@ -851,7 +851,6 @@ impl WatchState {
         }
         Ok(())
     }
-
 }
 
 /// Makes a path relative to the vault for display.
