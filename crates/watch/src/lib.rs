@@ -11,6 +11,7 @@
 //! - [`reconcile`]: snapshot against disk, renames paired by inode,
 //! - [`settle`]: temp-looking files held back until they settle,
 //! - `events`: a change turned into an event through vaultfs's one reader,
+//! - `polling`: rescans on a timer; `unlistable`: folders retried until they list,
 //! - `progress`: the first scan's spinner; `warned`: warnings logged once,
 //! - [`error`], the watcher's [`WatcherError`].
 //!
@@ -22,9 +23,11 @@ pub mod error;
 mod events;
 pub mod fswatch;
 mod pending;
+mod polling;
 mod progress;
 pub mod reconcile;
 pub mod settle;
+mod unlistable;
 mod warned;
 
 pub use control::Control;
@@ -44,8 +47,10 @@ use self::control::Requests;
 use self::events::{Built, EventSource};
 use self::fswatch::{FsWatch, WatchError};
 use self::pending::Pending;
+use self::polling::Polling;
 use self::progress::ScanProgress;
 use self::reconcile::Diff;
+use self::unlistable::Unlistable;
 use self::warned::Warned;
 use vaultkeeper_core::event::Origin;
 use vaultkeeper_journal::{FileState, Journal, SnapshotChange};
@@ -108,15 +113,13 @@ impl Watcher {
             journal,
             snapshot: Arc::new(snapshot),
             fs: None,
-            polling: false,
-            next_poll: None,
+            polling: Polling::default(),
             pending: Pending::new(),
             warned: Warned::default(),
             head,
             overflow: Arc::new(AtomicBool::new(false)),
             requests: Arc::clone(&requests),
-            unlistable: BTreeMap::new(),
-            next_relist: None,
+            unlistable: Unlistable::default(),
             held: settle::Held::default(),
         };
         let tx_notify = tx.clone();
@@ -166,8 +169,7 @@ struct WatchState {
     /// The notify watches; `None` when polling only.
     fs: Option<FsWatch>,
     /// Full rescans on a timer: configured, or the fallback when watching failed.
-    polling: bool,
-    next_poll: Option<Instant>,
+    polling: Polling,
     /// What waits for the next flush, and when it is due.
     pending: Pending,
     warned: Warned,
@@ -176,10 +178,8 @@ struct WatchState {
     overflow: Arc<AtomicBool>,
     /// Rescans and reloads the daemon left while our queue was full.
     requests: Arc<Requests>,
-    /// Folders that could not be listed (folder → reason): their snapshot is kept, and
-    /// they are listed again every `poll_interval` until they can be.
-    unlistable: BTreeMap<String, String>,
-    next_relist: Option<Instant>,
+    /// Folders that could not be listed, retried every `poll_interval`.
+    unlistable: Unlistable,
     /// New temp-looking files waiting out `temp_settle`.
     held: settle::Held,
 }
@@ -225,7 +225,7 @@ impl WatchState {
         info!(
             files = self.snapshot.len(),
             folders = self.fs.as_ref().map_or(0, FsWatch::len),
-            polling = self.polling,
+            polling = self.polling.is_on(),
             "watching {}",
             self.root.display()
         );
@@ -258,15 +258,14 @@ impl WatchState {
                 self.want_full("rescan requested");
             }
             let now = Instant::now();
-            if self.next_relist.is_some_and(|t| now >= t) {
+            if self.unlistable.is_due(now) {
                 self.relist_unlistable();
             }
             let settled = self.held.take_due(self.cfg.temp_settle, now);
             if !settled.is_empty() {
                 self.pending.mark_all(settled);
             }
-            if self.polling && self.next_poll.is_some_and(|t| now >= t) {
-                self.next_poll = Some(now + self.cfg.poll_interval);
+            if self.polling.tick(now, self.cfg.poll_interval) {
                 self.pending.want_full_quiet();
             }
             if self
@@ -279,14 +278,7 @@ impl WatchState {
     }
 
     fn start_polling(&mut self, why: &str) {
-        if !self.polling {
-            info!(
-                "polling the vault every {:?} ({why})",
-                self.cfg.poll_interval
-            );
-            self.polling = true;
-            self.next_poll = Some(Instant::now() + self.cfg.poll_interval);
-        }
+        self.polling.start(why, self.cfg.poll_interval);
     }
 
     fn next_wakeup(&self) -> Instant {
@@ -295,10 +287,10 @@ impl WatchState {
         if let Some(due) = self.pending.due_at(self.cfg.debounce, self.cfg.max_latency) {
             t = t.min(due);
         }
-        if let Some(p) = self.next_poll {
+        if let Some(p) = self.polling.next() {
             t = t.min(p);
         }
-        if let Some(r) = self.next_relist {
+        if let Some(r) = self.unlistable.next() {
             t = t.min(r);
         }
         if let Some(h) = self.held.next_due(self.cfg.temp_settle) {
@@ -316,7 +308,7 @@ impl WatchState {
     }
 
     fn reload(&mut self, cfg: WatchConfig) {
-        if cfg.poll && !self.polling {
+        if cfg.poll && !self.polling.is_on() {
             self.start_polling("configured with watch.poll = true");
         }
         self.cfg = cfg;
@@ -567,15 +559,12 @@ impl WatchState {
              retried every {:?}",
             self.cfg.poll_interval
         ));
-        self.unlistable.insert(dir.to_string(), reason);
-        self.next_relist
-            .get_or_insert_with(|| Instant::now() + self.cfg.poll_interval);
+        self.unlistable.mark(dir, reason, self.cfg.poll_interval);
     }
 
     /// Lists the folders that could not be listed before, and reconciles what they hold.
     fn relist_unlistable(&mut self) {
-        self.next_relist = None;
-        let dirs: Vec<String> = self.unlistable.keys().cloned().collect();
+        let dirs = self.unlistable.take_due();
         let listing = self.watch_and_list(dirs);
         match self.reconcile_listing(listing, Origin::Rescan) {
             Ok(n) if n > 0 => info!(
@@ -625,7 +614,7 @@ impl WatchState {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_empty() => {
                     // Gone, and so is everything the snapshot had under it.
-                    self.unlistable.retain(|d, _| !scan::is_under(d, &dir));
+                    self.unlistable.gone(&dir);
                     out.gone.extend(self.snapshot_under(&dir));
                     continue;
                 }
@@ -684,7 +673,7 @@ impl WatchState {
             if !complete {
                 continue;
             }
-            self.unlistable.remove(&dir);
+            self.unlistable.listed(&dir);
             let base = if dir.is_empty() { 0 } else { dir.len() + 1 };
             for key in self.snapshot_under(&dir) {
                 // The file itself, or the child folder it lies in, must have been listed.
@@ -741,7 +730,6 @@ impl WatchState {
         }
         // This walk is the whole truth about which folders can be listed now.
         self.unlistable.clear();
-        self.next_relist = None;
         for (dir, m) in &unlistable {
             self.mark_unlistable(dir, m.clone());
         }
