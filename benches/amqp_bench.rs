@@ -37,18 +37,18 @@ fn make_events(n: usize, size: usize) -> Vec<Event> {
     (0..n)
         .map(|i| {
             let content = filler[..size].to_string();
-            let mut e = Event::new(
+            let mut e = Event::builder(
                 Kind::Modified,
                 format!("Notes/folder-{}/note-{i}.md", i % 50),
-                None,
+            )
+            .read(
                 content.len() as u64,
-                None,
                 Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
                 Some(content),
-                "bench",
-                "benchhost",
-                Origin::Watch,
-            );
+            )
+            .source("bench", "benchhost")
+            .origin(Origin::Watch)
+            .build();
             e.seq = i as u64 + 1;
             e
         })

@@ -215,18 +215,15 @@ fn bench_journal() {
     for b in 0..(total / batch) {
         let mut events: Vec<Event> = (0..batch)
             .map(|i| {
-                Event::new(
-                    Kind::Modified,
-                    format!("notes/n{}.md", b * batch + i),
-                    None,
-                    body.len() as u64,
-                    None,
-                    Some(blake3::hash(body.as_bytes()).to_hex().to_string()),
-                    Some(body.clone()),
-                    "bench",
-                    "host",
-                    Origin::Watch,
-                )
+                Event::builder(Kind::Modified, format!("notes/n{}.md", b * batch + i))
+                    .read(
+                        body.len() as u64,
+                        Some(blake3::hash(body.as_bytes()).to_hex().to_string()),
+                        Some(body.clone()),
+                    )
+                    .source("bench", "host")
+                    .origin(Origin::Watch)
+                    .build()
             })
             .collect();
         journal.append(&mut events, &[]).expect("append");

@@ -177,7 +177,7 @@ fn spawn_consumers(config: &Config, consumers: &mut Consumers<'_>) -> Result<()>
         .with_context(|| format!("cannot open the shadow cache {}", paths.cache().display()))?
         .with_journal(paths.journal())
         .with_file_lister(Box::new(move |root: &std::path::Path| {
-            Ok(vaultkeeper_vaultfs::scan::list_files(root, &rules))
+            Ok(vaultkeeper_vaultfs::list_files(root, &rules).files)
         }));
         consumers.spawn(cache)?;
     }
@@ -277,7 +277,11 @@ pub async fn run(
     let started = chrono::Utc::now();
     let config = loaded.config.clone();
     let lock =
-        DaemonLock::acquire_for_vault(&paths.root, &paths.lock(), || paths.ensure_state_dir())?;
+        DaemonLock::acquire_for_vault(
+            &paths.root,
+            &paths.lock(),
+            || Ok(paths.ensure_state_dir()?),
+        )?;
     // A damaged page reads as the end of the table: refuse the journal rather than go on
     // from a history that silently stops there.
     Journal::check_at_start(&paths.journal())?;
@@ -384,7 +388,7 @@ pub async fn run(
             ready = &mut ready_rx => {
                 match ready {
                     Ok(Ok(())) => break,
-                    Ok(Err(e)) => return Err(e.context("first scan of the vault failed")),
+                    Ok(Err(e)) => return Err(anyhow::Error::new(e).context("first scan of the vault failed")),
                     Err(_) => anyhow::bail!("the watcher stopped during the first scan"),
                 }
             }

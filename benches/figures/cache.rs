@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use vaultkeeper_cache::{CacheConfig, CacheError, ReindexStats, apply::walk_vault, reindex};
+use vaultkeeper_cache::{CacheConfig, CacheError, ReindexStats, apply::vault_files, reindex};
 
 /// Full index of the vault at `root` into `db`, with the default configuration.
 pub fn bench_reindex(root: &Path, db: &Path) -> Result<ReindexStats, CacheError> {
-    let files = walk_vault(root).map_err(|source| CacheError::Io {
+    let files = vault_files(root).map_err(|source| CacheError::Io {
         path: root.to_path_buf(),
         source,
     })?;

@@ -192,13 +192,8 @@ fn inotify(ctx: &Context) -> Check {
     let (rules, _) =
         vaultkeeper_vaultfs::ignore::IgnoreRules::for_vault(&ctx.paths, &ctx.loaded.config.watch);
     let rules = std::sync::Arc::new(rules);
-    let empty = std::sync::Arc::new(std::collections::BTreeMap::new());
-    let mut folders = 0u64;
-    vaultkeeper_vaultfs::scan::walk(&ctx.paths.root, "", &rules, &empty, |f| {
-        if matches!(f, vaultkeeper_vaultfs::scan::Found::Dir(_)) {
-            folders += 1;
-        }
-    });
+    // Listing only stats: no file is read to count the folders.
+    let folders = vaultkeeper_vaultfs::list_files(&ctx.paths.root, &rules).folders;
     let fix = format!(
         "sudo sysctl fs.inotify.max_user_watches={} and persist it: echo fs.inotify.max_user_watches={} | sudo tee /etc/sysctl.d/90-vaultkeeper.conf",
         (folders * 4).max(524_288),

@@ -35,8 +35,14 @@ pub fn publish(global: &GlobalArgs, snapshot: bool) -> Result<ExitCode> {
     // The journal's head before the files are read: every file is at least that new. Snapshot
     // events carry it as their seq, so a remote cache can tell them from older live events.
     let head = vaultkeeper_journal::Journal::head_of(&ctx.paths.journal())?;
-    let mut files = vaultkeeper_vaultfs::scan::list_files(&ctx.paths.root, &rules);
-    files.sort();
+    let listing = vaultkeeper_vaultfs::list_files(&ctx.paths.root, &rules);
+    if !listing.unlistable.is_empty() {
+        eprintln!(
+            "warning: {} folder(s) could not be listed; their files are not in the snapshot",
+            listing.unlistable.len()
+        );
+    }
+    let files = listing.files;
     let host = vaultkeeper_vaultfs::host_name();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,29 +104,18 @@ pub fn publish(global: &GlobalArgs, snapshot: bool) -> Result<ExitCode> {
 fn snapshot_event(ctx: &Context, rel: &str, head: u64, host: &str) -> Option<Event> {
     let abs = ctx.paths.root.join(rel);
     let max = ctx.loaded.config.watch.max_content_bytes;
-    let read = match vaultkeeper_vaultfs::scan::read_file(&abs, max) {
+    let read = match vaultkeeper_vaultfs::read_file(&abs, max) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(file = %rel, error = %e, "snapshot: skipping a file that cannot be read");
             return None;
         }
     };
-    let mtime = std::fs::metadata(&abs)
-        .and_then(|m| m.modified())
-        .ok()
-        .map(chrono::DateTime::<chrono::Utc>::from);
-    let mut e = Event::new(
-        Kind::Created,
-        rel.to_string(),
-        None,
-        read.size,
-        mtime,
-        Some(read.hash),
-        read.content,
-        &ctx.paths.name,
-        host,
-        Origin::Snapshot,
-    );
+    let mut e = read
+        .event(Kind::Created, rel)
+        .source(&ctx.paths.name, host)
+        .origin(Origin::Snapshot)
+        .build();
     e.seq = head;
     Some(e)
 }

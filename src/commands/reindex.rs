@@ -26,7 +26,14 @@ pub fn reindex(global: &GlobalArgs) -> Result<ExitCode> {
             let rules = std::sync::Arc::new(
                 vaultkeeper_vaultfs::ignore::IgnoreRules::for_vault(&ctx.paths, &config.watch).0,
             );
-            let files = vaultkeeper_vaultfs::scan::list_files(&ctx.paths.root, &rules);
+            let listing = vaultkeeper_vaultfs::list_files(&ctx.paths.root, &rules);
+            if !listing.unlistable.is_empty() {
+                eprintln!(
+                    "warning: {} folder(s) could not be listed; their files are not indexed",
+                    listing.unlistable.len()
+                );
+            }
+            let files = listing.files;
             vaultkeeper_cache::reindex(
                 &ctx.paths.cache(),
                 &ctx.paths.root,

@@ -422,7 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let vault = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-vault");
         let db = dir.path().join("cache.db");
-        let files = vaultkeeper_cache::apply::walk_vault(&vault).expect("walk");
+        let files = vaultkeeper_cache::apply::vault_files(&vault).expect("walk");
         let cfg = vaultkeeper_cache::CacheConfig::default();
         vaultkeeper_cache::reindex(&db, &vault, files.into_iter(), 0, &cfg).expect("reindex");
         (dir, db)

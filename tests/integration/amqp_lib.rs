@@ -40,18 +40,15 @@ fn config(exchange: &str) -> AmqpConfig {
 }
 
 fn event(seq: u64, kind: Kind, path: &str, content: &str) -> Event {
-    let mut e = Event::new(
-        kind,
-        path.to_string(),
-        None,
-        content.len() as u64,
-        None,
-        Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
-        (kind != Kind::Deleted).then(|| content.to_string()),
-        "notes",
-        "testhost",
-        Origin::Watch,
-    );
+    let mut e = Event::builder(kind, path)
+        .read(
+            content.len() as u64,
+            Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
+            (kind != Kind::Deleted).then(|| content.to_string()),
+        )
+        .source("notes", "testhost")
+        .origin(Origin::Watch)
+        .build();
     e.seq = seq;
     e
 }
@@ -251,7 +248,7 @@ async fn forwarder_publishes_a_batch_with_properties() {
     for (d, e) in msgs.iter().zip(&events) {
         let body: Event = serde_json::from_slice(&d.data).expect("event JSON");
         assert_eq!(&body, e);
-        assert_eq!(d.routing_key.as_str(), e.routing_key);
+        assert_eq!(d.routing_key.as_str(), e.routing_key());
         let p = &d.properties;
         assert_eq!(
             p.content_type().as_ref().map(|s| s.as_str()),

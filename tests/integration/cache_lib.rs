@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use vaultkeeper_cache::apply::walk_vault;
+use vaultkeeper_cache::apply::vault_files;
 use vaultkeeper_cache::query::{self, TaskFilter};
 use vaultkeeper_cache::schema::open_ro;
 use vaultkeeper_cache::{CacheConfig, CacheConsumer, reindex};
@@ -53,7 +53,7 @@ fn index_copy(vault: &Path) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let copy = dir.path().join("vault");
     copy_dir(vault, &copy);
     let db = dir.path().join("state/cache.db");
-    let files = walk_vault(&copy).expect("walk");
+    let files = vault_files(&copy).expect("walk");
     reindex(&db, &copy, files.into_iter(), 0, &CacheConfig::default()).expect("reindex");
     (dir, copy, db)
 }
@@ -497,18 +497,16 @@ impl Harness {
     fn event(&mut self, kind: Kind, path: &str, old: Option<&str>, content: Option<&str>) -> Event {
         self.seq += 1;
         let hash = content.map(|c| blake3::hash(c.as_bytes()).to_hex().to_string());
-        let mut e = Event::new(
-            kind,
-            path.to_string(),
-            old.map(str::to_string),
-            content.map_or(0, |c| c.len() as u64),
-            None,
-            hash,
-            content.map(str::to_string),
-            "v",
-            "h",
-            Origin::Watch,
-        );
+        let mut e = Event::builder(kind, path)
+            .old_path(old.map(str::to_string))
+            .read(
+                content.map_or(0, |c| c.len() as u64),
+                hash,
+                content.map(str::to_string),
+            )
+            .source("v", "h")
+            .origin(Origin::Watch)
+            .build();
         e.seq = self.seq;
         e
     }
@@ -701,18 +699,10 @@ fn consumer_reads_disk_and_survives_bad_files() {
     let mut seq = 0;
     let mut ev = |kind: Kind, path: &str| {
         seq += 1;
-        let mut e = Event::new(
-            kind,
-            path.into(),
-            None,
-            0,
-            None,
-            None,
-            None,
-            "v",
-            "h",
-            Origin::Watch,
-        );
+        let mut e = Event::builder(kind, path)
+            .source("v", "h")
+            .origin(Origin::Watch)
+            .build();
         e.seq = seq;
         e
     };

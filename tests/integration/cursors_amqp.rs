@@ -180,18 +180,15 @@ fn persistent() -> BasicProperties {
 }
 
 fn event(path: &str, content: &str, seq: u64) -> Event {
-    let mut e = Event::new(
-        Kind::Created,
-        path.to_string(),
-        None,
-        content.len() as u64,
-        None,
-        Some(hash(content)),
-        Some(content.to_string()),
-        "remote-vault",
-        "remote-host",
-        Origin::Watch,
-    );
+    let mut e = Event::builder(Kind::Created, path)
+        .read(
+            content.len() as u64,
+            Some(hash(content)),
+            Some(content.to_string()),
+        )
+        .source("remote-vault", "remote-host")
+        .origin(Origin::Watch)
+        .build();
     e.seq = seq;
     e
 }
@@ -231,6 +228,8 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     track_consumer_objects(&mut probe, &exchange, &[&queue]);
 
     let a = event("a.md", "# A\n", 1);
+    // Bodies as JSON values: a sender can write derived fields that an `Event` never holds.
+    let json = |e: &Event| serde_json::to_value(e).expect("json");
     let mut hostile = Vec::new();
     for path in [
         "../escape.md",
@@ -239,18 +238,18 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
         "",
         "a/./b.md",
     ] {
-        hostile.push(event(path, "# evil\n", 2));
+        hostile.push(json(&event(path, "# evil\n", 2)));
     }
     let mut wrong_hash = event("c.md", "# C\n", 3);
     wrong_hash.hash = Some(hash("something else"));
-    hostile.push(wrong_hash);
-    let mut wrong_key = event("k.md", "# K\n", 3);
-    wrong_key.routing_key = "file.deleted.md".into();
+    hostile.push(json(&wrong_hash));
+    let mut wrong_key = json(&event("k.md", "# K\n", 3));
+    wrong_key["routing_key"] = "file.deleted.md".into();
     hostile.push(wrong_key);
-    let mut bad_rename = event("r.md", "# R\n", 3);
-    bad_rename.event = Kind::Renamed;
-    bad_rename.routing_key = "file.renamed.md".into();
-    bad_rename.old_path = Some("/etc/passwd".into());
+    let mut bad_rename = json(&event("r.md", "# R\n", 3));
+    bad_rename["event"] = "file.renamed".into();
+    bad_rename["routing_key"] = "file.renamed.md".into();
+    bad_rename["old_path"] = "/etc/passwd".into();
     hostile.push(bad_rename);
     let forged = event("forged.md", "# F\n", u64::MAX / 2);
     let b = event("b.md", "# B\n", 4);
@@ -259,14 +258,13 @@ async fn consume_cache_refuses_hostile_messages_and_forged_seqs_skip_nothing() {
     replay.id = a.id.clone();
     let z = event("z.md", "# Z\n", 6);
 
-    let mut all = vec![a.clone()];
+    let mut all = vec![json(&a)];
     all.extend(hostile.iter().cloned());
-    all.extend([forged, b, replay, z]);
+    all.extend([forged, b, replay, z].iter().map(json));
     for e in &all {
         let body = serde_json::to_vec(e).expect("json");
-        probe
-            .publish_raw(&exchange, &e.routing_key, &body, persistent())
-            .await;
+        let key = e["routing_key"].as_str().expect("routing key");
+        probe.publish_raw(&exchange, key, &body, persistent()).await;
     }
     let db = remote.path().join("cache.db");
     wait_until("z.md in the remote cache", Duration::from_secs(30), || {

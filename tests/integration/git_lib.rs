@@ -112,18 +112,11 @@ fn consumer(repo: &Repo, cfg: &GitConfig) -> GitConsumer {
 }
 
 fn ev(seq: u64, kind: Kind, path: &str, old: Option<&str>) -> Event {
-    let mut e = Event::new(
-        kind,
-        path.to_string(),
-        old.map(str::to_string),
-        0,
-        None,
-        None,
-        None,
-        "vault",
-        "testhost",
-        Origin::Watch,
-    );
+    let mut e = Event::builder(kind, path)
+        .old_path(old.map(str::to_string))
+        .source("vault", "testhost")
+        .origin(Origin::Watch)
+        .build();
     e.seq = seq;
     e
 }

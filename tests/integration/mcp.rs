@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vaultkeeper_cache::{CacheConfig, apply::walk_vault, reindex};
+use vaultkeeper_cache::{CacheConfig, apply::vault_files, reindex};
 use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_journal::Journal;
 
@@ -96,7 +96,7 @@ fn markdown_files(root: &Path) -> Vec<String> {
 /// Indexes the vault into the state folder the binary uses, plus `extra` paths (files the
 /// vault walk skips, such as symlinks).
 fn build_cache(tv: &TestVault, extra: &[&str]) {
-    let mut files = walk_vault(&tv.root).expect("walk vault");
+    let mut files = vault_files(&tv.root).expect("walk vault");
     files.extend(extra.iter().map(|s| s.to_string()));
     reindex(
         &tv.state_dir().join("cache.db"),
@@ -266,18 +266,11 @@ fn append_events(tv: &TestVault) -> Vec<(Kind, &'static str)> {
     let mut events: Vec<Event> = appended
         .iter()
         .map(|(kind, path)| {
-            Event::new(
-                *kind,
-                path.to_string(),
-                None,
-                1,
-                None,
-                None,
-                Some("CONTENT MUST NOT BE SHOWN".into()),
-                "help",
-                "host",
-                Origin::Watch,
-            )
+            Event::builder(*kind, *path)
+                .read(1, None, Some("CONTENT MUST NOT BE SHOWN".into()))
+                .source("help", "host")
+                .origin(Origin::Watch)
+                .build()
         })
         .collect();
     journal.append(&mut events, &[]).expect("append");

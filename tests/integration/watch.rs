@@ -43,8 +43,8 @@ fn create_modify_rename_delete_in_order_with_hashes() {
     // A deletion carries the last known hash.
     assert_eq!(events[3].hash, events[1].hash);
     assert!(events.iter().all(|e| e.origin == Origin::Watch));
-    assert_eq!(events[0].routing_key, "file.created.md");
-    assert_eq!(events[3].routing_key, "file.deleted.md");
+    assert_eq!(events[0].routing_key(), "file.created.md");
+    assert_eq!(events[3].routing_key(), "file.deleted.md");
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 }

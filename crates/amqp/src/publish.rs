@@ -246,7 +246,7 @@ impl Forwarder {
             })?;
             let ch = ch.clone();
             let exchange = self.exchange.clone();
-            let key = ev.routing_key.clone();
+            let key = ev.routing_key();
             let props = properties(ev);
             let mut sending: Sending = Box::pin(async move {
                 ch.basic_publish(
@@ -317,7 +317,7 @@ pub(crate) async fn declare_exchange(
 
 /// An event the broker can never take (its routing key or id is longer than AMQP allows).
 fn unpublishable(ev: &Event) -> Option<String> {
-    if ev.routing_key.len() > SHORT_STRING_MAX {
+    if ev.routing_key().len() > SHORT_STRING_MAX {
         return Some(format!(
             "{}: routing key longer than {SHORT_STRING_MAX} bytes",
             ev.file_path

@@ -2,7 +2,7 @@
 //! of this protocol version whose fields agree with one another and stay inside the target.
 
 use serde_json::Value;
-use vaultkeeper_core::event::{Event, Kind, PROTOCOL_VERSION, extension_of, routing_key};
+use vaultkeeper_core::event::{Event, Kind, PROTOCOL_VERSION};
 
 /// Why a message is not an event this consumer accepts; the text names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,18 +49,6 @@ pub fn validate(e: &Event) -> Result<(), InvalidEvent> {
             )));
         }
         _ => {}
-    }
-    if e.extension != extension_of(path) {
-        return Err(InvalidEvent(format!(
-            "{path:?}: extension {:?} does not match the path",
-            e.extension
-        )));
-    }
-    if e.routing_key != routing_key(e.event, &e.extension) {
-        return Err(InvalidEvent(format!(
-            "{path:?}: routing_key {:?} does not match the event",
-            e.routing_key
-        )));
     }
     if uuid::Uuid::parse_str(&e.id).is_err() {
         return Err(InvalidEvent(format!(
@@ -150,19 +138,24 @@ mod tests {
         ] {
             let why = with(&|e| {
                 e.file_path = p.to_string();
-                e.extension = extension_of(p);
-                e.routing_key = routing_key(e.event, &e.extension);
             });
             assert!(why.starts_with("file_path"), "{p:?}: {why}");
         }
-        assert!(with(&|e| e.routing_key = "file.deleted.md".into()).contains("routing_key"));
+        let mut forged = serde_json::to_value(&good).expect("json");
+        forged["routing_key"] = "file.deleted.md".into();
+        let body = serde_json::to_vec(&forged).expect("body");
+        assert!(
+            parse(&body)
+                .expect_err("refused")
+                .to_string()
+                .contains("routing_key")
+        );
         assert!(with(&|e| e.id = "7".into()).contains("UUID"));
         assert!(with(&|e| e.hash = Some("zz".into())).contains("hash"));
         assert!(with(&|e| e.vault = String::new()).contains("vault"));
         assert!(
             with(&|e| {
                 e.event = Kind::Renamed;
-                e.routing_key = routing_key(Kind::Renamed, ".md");
                 e.old_path = None;
             })
             .contains("old_path")

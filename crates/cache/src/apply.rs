@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -21,6 +20,8 @@ use super::schema::{self, read_cursor, write_cursor};
 use super::{CacheConfig, CacheError};
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind, Origin, extension_of};
+use vaultkeeper_vaultfs::Content;
+use vaultkeeper_vaultfs::ignore::IgnoreRules;
 
 /// The cache consumer's name: its cursor key and its entry in `status`.
 pub const NAME: &str = vaultkeeper_core::status::ConsumerKind::Cache.as_str();
@@ -115,61 +116,43 @@ fn mtime_str(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Text from raw bytes: binary (a NUL in the first 8 KiB) gives none; invalid UTF-8 is replaced.
-fn decode(bytes: Vec<u8>) -> (Option<String>, Option<String>) {
-    if bytes[..bytes.len().min(8192)].contains(&0) {
-        return (
+/// The note text and its indexing error under vaultfs's one text/binary/size rule: binary
+/// and too large are metadata only; text that is not UTF-8 is indexed with U+FFFD.
+fn note_text(content: Content, size: u64, max: u64) -> (Option<String>, Option<String>) {
+    match content {
+        Content::Text(text) => (Some(text), None),
+        Content::Binary => (
             None,
             Some("binary content in a .md file: metadata only".to_string()),
-        );
-    }
-    match String::from_utf8(bytes) {
-        Ok(s) => (Some(s), None),
-        Err(e) => (
-            Some(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        ),
+        Content::NotUtf8(text) => (
+            Some(text),
             Some("invalid UTF-8: replaced with U+FFFD".to_string()),
+        ),
+        Content::TooLarge => (
+            None,
+            Some(format!(
+                "too large: {size} bytes > max_note_bytes {max}: metadata only"
+            )),
         ),
     }
 }
 
-/// Reads `rel` under `root` for indexing; markdown larger than `max` is metadata only.
+/// Reads `rel` under `root` for indexing through vaultfs's one reader; markdown larger than
+/// `max` is metadata only, other files are hashed and never kept.
 pub(crate) fn load_file(root: &Path, rel: &str, max: u64) -> std::io::Result<FileData> {
-    let full = root.join(rel);
-    let meta = std::fs::metadata(&full)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mtime = meta
-        .modified()
-        .ok()
-        .map(|t| mtime_str(DateTime::<Utc>::from(t)));
-    let size = meta.len();
-    if is_markdown(rel) && size <= max {
-        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        std::fs::File::open(&full)?
-            .take(max.saturating_add(1))
-            .read_to_end(&mut bytes)?;
-        if bytes.len() as u64 <= max {
-            let hash = blake3::hash(&bytes).to_hex().to_string();
-            let (text, error) = decode(bytes);
-            return Ok(FileData {
-                size,
-                mtime,
-                hash: Some(hash),
-                text,
-                error,
-            });
-        }
-    }
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(std::fs::File::open(&full)?)?;
-    let error = is_markdown(rel)
-        .then(|| format!("too large: {size} bytes > max_note_bytes {max}: metadata only"));
+    let md = is_markdown(rel);
+    let read = vaultkeeper_vaultfs::read_file(&root.join(rel), if md { max } else { 0 })?;
+    let (text, error) = if md {
+        note_text(read.content, read.size, max)
+    } else {
+        (None, None)
+    };
     Ok(FileData {
-        size,
-        mtime,
-        hash: Some(hasher.finalize().to_hex().to_string()),
-        text: None,
+        size: read.size,
+        mtime: read.mtime.map(mtime_str),
+        hash: Some(read.hash),
+        text,
         error,
     })
 }
@@ -342,37 +325,21 @@ pub struct CacheConsumer {
 /// Lists the vault's files (relative paths with `/`) for a full reindex.
 pub type FileLister = Box<dyn FnMut(&Path) -> std::io::Result<Vec<String>> + Send>;
 
-/// Every regular file under `root`, skipping names that start with `.` (`.git`, `.obsidian`,
-/// `.trash`) and paths that are not UTF-8. The daemon should pass its own lister (with the
-/// watcher's ignore rules) through [`CacheConsumer::with_file_lister`].
-pub fn walk_vault(root: &Path) -> std::io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                tracing::warn!(dir = %dir.display(), "skipping a file name that is not UTF-8");
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let rel_path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                stack.push((entry.path(), rel_path));
-            } else if ft.is_file() {
-                out.push(rel_path);
-            }
-        }
+/// The default lister: vaultfs's one lister with the vault's built-in and `.gitignore`
+/// rules (the daemon passes its configured rules through [`CacheConsumer::with_file_lister`]).
+/// A folder that cannot be listed fails the listing: a reindex without its files would drop
+/// their rows.
+pub fn vault_files(root: &Path) -> std::io::Result<Vec<String>> {
+    let rules = std::sync::Arc::new(IgnoreRules::new(root, None, &[], true).0);
+    let listing = vaultkeeper_vaultfs::list_files(root, &rules);
+    if let Some(bad) = listing.unlistable.first() {
+        return Err(std::io::Error::other(format!(
+            "{} folder(s) could not be listed, first: {}",
+            listing.unlistable.len(),
+            bad.reason
+        )));
     }
-    out.sort();
-    Ok(out)
+    Ok(listing.files)
 }
 
 fn consumer_error(e: CacheError, seq: Option<u64>) -> ConsumerError {
@@ -414,7 +381,7 @@ impl CacheConsumer {
             db_path: cache_db.to_path_buf(),
             vault_root,
             cfg: cfg.clone(),
-            lister: Box::new(walk_vault),
+            lister: Box::new(vault_files),
             journal: None,
             unindexed,
         })
@@ -447,7 +414,7 @@ impl CacheConsumer {
         Ok(Durable::Upto(head))
     }
 
-    /// Replaces the file lister used by the first-start reindex (default: [`walk_vault`]).
+    /// Replaces the file lister used by the first-start reindex (default: [`vault_files`]).
     pub fn with_file_lister(mut self, lister: FileLister) -> Self {
         self.lister = lister;
         self
@@ -767,18 +734,15 @@ fn upsert(
         (Some(text), _) => {
             let (text, error) = if !md {
                 (None, None)
-            } else if text.len() as u64 > cfg.max_note_bytes {
-                // Same outcome as a reindex reading the file from disk.
-                (
-                    None,
-                    Some(format!(
-                        "too large: {} bytes > max_note_bytes {}: metadata only",
-                        text.len(),
-                        cfg.max_note_bytes
-                    )),
-                )
             } else {
-                decode(text.as_bytes().to_vec())
+                // Same outcome as a reindex reading the file from disk.
+                let len = text.len() as u64;
+                let content = if len > cfg.max_note_bytes {
+                    Content::TooLarge
+                } else {
+                    Content::of_bytes(text.as_bytes().to_vec())
+                };
+                note_text(content, len, cfg.max_note_bytes)
             };
             FileData {
                 size: e.size,

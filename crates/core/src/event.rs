@@ -58,8 +58,10 @@ pub enum Origin {
     Snapshot,
 }
 
-/// One file event, as stored in the journal and sent on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One file event, as stored in the journal and sent on the wire. Built with
+/// [`Event::builder`]; the derived `routing_key` and `extension` are computed from the kind
+/// and the path on demand, so they cannot drift (the JSON carries them; see [`wire`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// Envelope version ([`PROTOCOL_VERSION`]).
     pub protocol_version: u32,
@@ -69,14 +71,10 @@ pub struct Event {
     pub seq: u64,
     /// `file.created`, `file.modified`, `file.deleted` or `file.renamed`.
     pub event: Kind,
-    /// `file.<kind>.<ext>`.
-    pub routing_key: String,
     /// Vault-relative path with `/`.
     pub file_path: String,
     /// The previous path, for renames.
     pub old_path: Option<String>,
-    /// The last extension with its dot, lower-case (`.md`), or empty.
-    pub extension: String,
     /// Size in bytes (0 for deletions).
     pub size: u64,
     /// Modification time of the file.
@@ -93,6 +91,83 @@ pub struct Event {
     pub origin: Origin,
     /// When the event was made.
     pub timestamp: DateTime<Utc>,
+}
+
+/// Builds an [`Event`] from what a file read gave; see [`Event::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EventBuilder {
+    kind: Kind,
+    file_path: String,
+    old_path: Option<String>,
+    size: u64,
+    mtime: Option<DateTime<Utc>>,
+    hash: Option<String>,
+    content: Option<String>,
+    vault: String,
+    host: String,
+    origin: Origin,
+}
+
+impl EventBuilder {
+    /// The previous path, for renames.
+    pub fn old_path(mut self, old_path: Option<String>) -> Self {
+        self.old_path = old_path;
+        self
+    }
+
+    /// What the read of the file gave: its size, blake3 hash and text (when kept).
+    pub fn read(mut self, size: u64, hash: Option<String>, content: Option<String>) -> Self {
+        self.size = size;
+        self.hash = hash;
+        self.content = content;
+        self
+    }
+
+    /// The hash alone (a deletion carries the last known one).
+    pub fn hash(mut self, hash: Option<String>) -> Self {
+        self.hash = hash;
+        self
+    }
+
+    /// The file's modification time.
+    pub fn mtime(mut self, mtime: Option<DateTime<Utc>>) -> Self {
+        self.mtime = mtime;
+        self
+    }
+
+    /// Which vault, seen from which host.
+    pub fn source(mut self, vault: &str, host: &str) -> Self {
+        self.vault = vault.to_string();
+        self.host = host.to_string();
+        self
+    }
+
+    /// What produced the event (default: [`Origin::Watch`]).
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// The event, with a fresh UUIDv7 id and timestamp; `seq` is set by the journal.
+    pub fn build(self) -> Event {
+        Event {
+            protocol_version: PROTOCOL_VERSION,
+            id: uuid::Uuid::now_v7().to_string(),
+            seq: 0,
+            event: self.kind,
+            file_path: self.file_path,
+            old_path: self.old_path,
+            size: self.size,
+            mtime: self.mtime,
+            hash: self.hash,
+            content: self.content,
+            vault: self.vault,
+            host: self.host,
+            origin: self.origin,
+            timestamp: Utc::now(),
+        }
+    }
 }
 
 /// The last extension of `path`, lower-case with its dot, or `""`.
@@ -112,39 +187,31 @@ pub fn routing_key(kind: Kind, extension: &str) -> String {
 }
 
 impl Event {
-    /// A new event with a fresh id and timestamp; `seq` is set by the journal.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        kind: Kind,
-        file_path: String,
-        old_path: Option<String>,
-        size: u64,
-        mtime: Option<DateTime<Utc>>,
-        hash: Option<String>,
-        content: Option<String>,
-        vault: &str,
-        host: &str,
-        origin: Origin,
-    ) -> Event {
-        let extension = extension_of(&file_path);
-        Event {
-            protocol_version: PROTOCOL_VERSION,
-            id: uuid::Uuid::now_v7().to_string(),
-            seq: 0,
-            event: kind,
-            routing_key: routing_key(kind, &extension),
-            file_path,
-            old_path,
-            extension,
-            size,
-            mtime,
-            hash,
-            content,
-            vault: vault.to_string(),
-            host: host.to_string(),
-            origin,
-            timestamp: Utc::now(),
+    /// A builder for a `kind` event at `file_path` (vault-relative, with `/`); everything
+    /// else starts empty (size 0, no hash, no content, origin watch).
+    pub fn builder(kind: Kind, file_path: impl Into<String>) -> EventBuilder {
+        EventBuilder {
+            kind,
+            file_path: file_path.into(),
+            old_path: None,
+            size: 0,
+            mtime: None,
+            hash: None,
+            content: None,
+            vault: String::new(),
+            host: String::new(),
+            origin: Origin::Watch,
         }
+    }
+
+    /// The last extension of the path, lower-case with its dot (`.md`), or empty.
+    pub fn extension(&self) -> String {
+        extension_of(&self.file_path)
+    }
+
+    /// The routing key `file.<kind>.<ext>`.
+    pub fn routing_key(&self) -> String {
+        routing_key(self.event, &self.extension())
     }
 
     /// True when the event leaves a file at `file_path` (not a deletion).
@@ -156,18 +223,121 @@ impl Event {
 /// A created event for `path` with fixed values, for unit tests of every crate.
 #[doc(hidden)]
 pub fn sample(path: &str) -> Event {
-    Event::new(
-        Kind::Created,
-        path.to_string(),
-        None,
-        1,
-        None,
-        Some("h".into()),
-        Some("x".into()),
-        "v",
-        "h",
-        Origin::Watch,
-    )
+    Event::builder(Kind::Created, path)
+        .read(1, Some("h".into()), Some("x".into()))
+        .source("v", "h")
+        .origin(Origin::Watch)
+        .build()
+}
+
+/// The JSON envelope: the fields in their fixed order, the derived ones included. Reading
+/// one back checks the derived fields against the kind and the path, so a sender cannot
+/// make them disagree.
+mod wire {
+    use super::{DateTime, Event, Kind, Origin, Utc, extension_of, routing_key};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    struct Out<'a> {
+        protocol_version: u32,
+        id: &'a str,
+        seq: u64,
+        event: Kind,
+        routing_key: String,
+        file_path: &'a str,
+        old_path: &'a Option<String>,
+        extension: String,
+        size: u64,
+        mtime: &'a Option<DateTime<Utc>>,
+        hash: &'a Option<String>,
+        content: &'a Option<String>,
+        vault: &'a str,
+        host: &'a str,
+        origin: Origin,
+        timestamp: &'a DateTime<Utc>,
+    }
+
+    #[derive(Deserialize)]
+    struct In {
+        protocol_version: u32,
+        id: String,
+        seq: u64,
+        event: Kind,
+        routing_key: String,
+        file_path: String,
+        old_path: Option<String>,
+        extension: String,
+        size: u64,
+        mtime: Option<DateTime<Utc>>,
+        hash: Option<String>,
+        content: Option<String>,
+        vault: String,
+        host: String,
+        origin: Origin,
+        timestamp: DateTime<Utc>,
+    }
+
+    impl Serialize for Event {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let extension = self.extension();
+            Out {
+                protocol_version: self.protocol_version,
+                id: &self.id,
+                seq: self.seq,
+                event: self.event,
+                routing_key: routing_key(self.event, &extension),
+                file_path: &self.file_path,
+                old_path: &self.old_path,
+                extension,
+                size: self.size,
+                mtime: &self.mtime,
+                hash: &self.hash,
+                content: &self.content,
+                vault: &self.vault,
+                host: &self.host,
+                origin: self.origin,
+                timestamp: &self.timestamp,
+            }
+            .serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Event {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            use serde::de::Error;
+            let w = In::deserialize(d)?;
+            let path = &w.file_path;
+            let extension = extension_of(path);
+            if w.extension != extension {
+                return Err(D::Error::custom(format!(
+                    "{path:?}: extension {:?} does not match the path",
+                    w.extension
+                )));
+            }
+            if w.routing_key != routing_key(w.event, &extension) {
+                return Err(D::Error::custom(format!(
+                    "{path:?}: routing_key {:?} does not match the event",
+                    w.routing_key
+                )));
+            }
+            Ok(Event {
+                protocol_version: w.protocol_version,
+                id: w.id,
+                seq: w.seq,
+                event: w.event,
+                file_path: w.file_path,
+                old_path: w.old_path,
+                size: w.size,
+                mtime: w.mtime,
+                hash: w.hash,
+                content: w.content,
+                vault: w.vault,
+                host: w.host,
+                origin: w.origin,
+                timestamp: w.timestamp,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,18 +356,11 @@ mod tests {
 
     #[test]
     fn envelope_round_trips_with_weave_fields() {
-        let e = Event::new(
-            Kind::Modified,
-            "Projects/Plan.md".into(),
-            None,
-            3,
-            None,
-            Some("h".into()),
-            Some("abc".into()),
-            "notes",
-            "host",
-            Origin::Watch,
-        );
+        let e = Event::builder(Kind::Modified, "Projects/Plan.md")
+            .read(3, Some("h".into()), Some("abc".into()))
+            .source("notes", "host")
+            .origin(Origin::Watch)
+            .build();
         let json = serde_json::to_value(&e).expect("serialize");
         for key in [
             "event",
@@ -212,7 +375,53 @@ mod tests {
         }
         assert_eq!(json["event"], "file.modified");
         assert_eq!(json["origin"], "watch");
+        assert_eq!(json["routing_key"], "file.modified.md");
+        assert_eq!(json["extension"], ".md");
+        let text = serde_json::to_string(&e).expect("serialize");
+        let at = |key: &str| {
+            text.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("missing {key} in {text}"))
+        };
+        let order = [
+            "protocol_version",
+            "id",
+            "seq",
+            "event",
+            "routing_key",
+            "file_path",
+            "old_path",
+            "extension",
+            "size",
+            "mtime",
+            "hash",
+            "content",
+            "vault",
+            "host",
+            "origin",
+            "timestamp",
+        ];
+        for pair in order.windows(2) {
+            assert!(
+                at(pair[0]) < at(pair[1]),
+                "{} before {}: {text}",
+                pair[0],
+                pair[1]
+            );
+        }
         let back: Event = serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn derived_fields_that_disagree_are_refused() {
+        let e = sample("a/b.md");
+        let mut json = serde_json::to_value(&e).expect("serialize");
+        json["routing_key"] = "file.deleted.md".into();
+        let err = serde_json::from_value::<Event>(json).expect_err("refused");
+        assert!(err.to_string().contains("routing_key"), "{err}");
+        let mut json = serde_json::to_value(&e).expect("serialize");
+        json["extension"] = ".png".into();
+        let err = serde_json::from_value::<Event>(json).expect_err("refused");
+        assert!(err.to_string().contains("extension"), "{err}");
     }
 }

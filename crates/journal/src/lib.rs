@@ -1,5 +1,19 @@
-//! The embedded bus: a SQLite journal of events, consumer cursors, dead letters and
-//! the watcher's snapshot of the vault, all changed in single transactions.
+//! vaultkeeper-journal: the embedded bus. A SQLite journal of events, consumer cursors,
+//! dead letters and the watcher's snapshot of the vault, all changed in single transactions.
+//!
+//! A tour of [`Journal`]:
+//!
+//! - opening: [`Journal::open`] (the daemon, the only writer), [`Journal::open_readonly`],
+//!   [`Journal::check_at_start`] and [`check_file`] (damage is refused, never repaired here),
+//! - events: [`Journal::append`] (events and snapshot rows in one transaction),
+//!   [`Journal::read_after`], [`Journal::get`], [`Journal::head`], [`Journal::prune`],
+//! - cursors: [`Journal::cursor`], [`Journal::set_cursor`], [`Journal::cursors`],
+//! - dead letters: [`Journal::add_dead_letter`], [`Journal::dead_letters`], retries,
+//! - the watcher's snapshot: [`Journal::load_files`] and [`SnapshotChange`],
+//! - errors: [`JournalError`], naming the database file, with its source kept.
+//!
+//! Event bodies are the [`Event`] envelope's JSON; reading one back checks its derived
+//! fields (see `vaultkeeper_core::event`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,15 +36,16 @@ pub enum JournalError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
-    /// A stored event body does not parse (written by an incompatible version?).
-    #[error("journal {path}: event {seq} is unreadable: {message}")]
+    /// A stored event body does not parse (written by an incompatible version?), or an
+    /// event cannot be encoded.
+    #[error("journal {path}: event {seq} is unreadable: {source}")]
     Corrupt {
         /// The database file.
         path: PathBuf,
         /// The event's sequence number.
         seq: u64,
-        /// The parser's message.
-        message: String,
+        /// The parser's error.
+        source: serde_json::Error,
     },
     /// SQLite's integrity check found damage: the file is left as it is, never used.
     #[error(
@@ -209,7 +224,7 @@ impl Journal {
         let mut event: Event = serde_json::from_str(body).map_err(|err| JournalError::Corrupt {
             path: self.path.clone(),
             seq: seq as u64,
-            message: err.to_string(),
+            source: err,
         })?;
         event.seq = seq as u64;
         Ok(event)
@@ -290,7 +305,7 @@ impl Journal {
                 let body = serde_json::to_string(&event).map_err(|err| JournalError::Corrupt {
                     path: path.clone(),
                     seq: 0,
-                    message: err.to_string(),
+                    source: err,
                 })?;
                 insert
                     .execute(params![

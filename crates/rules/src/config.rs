@@ -349,18 +349,11 @@ mod tests {
     }
 
     fn event(kind: Kind, path: &str, old: Option<&str>) -> Event {
-        Event::new(
-            kind,
-            path.into(),
-            old.map(Into::into),
-            0,
-            None,
-            None,
-            None,
-            "v",
-            "h",
-            Origin::Watch,
-        )
+        Event::builder(kind, path)
+            .old_path(old.map(Into::into))
+            .source("v", "h")
+            .origin(Origin::Watch)
+            .build()
     }
 
     #[test]

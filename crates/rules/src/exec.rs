@@ -321,18 +321,12 @@ mod tests {
     }
 
     fn event(path: &str) -> Event {
-        let mut e = Event::new(
-            Kind::Renamed,
-            path.into(),
-            Some("old one.md".into()),
-            1,
-            None,
-            None,
-            Some("body ✓".into()),
-            "v",
-            "h",
-            Origin::Watch,
-        );
+        let mut e = Event::builder(Kind::Renamed, path)
+            .old_path(Some("old one.md".into()))
+            .read(1, None, Some("body ✓".into()))
+            .source("v", "h")
+            .origin(Origin::Watch)
+            .build();
         e.seq = 7;
         e
     }

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::PathsError;
+
+type Result<T> = std::result::Result<T, PathsError>;
 
 /// Name of the per-vault config file, looked up at the vault's root.
 pub const VAULT_CONFIG_NAME: &str = ".vaultkeeper.toml";
@@ -23,9 +25,12 @@ impl VaultPaths {
     pub fn new(root: &Path, name: Option<&str>, state_dir: Option<&Path>) -> Result<VaultPaths> {
         let root = root
             .canonicalize()
-            .with_context(|| format!("vault folder {} is not accessible", root.display()))?;
+            .map_err(|source| PathsError::Inaccessible {
+                path: root.to_path_buf(),
+                source,
+            })?;
         if !root.is_dir() {
-            bail!("vault {} is not a folder", root.display());
+            return Err(PathsError::NotAFolder { path: root });
         }
         let name = name
             .map(str::to_string)
@@ -72,8 +77,10 @@ impl VaultPaths {
 
     /// Creates the state folder.
     pub fn ensure_state_dir(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.state_dir)
-            .with_context(|| format!("cannot create state folder {}", self.state_dir.display()))
+        std::fs::create_dir_all(&self.state_dir).map_err(|source| PathsError::CreateStateDir {
+            path: self.state_dir.clone(),
+            source,
+        })
     }
 }
 
@@ -81,7 +88,7 @@ impl VaultPaths {
 pub fn default_state_dir(root: &Path) -> Result<PathBuf> {
     let base = dirs::state_dir()
         .or_else(dirs::data_local_dir)
-        .context("no state directory: set XDG_STATE_HOME or `state_dir` in the config")?;
+        .ok_or(PathsError::NoStateHome)?;
     Ok(base
         .join("vaultkeeper")
         .join("vaults")
@@ -111,19 +118,17 @@ pub fn state_key(root: &Path) -> String {
 /// Finds the vault the way git finds its repository: the nearest folder from `start`
 /// upwards that has a vaultkeeper state folder, a `.vaultkeeper.toml` or an `.obsidian` folder.
 pub fn discover(start: &Path) -> Result<PathBuf> {
-    let start = start
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", start.display()))?;
+    let start = start.canonicalize().map_err(|source| PathsError::Resolve {
+        path: start.to_path_buf(),
+        source,
+    })?;
     for dir in start.ancestors() {
         let known = default_state_dir(dir).map(|s| s.is_dir()).unwrap_or(false);
         if known || dir.join(VAULT_CONFIG_NAME).is_file() || dir.join(".obsidian").is_dir() {
             return Ok(dir.to_path_buf());
         }
     }
-    bail!(
-        "no vault found from {} upwards; pass --vault PATH (or set `vault` in the config)",
-        start.display()
-    )
+    Err(PathsError::NoVault { start })
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
-//! Reading the vault: stat, streamed hashing, text content, and the parallel walk.
+//! Probing the vault against the watcher's snapshot: stat, hash when it moved, and the
+//! parallel walk the watcher's scan and the one lister ([`crate::list`]) share.
 
 use std::collections::BTreeMap;
 use std::fs::Metadata;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::ignore::IgnoreRules;
+use crate::ignore::IgnoreRules;
+use crate::read::read_file;
 use vaultkeeper_core::file::FileState;
 
 /// What the disk says about one path, compared with the snapshot.
@@ -57,53 +58,6 @@ fn inode(meta: &Metadata) -> u64 {
 #[cfg(not(unix))]
 fn inode(_meta: &Metadata) -> u64 {
     0
-}
-
-/// The content read from a file: its hash, its size, and its text when it is UTF-8
-/// without NUL bytes and small enough.
-#[derive(Debug, Clone)]
-pub struct FileRead {
-    /// blake3 hex.
-    pub hash: String,
-    /// Bytes read.
-    pub size: u64,
-    /// The text, when kept.
-    pub content: Option<String>,
-}
-
-/// Reads a file once, streaming it through blake3 so a huge file never sits in memory;
-/// keeps the bytes as text only up to `max_content`.
-pub fn read_file(abs: &Path, max_content: u64) -> std::io::Result<FileRead> {
-    let mut file = std::fs::File::open(abs)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut kept: Option<Vec<u8>> = Some(Vec::new());
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        if let Some(k) = kept.as_mut() {
-            if size <= max_content {
-                k.extend_from_slice(&buf[..n]);
-            } else {
-                kept = None;
-            }
-        }
-    }
-    let content = kept
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|text| !text.contains('\0'));
-    Ok(FileRead {
-        hash: hasher.finalize().to_hex().to_string(),
-        size,
-        content,
-    })
 }
 
 /// Compares one path on disk with its snapshot entry, hashing only when size, mtime
@@ -176,6 +130,23 @@ pub fn walk(
     start: &str,
     rules: &Arc<IgnoreRules>,
     snapshot: &Arc<BTreeMap<String, FileState>>,
+    on_found: impl FnMut(Found),
+) {
+    walk_inner(root, start, rules, Some(snapshot), on_found);
+}
+
+/// The walk of the whole vault for [`crate::list`]: files are found, never read (their
+/// probe is reported as [`Probe::Unchanged`]).
+pub(crate) fn walk_listing(root: &Path, rules: &Arc<IgnoreRules>, on_found: impl FnMut(Found)) {
+    walk_inner(root, "", rules, None, on_found);
+}
+
+/// The walk; with a snapshot each file is probed against it, without one it is only found.
+fn walk_inner(
+    root: &Path,
+    start: &str,
+    rules: &Arc<IgnoreRules>,
+    snapshot: Option<&Arc<BTreeMap<String, FileState>>>,
     mut on_found: impl FnMut(Found),
 ) {
     let start_abs: PathBuf = if start.is_empty() {
@@ -205,11 +176,11 @@ pub fn walk(
             walker.run(|| {
                 let tx = tx.clone();
                 let root = root_owned.clone();
-                let snapshot = Arc::clone(snapshot);
+                let snapshot = snapshot.map(Arc::clone);
                 Box::new(move |entry| {
                     let found = match entry {
                         Err(e) => walk_error(&root, &e),
-                        Ok(entry) => classify(&root, &entry, &snapshot),
+                        Ok(entry) => classify(&root, &entry, snapshot.as_deref()),
                     };
                     if let Some(found) = found {
                         let _ = tx.send(found);
@@ -270,7 +241,7 @@ pub fn is_under(path: &str, dir: &str) -> bool {
 fn classify(
     root: &Path,
     entry: &ignore::DirEntry,
-    snapshot: &BTreeMap<String, FileState>,
+    snapshot: Option<&BTreeMap<String, FileState>>,
 ) -> Option<Found> {
     let path = entry.path();
     let Some(rel) = relative(root, path) else {
@@ -295,6 +266,9 @@ fn classify(
             path.display()
         )));
     }
+    let Some(snapshot) = snapshot else {
+        return Some(Found::File(rel, Probe::Unchanged));
+    };
     let meta = match entry.metadata() {
         Ok(m) => m,
         Err(e) => {
@@ -308,38 +282,9 @@ fn classify(
     Some(Found::File(rel, probe))
 }
 
-/// Every file of the vault the rules let through, vault-relative: what the journal speaks of.
-pub fn list_files(root: &Path, rules: &Arc<IgnoreRules>) -> Vec<String> {
-    let empty = Arc::new(BTreeMap::new());
-    let mut files = Vec::new();
-    walk(root, "", rules, &empty, |f| {
-        if let Found::File(rel, _) = f {
-            files.push(rel);
-        }
-    });
-    files
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn read_keeps_text_and_streams_large() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("a.md");
-        std::fs::write(&p, "hello").expect("write");
-        let r = read_file(&p, 100).expect("read");
-        assert_eq!(r.content.as_deref(), Some("hello"));
-        assert_eq!(r.hash, blake3::hash(b"hello").to_hex().to_string());
-        let r = read_file(&p, 3).expect("read");
-        assert_eq!(r.content, None, "over the limit: no content");
-        assert_eq!(r.size, 5);
-        std::fs::write(&p, b"a\0b").expect("write");
-        assert_eq!(read_file(&p, 100).expect("read").content, None, "binary");
-        std::fs::write(&p, [0xff, 0xfe]).expect("write");
-        assert_eq!(read_file(&p, 100).expect("read").content, None, "not UTF-8");
-    }
 
     #[test]
     fn is_under_means_the_folder_or_below_it() {

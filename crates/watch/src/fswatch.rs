@@ -12,11 +12,13 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use super::Msg;
 
 /// Why a folder could not be watched.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     /// The inotify watch limit is reached: the caller falls back to polling.
+    #[error("the inotify watch limit is reached")]
     Limit,
-    /// Anything else (the folder vanished, permission denied), with a message.
+    /// Anything else (the folder vanished, permission denied), with a message naming it.
+    #[error("{0}")]
     Other(String),
 }
 

@@ -1,13 +1,39 @@
-//! The watcher: kernel notifications are only hints; each debounced flush compares the
-//! hinted paths with the snapshot and journals what really changed. Start-up, overflow
-//! and polling run the same comparison over the whole vault.
+//! vaultkeeper-watch: the watcher. Kernel notifications are only hints; each debounced
+//! flush compares the hinted paths with the snapshot and journals what really changed.
+//! Start-up, overflow and polling run the same comparison over the whole vault.
+//!
+//! A tour, one concern per module:
+//!
+//! - [`Watcher`] (here): the thread and its loop, listing and reconciling,
+//! - [`control`]: the daemon's non-blocking handle (rescan, reload),
+//! - `pending`: dirty paths, the debounce window and the retry backoff,
+//! - [`fswatch`]: the notify watches, one per folder,
+//! - [`reconcile`]: snapshot against disk, renames paired by inode,
+//! - [`settle`]: temp-looking files held back until they settle,
+//! - `events`: a change turned into an event through vaultfs's one reader,
+//! - `polling`: rescans on a timer; `unlistable`: folders retried until they list,
+//! - `progress`: the first scan's spinner; `warned`: warnings logged once,
+//! - [`error`], the watcher's [`WatcherError`].
+//!
+//! Listing and reading go through `vaultkeeper-vaultfs`; events land in
+//! `vaultkeeper-journal`. The watcher depends on nothing else (see the boundary test).
 
+pub mod control;
+pub mod error;
+mod events;
 pub mod fswatch;
+mod pending;
+mod polling;
+mod progress;
 pub mod reconcile;
 pub mod settle;
+mod unlistable;
+mod warned;
+
+pub use control::Control;
+pub use error::{Result, WatcherError};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,13 +41,18 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use tracing::{debug, error, info, warn};
 
+use self::control::Requests;
+use self::events::{Built, EventSource};
 use self::fswatch::{FsWatch, WatchError};
-use self::reconcile::{Change, Diff};
-use vaultkeeper_core::event::{Event, Kind, Origin};
-use vaultkeeper_core::retry::Backoff;
+use self::pending::Pending;
+use self::polling::Polling;
+use self::progress::ScanProgress;
+use self::reconcile::Diff;
+use self::unlistable::Unlistable;
+use self::warned::Warned;
+use vaultkeeper_core::event::Origin;
 use vaultkeeper_journal::{FileState, Journal, SnapshotChange};
 use vaultkeeper_vaultfs::WatchConfig;
 use vaultkeeper_vaultfs::ignore::IgnoreRules;
@@ -38,31 +69,16 @@ pub enum Msg {
     Fs(notify::Result<notify::Event>),
     /// Compare the whole vault with the snapshot now.
     Rescan(&'static str),
-    /// New settings (SIGHUP): rebuild the ignore rules and rescan.
-    Reload(WatchConfig),
+    /// New settings (SIGHUP) wait in the control's slot: rebuild the ignore rules and rescan.
+    Reload,
     /// Journal what is pending and stop.
     Stop,
-}
-
-/// A handle to send control messages to a running watcher.
-#[derive(Clone)]
-pub struct Control(SyncSender<Msg>);
-
-impl Control {
-    /// Asks for a full rescan.
-    pub fn rescan(&self, reason: &'static str) {
-        let _ = self.0.send(Msg::Rescan(reason));
-    }
-
-    /// Applies new watch settings.
-    pub fn reload(&self, cfg: WatchConfig) {
-        let _ = self.0.send(Msg::Reload(cfg));
-    }
 }
 
 /// The running watcher thread.
 pub struct Watcher {
     tx: SyncSender<Msg>,
+    requests: Arc<Requests>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -84,38 +100,36 @@ impl Watcher {
         for w in warnings {
             warn!("{}", w.0);
         }
+        let requests = Arc::new(Requests::default());
         let mut state = WatchState {
             root: paths.root.clone(),
-            vault: paths.name.clone(),
-            host,
+            source: EventSource {
+                vault: paths.name.clone(),
+                host,
+            },
             state_rel,
             cfg,
             rules: Arc::new(rules),
             journal,
             snapshot: Arc::new(snapshot),
             fs: None,
-            polling: false,
-            dirty: BTreeSet::new(),
-            full: None,
-            first_pending: None,
-            last_event: None,
-            next_poll: None,
-            retry_at: None,
-            backoff: Backoff::external(),
-            warned: HashSet::new(),
+            polling: Polling::default(),
+            pending: Pending::new(),
+            warned: Warned::default(),
             head,
             overflow: Arc::new(AtomicBool::new(false)),
-            unlistable: BTreeMap::new(),
-            next_relist: None,
+            requests: Arc::clone(&requests),
+            unlistable: Unlistable::default(),
             held: settle::Held::default(),
         };
         let tx_notify = tx.clone();
         let thread = std::thread::Builder::new()
             .name("vaultkeeper-watch".into())
             .spawn(move || state.run(rx, tx_notify, ready))
-            .context("cannot start the watcher thread")?;
+            .map_err(WatcherError::Thread)?;
         Ok(Watcher {
             tx,
+            requests,
             thread: Some(thread),
         })
     }
@@ -127,7 +141,7 @@ impl Watcher {
 
     /// A handle for rescans and reloads.
     pub fn control(&self) -> Control {
-        Control(self.tx.clone())
+        Control::new(self.tx.clone(), Arc::clone(&self.requests))
     }
 
     /// Journals pending changes and stops; blocks until the thread has finished.
@@ -141,32 +155,31 @@ impl Watcher {
     }
 }
 
+/// The watcher thread's state; each concern lives in its own type (see the module tour).
 struct WatchState {
     root: PathBuf,
-    vault: String,
-    host: String,
+    /// The state folder relative to the vault, when inside it (ignored).
     state_rel: Option<String>,
     cfg: WatchConfig,
     rules: Arc<IgnoreRules>,
     journal: Journal,
     snapshot: Arc<BTreeMap<String, FileState>>,
+    /// Who events are from.
+    source: EventSource,
+    /// The notify watches; `None` when polling only.
     fs: Option<FsWatch>,
     /// Full rescans on a timer: configured, or the fallback when watching failed.
-    polling: bool,
-    dirty: BTreeSet<String>,
-    full: Option<&'static str>,
-    first_pending: Option<Instant>,
-    last_event: Option<Instant>,
-    next_poll: Option<Instant>,
-    retry_at: Option<Instant>,
-    backoff: Backoff,
-    warned: HashSet<String>,
+    polling: Polling,
+    /// What waits for the next flush, and when it is due.
+    pending: Pending,
+    warned: Warned,
     head: tokio::sync::watch::Sender<u64>,
+    /// Set by notify's thread when our queue was full.
     overflow: Arc<AtomicBool>,
-    /// Folders that could not be listed (folder → reason): their snapshot is kept, and
-    /// they are listed again every `poll_interval` until they can be.
-    unlistable: BTreeMap<String, String>,
-    next_relist: Option<Instant>,
+    /// Rescans and reloads the daemon left while our queue was full.
+    requests: Arc<Requests>,
+    /// Folders that could not be listed, retried every `poll_interval`.
+    unlistable: Unlistable,
     /// New temp-looking files waiting out `temp_settle`.
     held: settle::Held,
 }
@@ -212,7 +225,7 @@ impl WatchState {
         info!(
             files = self.snapshot.len(),
             folders = self.fs.as_ref().map_or(0, FsWatch::len),
-            polling = self.polling,
+            polling = self.polling.is_on(),
             "watching {}",
             self.root.display()
         );
@@ -222,7 +235,11 @@ impl WatchState {
                 Ok(Msg::Fs(Ok(event))) => self.note(event),
                 Ok(Msg::Fs(Err(e))) => self.notify_error(e),
                 Ok(Msg::Rescan(reason)) => self.want_full(reason),
-                Ok(Msg::Reload(cfg)) => self.reload(cfg),
+                Ok(Msg::Reload) => {
+                    if let Some(cfg) = self.requests.take_config() {
+                        self.reload(cfg);
+                    }
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     self.flush_now();
                     return;
@@ -233,49 +250,47 @@ impl WatchState {
                 warn!("event queue overflowed; rescanning the vault so nothing is missed");
                 self.want_full("event queue overflow");
             }
+            // Left by the control while the queue was full.
+            if let Some(cfg) = self.requests.take_config() {
+                self.reload(cfg);
+            }
+            if self.requests.take_rescan() {
+                self.want_full("rescan requested");
+            }
             let now = Instant::now();
-            if self.next_relist.is_some_and(|t| now >= t) {
+            if self.unlistable.is_due(now) {
                 self.relist_unlistable();
             }
             let settled = self.held.take_due(self.cfg.temp_settle, now);
             if !settled.is_empty() {
-                self.dirty.extend(settled);
-                self.touch_pending();
+                self.pending.mark_all(settled);
             }
-            if self.polling && self.next_poll.is_some_and(|t| now >= t) {
-                self.next_poll = Some(now + self.cfg.poll_interval);
-                self.want_full_quiet();
+            if self.polling.tick(now, self.cfg.poll_interval) {
+                self.pending.want_full_quiet();
             }
-            if self.flush_due(now) {
+            if self
+                .pending
+                .is_due(now, self.cfg.debounce, self.cfg.max_latency)
+            {
                 self.flush_now();
             }
         }
     }
 
     fn start_polling(&mut self, why: &str) {
-        if !self.polling {
-            info!(
-                "polling the vault every {:?} ({why})",
-                self.cfg.poll_interval
-            );
-            self.polling = true;
-            self.next_poll = Some(Instant::now() + self.cfg.poll_interval);
-        }
+        self.polling.start(why, self.cfg.poll_interval);
     }
 
     fn next_wakeup(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
         let mut t = far;
-        if let (Some(first), Some(last)) = (self.first_pending, self.last_event) {
-            t = t.min((last + self.cfg.debounce).min(first + self.cfg.max_latency));
+        if let Some(due) = self.pending.due_at(self.cfg.debounce, self.cfg.max_latency) {
+            t = t.min(due);
         }
-        if let Some(r) = self.retry_at {
-            t = t.max(r).min(far);
-        }
-        if let Some(p) = self.next_poll {
+        if let Some(p) = self.polling.next() {
             t = t.min(p);
         }
-        if let Some(r) = self.next_relist {
+        if let Some(r) = self.unlistable.next() {
             t = t.min(r);
         }
         if let Some(h) = self.held.next_due(self.cfg.temp_settle) {
@@ -284,44 +299,16 @@ impl WatchState {
         t
     }
 
-    fn flush_due(&self, now: Instant) -> bool {
-        let (Some(first), Some(last)) = (self.first_pending, self.last_event) else {
-            return false;
-        };
-        if self.retry_at.is_some_and(|r| now < r) {
-            return false;
-        }
-        now >= last + self.cfg.debounce || now >= first + self.cfg.max_latency
-    }
-
-    fn touch_pending(&mut self) {
-        let now = Instant::now();
-        self.first_pending.get_or_insert(now);
-        self.last_event = Some(now);
-    }
-
     fn want_full(&mut self, reason: &'static str) {
-        self.full = Some(reason);
-        self.touch_pending();
-    }
-
-    /// A poll tick: a rescan that is not worth an info line.
-    fn want_full_quiet(&mut self) {
-        self.full.get_or_insert("poll");
-        self.touch_pending();
+        self.pending.want_full(reason);
     }
 
     fn warn_once(&mut self, message: String) {
-        if self.warned.len() > 10_000 {
-            self.warned.clear();
-        }
-        if self.warned.insert(message.clone()) {
-            warn!("{message}");
-        }
+        self.warned.warn_once(message);
     }
 
     fn reload(&mut self, cfg: WatchConfig) {
-        if cfg.poll && !self.polling {
+        if cfg.poll && !self.polling.is_on() {
             self.start_polling("configured with watch.poll = true");
         }
         self.cfg = cfg;
@@ -393,22 +380,19 @@ impl WatchState {
             }
             if IgnoreRules::is_rule_file(&rel) {
                 self.rebuild_rules();
-                self.full.get_or_insert(".gitignore changed");
+                self.pending.want_full_keep_reason(".gitignore changed");
             }
             if self.rules.is_ignored(&rel, false) {
                 continue;
             }
             tracing::trace!(path = %rel, "change noted");
-            self.dirty.insert(rel);
-            self.touch_pending();
+            self.pending.mark(rel);
         }
     }
 
     fn flush_now(&mut self) {
-        self.first_pending = None;
-        self.last_event = None;
-        let dirty = std::mem::take(&mut self.dirty);
-        let result = match self.full.take() {
+        let (dirty, full) = self.pending.take();
+        let result = match full {
             Some(reason) => {
                 if reason != "poll" {
                     info!("rescanning the vault ({reason})");
@@ -419,16 +403,13 @@ impl WatchState {
         };
         match result {
             Ok(()) => {
-                self.retry_at = None;
-                self.backoff.reset();
+                self.pending.succeeded();
                 self.held.forget_queued();
             }
             Err(e) => {
                 // The snapshot is unchanged, so a full rescan later finds every change again.
-                let delay = self.backoff.next_delay();
-                error!("cannot journal changes, retrying in {delay:?}: {e:#}");
-                self.retry_at = Some(Instant::now() + delay);
-                self.want_full("retry after a failed flush");
+                let delay = self.pending.failed();
+                error!("cannot journal changes, retrying in {delay:?}: {e}");
             }
         }
     }
@@ -578,15 +559,12 @@ impl WatchState {
              retried every {:?}",
             self.cfg.poll_interval
         ));
-        self.unlistable.insert(dir.to_string(), reason);
-        self.next_relist
-            .get_or_insert_with(|| Instant::now() + self.cfg.poll_interval);
+        self.unlistable.mark(dir, reason, self.cfg.poll_interval);
     }
 
     /// Lists the folders that could not be listed before, and reconciles what they hold.
     fn relist_unlistable(&mut self) {
-        self.next_relist = None;
-        let dirs: Vec<String> = self.unlistable.keys().cloned().collect();
+        let dirs = self.unlistable.take_due();
         let listing = self.watch_and_list(dirs);
         match self.reconcile_listing(listing, Origin::Rescan) {
             Ok(n) if n > 0 => info!(
@@ -595,7 +573,7 @@ impl WatchState {
             ),
             Ok(_) => {}
             Err(e) => {
-                error!("cannot journal changes, rescanning: {e:#}");
+                error!("cannot journal changes, rescanning: {e}");
                 self.want_full("retry after a failed flush");
             }
         }
@@ -636,7 +614,7 @@ impl WatchState {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_empty() => {
                     // Gone, and so is everything the snapshot had under it.
-                    self.unlistable.retain(|d, _| !scan::is_under(d, &dir));
+                    self.unlistable.gone(&dir);
                     out.gone.extend(self.snapshot_under(&dir));
                     continue;
                 }
@@ -695,7 +673,7 @@ impl WatchState {
             if !complete {
                 continue;
             }
-            self.unlistable.remove(&dir);
+            self.unlistable.listed(&dir);
             let base = if dir.is_empty() { 0 } else { dir.len() + 1 };
             for key in self.snapshot_under(&dir) {
                 // The file itself, or the child folder it lies in, must have been listed.
@@ -715,17 +693,7 @@ impl WatchState {
         let started = Instant::now();
         let first = self.snapshot.is_empty();
         debug!("scanning the vault ({reason})");
-        let bar = (first && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} files")
-            {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar.set_message("scanning the vault");
-            bar
-        });
+        let progress = ScanProgress::start(first);
         let rules = Arc::clone(&self.rules);
         let snapshot = Arc::clone(&self.snapshot);
         let mut seen: HashSet<String> = HashSet::with_capacity(snapshot.len());
@@ -736,9 +704,7 @@ impl WatchState {
         let mut unlistable: Vec<(String, String)> = Vec::new();
         scan::walk(&self.root, "", &rules, &snapshot, |f| match f {
             Found::File(rel, probe) => {
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
+                progress.file();
                 match probe {
                     Probe::Present(s) => {
                         seen.insert(rel.clone());
@@ -764,7 +730,6 @@ impl WatchState {
         }
         // This walk is the whole truth about which folders can be listed now.
         self.unlistable.clear();
-        self.next_relist = None;
         for (dir, m) in &unlistable {
             self.mark_unlistable(dir, m.clone());
         }
@@ -802,13 +767,9 @@ impl WatchState {
             .cloned()
             .collect();
         drop(snapshot);
-        if let Some(bar) = &bar {
-            bar.set_message(format!("journaling {} files", present.len() + gone.len()));
-        }
+        progress.journaling(present.len() + gone.len());
         let mut n = self.reconcile(present, gone, origin)?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        progress.finish();
         // Folders are watched after the parallel walk listed them: list each newly watched
         // folder once more (stat only for what is unchanged) to close that window, both
         // for what appeared or changed and for what went away meanwhile.
@@ -838,11 +799,24 @@ impl WatchState {
             }
         }
         for chunk in diff.changes.chunks(CHUNK) {
-            let mut events = Vec::with_capacity(chunk.len());
-            let mut snap_changes = Vec::with_capacity(chunk.len());
+            let mut built = Built::default();
             for change in chunk {
-                self.build(change, origin, &mut events, &mut snap_changes);
+                self.source.build(
+                    &self.root,
+                    self.cfg.max_content_bytes,
+                    change,
+                    origin,
+                    &mut built,
+                );
+                if let Some(w) = built.warning.take() {
+                    self.warned.warn_once(w);
+                }
             }
+            let Built {
+                mut events,
+                snapshot: snap_changes,
+                ..
+            } = built;
             if events.is_empty() && snap_changes.is_empty() {
                 continue;
             }
@@ -864,87 +838,6 @@ impl WatchState {
             self.head.send_replace(head);
         }
         Ok(())
-    }
-
-    fn event(&self, kind: Kind, path: &str, old: Option<&str>, origin: Origin) -> Event {
-        Event::new(
-            kind,
-            path.to_string(),
-            old.map(str::to_string),
-            0,
-            None,
-            None,
-            None,
-            &self.vault,
-            &self.host,
-            origin,
-        )
-    }
-
-    /// Reads the file for its content and turns a change into an event and snapshot rows.
-    fn build(
-        &mut self,
-        change: &Change,
-        origin: Origin,
-        events: &mut Vec<Event>,
-        snap: &mut Vec<SnapshotChange>,
-    ) {
-        let deleted = |this: &Self, path: &str, prev: Option<&FileState>| {
-            let mut e = this.event(Kind::Deleted, path, None, origin);
-            e.hash = prev.map(|p| p.hash.clone());
-            e
-        };
-        if change.kind == Kind::Deleted {
-            events.push(deleted(self, &change.path, change.prev.as_ref()));
-            snap.push(SnapshotChange::Remove(change.path.clone()));
-            return;
-        }
-        let Some(state) = &change.state else { return };
-        let abs = self.root.join(&change.path);
-        match scan::read_file(&abs, self.cfg.max_content_bytes) {
-            Ok(read) => {
-                let mut e = self.event(
-                    change.kind,
-                    &change.path,
-                    change.old_path.as_deref(),
-                    origin,
-                );
-                e.size = read.size;
-                e.hash = Some(read.hash.clone());
-                e.content = read.content;
-                e.mtime = scan::mtime_of(state);
-                events.push(e);
-                if let Some(old) = &change.old_path {
-                    snap.push(SnapshotChange::Remove(old.clone()));
-                }
-                snap.push(SnapshotChange::Put(
-                    change.path.clone(),
-                    FileState {
-                        size: read.size,
-                        hash: read.hash,
-                        ..state.clone()
-                    },
-                ));
-            }
-            Err(err) => {
-                // It vanished or became unreadable after it was seen: whatever was at the
-                // old place is gone; the new place is picked up by its own notification.
-                if err.kind() != std::io::ErrorKind::NotFound {
-                    self.warn_once(format!("{}: {err}", abs.display()));
-                }
-                let old = match change.kind {
-                    Kind::Renamed => change.old_path.clone(),
-                    Kind::Modified if err.kind() == std::io::ErrorKind::NotFound => {
-                        Some(change.path.clone())
-                    }
-                    _ => None,
-                };
-                if let Some(old) = old {
-                    events.push(deleted(self, &old, change.prev.as_ref()));
-                    snap.push(SnapshotChange::Remove(old));
-                }
-            }
-        }
     }
 }
 

@@ -1,0 +1,146 @@
+//! The one file reader: one pass that hashes, sizes and stamps a file, and one rule for when
+//! its bytes are text (the watcher's event content and the cache's note body both come here).
+
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use vaultkeeper_core::event::{Event, EventBuilder, Kind};
+
+/// What a file's bytes are, under the one text/binary/size rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// UTF-8 without NUL bytes, within the size limit.
+    Text(String),
+    /// A NUL byte: binary, whatever the encoding.
+    Binary,
+    /// Not UTF-8 (and no NUL): the text with invalid sequences replaced by U+FFFD.
+    NotUtf8(String),
+    /// Larger than the limit: hashed, never kept.
+    TooLarge,
+}
+
+impl Content {
+    /// Classifies bytes that fit the limit: a NUL makes them binary, then UTF-8 decides.
+    pub fn of_bytes(bytes: Vec<u8>) -> Content {
+        if bytes.contains(&0) {
+            return Content::Binary;
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => Content::Text(text),
+            Err(e) => Content::NotUtf8(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
+
+    /// The exact text, only for [`Content::Text`] (what an event carries).
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Content::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// One read of a file: its hash, size, modification time and content.
+#[derive(Debug, Clone)]
+pub struct FileRead {
+    /// blake3 hex.
+    pub hash: String,
+    /// Bytes read.
+    pub size: u64,
+    /// Modification time from the open file's metadata, when the platform gives one.
+    pub mtime: Option<DateTime<Utc>>,
+    /// What the bytes are (see [`Content`]).
+    pub content: Content,
+}
+
+impl FileRead {
+    /// The text an event carries: UTF-8 without NUL within the limit, else none.
+    pub fn text(&self) -> Option<&str> {
+        match &self.content {
+            Content::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// An event builder for a `kind` change at `path` that carries this read: its size,
+    /// hash, modification time and text (only [`Content::Text`] travels in events).
+    pub fn event(self, kind: Kind, path: impl Into<String>) -> EventBuilder {
+        Event::builder(kind, path)
+            .read(self.size, Some(self.hash), self.content.into_text())
+            .mtime(self.mtime)
+    }
+}
+
+/// Reads a regular file once, streaming it through blake3 so a huge file never sits in
+/// memory; keeps its bytes only up to `max_content` and classifies them with
+/// [`Content::of_bytes`]. Symlinks are followed (callers that must not, check first).
+pub fn read_file(abs: &Path, max_content: u64) -> std::io::Result<FileRead> {
+    let mut file = std::fs::File::open(abs)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mtime = meta.modified().ok().map(DateTime::<Utc>::from);
+    let mut hasher = blake3::Hasher::new();
+    let mut kept: Option<Vec<u8>> = Some(Vec::new());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        if let Some(k) = kept.as_mut() {
+            if size <= max_content {
+                k.extend_from_slice(&buf[..n]);
+            } else {
+                kept = None;
+            }
+        }
+    }
+    Ok(FileRead {
+        hash: hasher.finalize().to_hex().to_string(),
+        size,
+        mtime,
+        content: kept.map_or(Content::TooLarge, Content::of_bytes),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_keeps_text_and_streams_large() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.md");
+        std::fs::write(&p, "hello").expect("write");
+        let r = read_file(&p, 100).expect("read");
+        assert_eq!(r.text(), Some("hello"));
+        assert_eq!(r.hash, blake3::hash(b"hello").to_hex().to_string());
+        assert!(r.mtime.is_some());
+        let r = read_file(&p, 3).expect("read");
+        assert_eq!(r.text(), None, "over the limit: no content");
+        assert_eq!(r.content, Content::TooLarge);
+        assert_eq!(r.size, 5);
+        std::fs::write(&p, b"a\0b").expect("write");
+        let r = read_file(&p, 100).expect("read");
+        assert_eq!(r.text(), None, "binary");
+        assert_eq!(r.content, Content::Binary);
+        std::fs::write(&p, [0xff, 0xfe]).expect("write");
+        let r = read_file(&p, 100).expect("read");
+        assert_eq!(r.text(), None, "not UTF-8");
+        assert_eq!(r.content, Content::NotUtf8("\u{fffd}\u{fffd}".into()));
+    }
+
+    #[test]
+    fn a_folder_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(read_file(dir.path(), 100).is_err());
+    }
+}
