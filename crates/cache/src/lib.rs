@@ -8,13 +8,16 @@
 //! - [`query`]: read-only queries with serializable results (the binary renders them).
 
 pub mod apply;
-pub mod parse;
+mod parse;
 pub mod query;
-pub mod resolve;
+mod reader;
+mod resolve;
 pub mod schema;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use reader::CacheReader;
 
 pub use apply::{
     CacheConsumer, NAME, ReindexState, ReindexStats, reindex, reindex_state, request_reindex,
