@@ -28,10 +28,10 @@ pub const NAME: &str = "cache";
 
 /// Meta key by which `vaultkeeper reindex` asks a running daemon's cache for a rebuild. The
 /// rebuild runs inside the cache's runner and drops it with the rest of `meta`.
-pub const REINDEX_REQUEST: &str = "reindex_request";
+pub(crate) const REINDEX_REQUEST: &str = "reindex_request";
 
 /// Meta key holding the last rebuild's figures and the request it served (JSON).
-pub const LAST_REINDEX: &str = "last_reindex";
+pub(crate) const LAST_REINDEX: &str = "last_reindex";
 
 /// Remote event ids are remembered this long: a redelivery is never older.
 const REMOTE_SEEN_DAYS: i64 = 30;
@@ -479,18 +479,22 @@ impl CacheConsumer {
     }
 
     /// Runs `work` on the state on tokio's blocking pool. A panic in it carries on as the
-    /// panic it was, as when the work ran inline.
+    /// panic it was, as when the work ran inline. Polled outside a tokio runtime (a plain
+    /// executor, as in tests), there is no executor to starve: the work runs inline.
     fn off_executor(
         &self,
         work: impl FnOnce(&mut CacheState) -> Result<Durable, ConsumerError> + Send + 'static,
     ) -> impl Future<Output = Result<Durable, ConsumerError>> + Send + 'static {
         let state = Arc::clone(&self.state);
         async move {
-            let task = tokio::task::spawn_blocking(move || {
+            let run = move || {
                 let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
                 work(&mut state)
-            });
-            match task.await {
+            };
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return run();
+            };
+            match runtime.spawn_blocking(run).await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => Err(ConsumerError::failed(format!(
@@ -1148,4 +1152,60 @@ fn reindex_conn(
     })?;
     stats.elapsed_ms = start.elapsed().as_millis();
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn work_leaves_its_current_thread_runtime_free() {
+        // The daemon runs each consumer on its own current-thread runtime. A full index inside
+        // `handle` (here: a lister that waits for the runtime's timer) must not block it: if
+        // the SQLite work ran on the runtime thread, the timer could not fire and the lister
+        // would give up.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = dir.path().join("vault");
+        std::fs::create_dir_all(&vault).expect("mkdir");
+        std::fs::write(vault.join("A.md"), "# A\n").expect("write");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let lister: FileLister = Box::new(move |_root: &Path| {
+            rx.recv_timeout(Duration::from_secs(20))
+                .map_err(|_| std::io::Error::other("starved: the runtime's timer never fired"))?;
+            Ok(vec!["A.md".to_string()])
+        });
+        let db = dir.path().join("cache.db");
+        let mut consumer = CacheConsumer::open(&db, Some(vault), &CacheConfig::default())
+            .expect("open")
+            .with_file_lister(lister);
+        let mut first = Event::new(
+            Kind::Created,
+            "A.md".into(),
+            None,
+            0,
+            None,
+            None,
+            None,
+            "v",
+            "h",
+            Origin::Watch,
+        );
+        first.seq = 1;
+        let batch = [first];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let durable = rt.block_on(async {
+            let timer = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tx.send(()).expect("the lister is waiting");
+            };
+            let (durable, ()) = tokio::join!(consumer.handle(&batch), timer);
+            durable
+        });
+        assert_eq!(durable.expect("handled"), Durable::Upto(1));
+        assert_eq!(consumer.cursor().expect("cursor"), Some(1));
+    }
 }

@@ -1,11 +1,15 @@
 //! `vaultkeeper mcp`: a Model Context Protocol server on stdio over the shadow cache and the
 //! journal, read-only.
 //!
+//! A tour:
+//! - [`serve_stdio`]: the entry point (a small runtime, stdio transport, logs on stderr).
 //! - [`tools`]: the tools (search_notes, read_note, list_backlinks, recent_changes, list_tags,
 //!   list_tasks, query_sql) and the note resources (`vault:///<path>`).
-//! - [`store`]: every call into the cache and the journal (one read-only connection per request,
-//!   so edits applied by the daemon show up at once).
+//! - [`store`]: every call into the cache and the journal, through their read-only types
+//!   (`CacheReader`, `JournalReader`), one connection per request, so edits applied by the
+//!   daemon show up at once.
 //! - [`guard`]: keeping reads inside the vault; note URIs.
+//! - [`McpError`]: every failure; a tool's error reaches the client as its message.
 
 mod error;
 pub mod guard;
@@ -36,10 +40,7 @@ pub fn serve_stdio(paths: &VaultPaths) -> Result<(), McpError> {
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| McpError::Init(Box::new(e)))?;
-        let reason = running
-            .waiting()
-            .await
-            .map_err(McpError::Serve)?;
+        let reason = running.waiting().await.map_err(McpError::Serve)?;
         tracing::debug!(?reason, "MCP client gone");
         Ok(())
     })

@@ -166,7 +166,10 @@ impl VaultServer {
     #[tool(
         description = "Full-text search over the vault's notes (titles weigh more). Returns hits best first with path, title, score and a snippet where matches are between « and ». Filters: tag, path glob."
     )]
-    async fn search_notes(&self, Parameters(a): Parameters<SearchArgs>) -> Result<String, McpError> {
+    async fn search_notes(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+    ) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             store::search(
@@ -205,7 +208,10 @@ impl VaultServer {
     #[tool(
         description = "The links (wikilinks, embeds, markdown links) in other notes that resolve to this note, with the linking note's path and line."
     )]
-    async fn list_backlinks(&self, Parameters(a): Parameters<NoteArgs>) -> Result<String, McpError> {
+    async fn list_backlinks(
+        &self,
+        Parameters(a): Parameters<NoteArgs>,
+    ) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             check_name(&a.note)?;
@@ -336,7 +342,8 @@ impl ServerHandler for VaultServer {
     ) -> Result<ListResourcesResult, ErrorData> {
         let cache_db = self.at.cache_db.clone();
         let notes = off_thread(move || {
-            store::markdown_notes(&cache_db).map_err(|e| ErrorData::internal_error(e.to_string(), None))
+            store::markdown_notes(&cache_db)
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))
         })
         .await?;
         Ok(ListResourcesResult::with_all_items(
