@@ -13,7 +13,8 @@
 //! - links in `%% comments %%` count (Obsidian indexes them); links in code do not.
 //! - markdown links with a URL scheme (`https:`, `mailto:`, `obsidian:`) are external, not notes.
 //! - word count: whitespace-separated runs with at least one letter or digit in the rendered
-//!   text (frontmatter excluded, code included).//!
+//!   text (frontmatter excluded, code included).
+//!
 //! One concern per module: [`markdown`] (the pulldown-cmark pass), [`frontmatter`],
 //! [`links`], [`tags`], [`lines`] (tasks, block ids, inline fields); [`parse_note`] puts
 //! their parts together.
