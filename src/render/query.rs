@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::path::Path;
 
+use vaultkeeper_cache::CacheReader;
 use vaultkeeper_cache::query::{
     self, FieldsResult, LinkRow, LinksResult, NoteInfo, OrphansResult, RecentResult, SearchResult,
     SqlResult, TagsResult, TaskFilter, TasksResult, UnresolvedResult,
 };
-use vaultkeeper_cache::schema;
 
 /// The cache query commands; the CLI flattens them into its top-level commands.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -100,7 +100,7 @@ pub fn run_query(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let conn = schema::open_ro(cache_db)?;
+    let cache = CacheReader::open(cache_db)?;
     fn emit<T: serde::Serialize + RenderHuman>(
         v: T,
         json: bool,
@@ -121,18 +121,16 @@ pub fn run_query(
             path,
             limit,
         } => emit(
-            query::search(&conn, query, tag.as_deref(), path.as_deref(), *limit)?,
+            cache.search(query, tag.as_deref(), path.as_deref(), *limit)?,
             json,
             out,
         ),
-        QueryCommand::Note { note } => emit(query::note(&conn, note)?, json, out),
-        QueryCommand::Backlinks { note } => {
-            emit(Backlinks(query::backlinks(&conn, note)?), json, out)
-        }
-        QueryCommand::Links { note } => emit(query::links(&conn, note)?, json, out),
+        QueryCommand::Note { note } => emit(cache.note(note)?, json, out),
+        QueryCommand::Backlinks { note } => emit(Backlinks(cache.backlinks(note)?), json, out),
+        QueryCommand::Links { note } => emit(cache.links(note)?, json, out),
         QueryCommand::Tags { counts } => emit(
             TagsView {
-                tags: query::tags(&conn)?,
+                tags: cache.tags()?,
                 counts: *counts,
             },
             json,
@@ -146,17 +144,17 @@ pub fn run_query(
             } else {
                 TaskFilter::All
             };
-            emit(query::tasks(&conn, filter, tag.as_deref())?, json, out)
+            emit(cache.tasks(filter, tag.as_deref())?, json, out)
         }
-        QueryCommand::Orphans => emit(query::orphans(&conn)?, json, out),
-        QueryCommand::Unresolved => emit(query::unresolved(&conn)?, json, out),
-        QueryCommand::Recent { limit } => emit(query::recent(&conn, *limit)?, json, out),
+        QueryCommand::Orphans => emit(cache.orphans()?, json, out),
+        QueryCommand::Unresolved => emit(cache.unresolved()?, json, out),
+        QueryCommand::Recent { limit } => emit(cache.recent(*limit)?, json, out),
         QueryCommand::Fields { field } => {
             let (k, v) = match field.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (field.as_str(), None),
             };
-            emit(query::fields(&conn, k, v)?, json, out)
+            emit(cache.fields(k, v)?, json, out)
         }
         QueryCommand::Sql {
             query,
@@ -168,7 +166,7 @@ pub fn run_query(
                 timeout: std::time::Duration::from_secs(*timeout),
                 ..query::SqlBounds::default()
             };
-            let res = query::sql_within(&conn, query, &bounds)?;
+            let res = cache.sql_within(query, &bounds)?;
             if let Some(bound) = &res.stopped_by {
                 // On stderr, so that the rows on stdout stay clean for scripts.
                 eprintln!("vaultkeeper: more rows than shown: stopped at the {bound}");

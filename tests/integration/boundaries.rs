@@ -199,6 +199,51 @@ const WRITERS: &[&str] = &[
     "OpenFlags::SQLITE_OPEN_READ_WRITE",
 ];
 
+/// What readers may not mention at all: they open the cache and the journal only through
+/// `CacheReader` and `JournalReader`, never a connection or a journal of their own.
+const RAW_HANDLES: &[&str] = &["Journal::", "schema::", "rusqlite::", "Connection"];
+
+/// Words in a method's name or body that write.
+const WRITE_WORDS: &[&str] = &[
+    "&mut self",
+    "fn append",
+    "fn set_",
+    "fn add_",
+    "fn remove",
+    "fn forget",
+    "fn prune",
+    "fn request_",
+    "fn retry",
+    "fn write",
+    "fn insert",
+    "fn delete",
+    "fn apply",
+    "fn reindex",
+    ".execute",
+    "transaction",
+    "open_rw",
+    "open_beside_daemon",
+    "Journal::open(",
+    "Connection::open(",
+    "SQLITE_OPEN_READ_WRITE",
+    "SQLITE_OPEN_CREATE",
+];
+
+/// The read-only types, by file, with the read-only open each must use.
+const READER_TYPES: &[(&str, &str)] = &[
+    ("crates/cache/src/reader.rs", "schema::open_ro("),
+    ("crates/journal/src/reader.rs", "Journal::open_readonly("),
+];
+
+/// Why the non-test code of a reader type's file could write (empty: it cannot).
+fn writes_in(code: &str) -> Vec<&'static str> {
+    WRITE_WORDS
+        .iter()
+        .copied()
+        .filter(|w| code.contains(w))
+        .collect()
+}
+
 #[test]
 fn readers_use_read_only_types() {
     let mut files = rust_files(&root().join("crates/mcp/src"));
@@ -207,11 +252,43 @@ fn readers_use_read_only_types() {
     let mut bad = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read");
-        for w in WRITERS {
+        for w in WRITERS.iter().chain(RAW_HANDLES) {
             if non_test_code(&text).contains(w) {
                 bad.push(format!("{} uses {w}", f.display()));
             }
         }
     }
+    // The readers do go through the read-only types (not, say, through nothing at all).
+    let uses = |file: &str, ty: &str| {
+        let text = std::fs::read_to_string(root().join(file)).expect("read");
+        if !non_test_code(&text).contains(ty) {
+            Some(format!("{file} does not use {ty}"))
+        } else {
+            None
+        }
+    };
+    bad.extend(uses("crates/mcp/src/store.rs", "CacheReader"));
+    bad.extend(uses("crates/mcp/src/store.rs", "JournalReader"));
+    bad.extend(uses("src/render/query.rs", "CacheReader"));
+    for (file, open) in READER_TYPES {
+        let text = std::fs::read_to_string(root().join(file)).expect("read");
+        let code = non_test_code(&text);
+        if !code.contains(open) {
+            bad.push(format!("{file} does not open with {open}"));
+        }
+        for w in writes_in(code) {
+            bad.push(format!("{file} (a read-only type) has {w:?}"));
+        }
+    }
     assert!(bad.is_empty(), "a reader reaches a writer: {bad:#?}");
+}
+
+#[test]
+fn a_writing_reader_is_caught() {
+    // The check over the reader types must be able to fail.
+    let code = "impl JournalReader {\n    pub fn set_cursor(&self, c: &str, seq: u64) {\n        self.conn.execute(\"UPDATE\", []);\n    }\n}\n";
+    let found = writes_in(code);
+    assert!(found.contains(&"fn set_"), "{found:?}");
+    assert!(found.contains(&".execute"), "{found:?}");
+    assert!(writes_in("pub fn head(&self) -> u64 { 0 }").is_empty());
 }

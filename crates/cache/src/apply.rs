@@ -8,7 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -28,10 +29,10 @@ pub const NAME: &str = vaultkeeper_core::status::ConsumerKind::Cache.as_str();
 
 /// Meta key by which `vaultkeeper reindex` asks a running daemon's cache for a rebuild. The
 /// rebuild runs inside the cache's runner and drops it with the rest of `meta`.
-pub const REINDEX_REQUEST: &str = "reindex_request";
+pub(crate) const REINDEX_REQUEST: &str = "reindex_request";
 
 /// Meta key holding the last rebuild's figures and the request it served (JSON).
-pub const LAST_REINDEX: &str = "last_reindex";
+pub(crate) const LAST_REINDEX: &str = "last_reindex";
 
 /// Remote event ids are remembered this long: a redelivery is never older.
 const REMOTE_SEEN_DAYS: i64 = 30;
@@ -310,7 +311,21 @@ struct Dirty {
 }
 
 /// The `cache` consumer. See the module docs; open with [`CacheConsumer::open`].
+///
+/// SQLite is blocking, so every call the runner makes into the database runs on tokio's
+/// blocking pool: the runtime driving the consumer (the daemon gives each consumer its own
+/// current-thread runtime, where `block_in_place` is not allowed) keeps serving its timers
+/// and its stop signal through a long batch or a full reindex.
 pub struct CacheConsumer {
+    state: Arc<Mutex<CacheState>>,
+    /// The state's `unindexed`, read by [`Consumer::deadline`] without taking the lock.
+    unindexed: Arc<AtomicBool>,
+    /// An empty cache indexes at once, without an event (see [`CacheConsumer::with_journal`]).
+    index_at_once: bool,
+}
+
+/// The connection and everything a batch needs, moved onto the blocking pool per call.
+struct CacheState {
     conn: Connection,
     db_path: PathBuf,
     vault_root: Option<PathBuf>,
@@ -319,7 +334,7 @@ pub struct CacheConsumer {
     /// The journal, whose head a full index is stamped with (see [`CacheConsumer::with_journal`]).
     journal: Option<PathBuf>,
     /// The cache is empty (new, rebuilt after damage or a schema change) and not indexed yet.
-    unindexed: bool,
+    unindexed: Arc<AtomicBool>,
 }
 
 /// Lists the vault's files (relative paths with `/`) for a full reindex.
@@ -376,14 +391,20 @@ impl CacheConsumer {
         let unindexed = read_cursor(&conn)
             .map_err(|e| CacheError::db(cache_db, e))?
             .is_none();
-        Ok(CacheConsumer {
+        let unindexed = Arc::new(AtomicBool::new(unindexed));
+        let state = CacheState {
             conn,
             db_path: cache_db.to_path_buf(),
             vault_root,
             cfg: cfg.clone(),
             lister: Box::new(vault_files),
             journal: None,
+            unindexed: Arc::clone(&unindexed),
+        };
+        Ok(CacheConsumer {
+            state: Arc::new(Mutex::new(state)),
             unindexed,
+            index_at_once: false,
         })
     }
 
@@ -392,10 +413,66 @@ impl CacheConsumer {
     /// cursor while the journal's cursor for it is already at the head, so no event may come
     /// for a long time.
     pub fn with_journal(mut self, journal: PathBuf) -> Self {
-        self.journal = Some(journal);
+        let mut state = self.lock();
+        state.journal = Some(journal);
+        let index_at_once = state.vault_root.is_some();
+        drop(state);
+        self.index_at_once = index_at_once;
         self
     }
 
+    /// Replaces the file lister used by the first-start reindex (default: [`vault_files`]).
+    pub fn with_file_lister(self, lister: FileLister) -> Self {
+        self.lock().lister = lister;
+        self
+    }
+
+    /// The highest journal seq applied, if any.
+    pub fn cursor(&self) -> Result<Option<u64>, CacheError> {
+        self.lock().cursor()
+    }
+
+    /// Applies a batch in one transaction with the cursor, on the calling thread (the
+    /// [`Consumer::handle`] of the runner does the same on the blocking pool). Events at or
+    /// below the stored cursor are skipped (redelivery).
+    pub fn apply(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        self.lock().apply(batch)
+    }
+
+    /// The state, also after a panic in an earlier call: its transaction was rolled back
+    /// when it unwound, so the connection is as the last commit left it.
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `work` on the state on tokio's blocking pool. A panic in it carries on as the
+    /// panic it was, as when the work ran inline. Polled outside a tokio runtime (a plain
+    /// executor, as in tests), there is no executor to starve: the work runs inline.
+    fn off_executor(
+        &self,
+        work: impl FnOnce(&mut CacheState) -> Result<Durable, ConsumerError> + Send + 'static,
+    ) -> impl Future<Output = Result<Durable, ConsumerError>> + Send + 'static {
+        let state = Arc::clone(&self.state);
+        async move {
+            let run = move || {
+                let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+                work(&mut state)
+            };
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return run();
+            };
+            match runtime.spawn_blocking(run).await {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(ConsumerError::failed(format!(
+                    "cache: the blocking task was cancelled: {e}"
+                ))),
+            }
+        }
+    }
+}
+
+impl CacheState {
     /// The full index of an empty cache, when it can be done without an event (see
     /// [`CacheConsumer::with_journal`]).
     fn index_now(&mut self) -> Result<Durable, ConsumerError> {
@@ -407,27 +484,20 @@ impl CacheConsumer {
             .map_err(ConsumerError::transient_from)?;
         if head == 0 {
             // Nothing journaled yet: the first batch indexes (see `apply`).
-            self.unindexed = false;
+            self.unindexed.store(false, Ordering::Relaxed);
             return Ok(Durable::Unchanged);
         }
         self.rebuild(&root, head, None)?;
         Ok(Durable::Upto(head))
     }
 
-    /// Replaces the file lister used by the first-start reindex (default: [`vault_files`]).
-    pub fn with_file_lister(mut self, lister: FileLister) -> Self {
-        self.lister = lister;
-        self
-    }
-
     /// The highest journal seq applied, if any.
-    pub fn cursor(&self) -> Result<Option<u64>, CacheError> {
+    fn cursor(&self) -> Result<Option<u64>, CacheError> {
         read_cursor(&self.conn).map_err(|e| CacheError::db(&self.db_path, e))
     }
 
-    /// Applies a batch in one transaction with the cursor (synchronous; [`Consumer::handle`]
-    /// calls this). Events at or below the stored cursor are skipped (redelivery).
-    pub fn apply(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+    /// Applies a batch in one transaction with the cursor (see [`CacheConsumer::apply`]).
+    fn apply(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
         let db = self.db_path.clone();
         let Some(max_seq) = batch.iter().map(|e| e.seq).max() else {
             return Ok(Durable::Unchanged);
@@ -503,7 +573,7 @@ impl CacheConsumer {
             request.as_deref(),
         )
         .map_err(|e| consumer_error(e, None))?;
-        self.unindexed = false;
+        self.unindexed.store(false, Ordering::Relaxed);
         tracing::info!(
             notes = stats.notes,
             files = stats.files,
@@ -596,42 +666,44 @@ impl Consumer for CacheConsumer {
     fn status(&self) -> Option<vaultkeeper_core::status::ConsumerReport> {
         Some(vaultkeeper_core::status::ConsumerReport::Cache(
             vaultkeeper_core::status::CacheReport {
-                indexed: !self.unindexed,
+                indexed: !self.unindexed.load(Ordering::Relaxed),
             },
         ))
     }
 
+    /// One read of the `meta` row, once when the runner starts: the trait's call is
+    /// synchronous.
     fn own_cursor(&mut self) -> Result<Option<u64>, ConsumerError> {
         self.cursor().map_err(|e| consumer_error(e, None))
     }
 
-    /// Runs synchronously (SQLite is blocking): the runner may wrap the call in
-    /// `tokio::task::block_in_place` if it shares a runtime thread with others.
+    /// Applies the batch on the blocking pool (the batch is copied there: it must outlive
+    /// the call).
     fn handle(
         &mut self,
         batch: &[Event],
     ) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
-        let r = self.apply(batch);
-        async move { r }
+        let batch = batch.to_vec();
+        self.off_executor(move |state| state.apply(&batch))
     }
 
     /// Serves a pending rebuild request (`vaultkeeper reindex` while the daemon runs).
     fn flush(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
-        let r = self.serve_request();
-        async move { r }
+        self.off_executor(CacheState::serve_request)
     }
 
     fn deadline(&self) -> Option<Instant> {
-        (self.unindexed && self.journal.is_some() && self.vault_root.is_some()).then(Instant::now)
+        (self.index_at_once && self.unindexed.load(Ordering::Relaxed)).then(Instant::now)
     }
 
     fn on_deadline(&mut self) -> impl Future<Output = Result<Durable, ConsumerError>> + Send {
-        let r = if self.unindexed {
-            self.index_now()
-        } else {
-            Ok(Durable::Unchanged)
-        };
-        async move { r }
+        self.off_executor(|state| {
+            if state.unindexed.load(Ordering::Relaxed) {
+                state.index_now()
+            } else {
+                Ok(Durable::Unchanged)
+            }
+        })
     }
 }
 
@@ -1052,4 +1124,52 @@ fn reindex_conn(
     })?;
     stats.elapsed_ms = start.elapsed().as_millis();
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn work_leaves_its_current_thread_runtime_free() {
+        // The daemon runs each consumer on its own current-thread runtime. A full index inside
+        // `handle` (here: a lister that waits for the runtime's timer) must not block it: if
+        // the SQLite work ran on the runtime thread, the timer could not fire and the lister
+        // would give up.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = dir.path().join("vault");
+        std::fs::create_dir_all(&vault).expect("mkdir");
+        std::fs::write(vault.join("A.md"), "# A\n").expect("write");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let lister: FileLister = Box::new(move |_root: &Path| {
+            rx.recv_timeout(Duration::from_secs(20))
+                .map_err(|_| std::io::Error::other("starved: the runtime's timer never fired"))?;
+            Ok(vec!["A.md".to_string()])
+        });
+        let db = dir.path().join("cache.db");
+        let mut consumer = CacheConsumer::open(&db, Some(vault), &CacheConfig::default())
+            .expect("open")
+            .with_file_lister(lister);
+        let mut first = Event::builder(Kind::Created, "A.md")
+            .source("v", "h")
+            .origin(Origin::Watch)
+            .build();
+        first.seq = 1;
+        let batch = [first];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let durable = rt.block_on(async {
+            let timer = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tx.send(()).expect("the lister is waiting");
+            };
+            let (durable, ()) = tokio::join!(consumer.handle(&batch), timer);
+            durable
+        });
+        assert_eq!(durable.expect("handled"), Durable::Upto(1));
+        assert_eq!(consumer.cursor().expect("cursor"), Some(1));
+    }
 }

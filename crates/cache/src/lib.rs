@@ -1,20 +1,28 @@
 //! The shadow cache: an always-current SQLite mirror of the vault (notes, links, tags, tasks,
 //! full text) and the read-only queries over it.
 //!
-//! - [`parse`]: one note's text into rows (pure).
-//! - [`resolve`]: Obsidian's link resolution rules.
-//! - [`schema`]: tables, schema version, opening the database.
-//! - [`apply`]: the `cache` consumer and the full [`reindex`].
+//! A tour, in the order data flows:
+//! - `parse` (private): one note's text into rows, pure; split by concern (the markdown pass,
+//!   frontmatter, links, tags, line-shaped syntax).
+//! - `resolve` (private): Obsidian's link resolution rules.
+//! - [`schema`]: tables, schema version, opening the database; readers get [`schema::open_ro`].
+//! - [`apply`]: the writer: the `cache` consumer ([`CacheConsumer`], its SQLite work on tokio's
+//!   blocking pool) and the full [`reindex`]; the `reindex` command's request to a daemon.
 //! - [`query`]: read-only queries with serializable results (the binary renders them).
+//! - [`CacheReader`]: what readers (query commands, MCP) open: read-only, queries only.
+//! - [`CacheError`]: every failure, naming the file, with SQLite's error as its source.
 
 pub mod apply;
-pub mod parse;
+mod parse;
 pub mod query;
-pub mod resolve;
+mod reader;
+mod resolve;
 pub mod schema;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use reader::CacheReader;
 
 pub use apply::{
     CacheConsumer, NAME, ReindexState, ReindexStats, reindex, reindex_state, request_reindex,
@@ -84,9 +92,19 @@ pub enum CacheError {
     /// `sql` refused a statement.
     #[error("refused: {0}")]
     Refused(String),
-    /// A query was not understood (bad search syntax, bad SQL).
+    /// A query was not understood (bad search syntax).
     #[error("{0}")]
     BadQuery(String),
+    /// SQLite refused a query (bad SQL, a search FTS5 cannot run); `context` says which
+    /// (empty: the statement itself).
+    #[error("{context}{source}")]
+    Query {
+        /// What was being run, with a trailing `: ` (or empty).
+        context: String,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// `sql` stopped a statement at one of its bounds (time, memory); says which.
     #[error("stopped: {0}")]
     Stopped(String),

@@ -17,7 +17,10 @@ use super::CacheError;
 use super::resolve::{fold, resolve};
 
 fn q(e: rusqlite::Error) -> CacheError {
-    CacheError::BadQuery(e.to_string())
+    CacheError::Query {
+        context: String::new(),
+        source: e,
+    }
 }
 
 /// Finds the path of the note named `name_or_path` (exact path, else the link resolver).
@@ -180,7 +183,10 @@ pub fn search(
             },
         )
         .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(|e| CacheError::BadQuery(format!("search {query:?}: {e}")))?;
+        .map_err(|source| CacheError::Query {
+            context: format!("search {query:?}: "),
+            source,
+        })?;
     Ok(SearchResult {
         query: query.to_string(),
         fts,
@@ -755,7 +761,7 @@ pub fn sql_within(
         rusqlite::Error::MultipleStatement => {
             CacheError::Refused("more than one statement".to_string())
         }
-        other => CacheError::BadQuery(other.to_string()),
+        other => q(other),
     })?;
     if !st.readonly() {
         return Err(CacheError::Refused("statement may write".to_string()));

@@ -15,7 +15,7 @@ use super::CacheError;
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Every table and the FTS table of version [`SCHEMA_VERSION`] (indexes: [`INDEXES`]).
-pub const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta(
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -84,7 +84,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(title, body);
 "#;
 
 /// The indexes, created after the rows in a full reindex (faster than maintaining them).
-pub const INDEXES: &str = r#"
+pub(crate) const INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS notes_name_key ON notes(name_key);
 CREATE INDEX IF NOT EXISTS notes_mtime ON notes(mtime);
 CREATE INDEX IF NOT EXISTS tags_path ON tags(path);
@@ -100,7 +100,7 @@ CREATE INDEX IF NOT EXISTS fields_key ON fields(key_fold);
 "#;
 
 /// Tables dropped by a rebuild, in an order that is always valid.
-pub const TABLES: &[&str] = &[
+pub(crate) const TABLES: &[&str] = &[
     "notes_fts",
     "fields",
     "tasks",
@@ -152,14 +152,14 @@ fn try_open(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
 /// Opens the cache for a short write beside the running daemon, without the integrity
 /// check: the daemon's own [`open_rw`] checks (and rebuilds) the file, and a second check
 /// here would scan the whole cache per call, or rebuild it under the daemon.
-pub fn open_beside_daemon(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
+pub(crate) fn open_beside_daemon(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
     try_open(path, busy).map_err(|e| CacheError::db(path, e))
 }
 
 /// Opens (creating or rebuilding as needed) the cache for writing. Never fails on a cache that
 /// is damaged (a `quick_check` runs on every open) or from another version: it starts empty
 /// instead, and the consumer, finding no cursor, rebuilds it from the vault.
-pub fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
+pub(crate) fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| CacheError::Io {
             path: dir.to_path_buf(),
@@ -219,7 +219,7 @@ pub fn open_ro(path: &Path) -> Result<Connection, CacheError> {
 }
 
 /// True for "database is busy/locked": a transient condition.
-pub fn is_busy(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
@@ -238,7 +238,7 @@ pub fn read_cursor(conn: &Connection) -> rusqlite::Result<Option<u64>> {
 }
 
 /// Stores the cursor (inside the caller's transaction).
-pub fn write_cursor(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
+pub(crate) fn write_cursor(conn: &Connection, seq: u64) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO meta(key, value) VALUES('cursor', ?1)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",

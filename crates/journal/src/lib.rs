@@ -24,6 +24,8 @@ use serde::Serialize;
 
 use vaultkeeper_core::event::Event;
 pub use vaultkeeper_core::file::FileState;
+pub mod reader;
+pub use reader::JournalReader;
 
 /// A journal failure, naming the database file.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
+use crate::McpError;
+
 /// The scheme and empty authority of note URIs.
 pub const URI_PREFIX: &str = "vault:///";
 
@@ -29,12 +31,12 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'}');
 
 /// Refuses a vault-relative path that is empty, absolute, or climbs out with `..`.
-pub fn check_relative(rel: &str) -> Result<(), String> {
+pub fn check_relative(rel: &str) -> Result<(), McpError> {
     if rel.trim().is_empty() {
-        return Err("empty path".to_string());
+        return Err(McpError::EmptyPath);
     }
     if rel.contains('\0') {
-        return Err(format!("refused: {rel:?} is not a valid path"));
+        return Err(McpError::InvalidPath(rel.to_string()));
     }
     let p = Path::new(rel);
     let escapes = rel.starts_with('/')
@@ -47,34 +49,36 @@ pub fn check_relative(rel: &str) -> Result<(), String> {
         })
         || rel.split(['/', '\\']).any(|s| s == "..");
     if escapes {
-        return Err(format!(
-            "refused: {rel:?} is outside the vault (give a path relative to the vault root, without `..`)"
-        ));
+        return Err(McpError::OutsideVault(rel.to_string()));
     }
     Ok(())
 }
 
 /// The file at vault path `rel`, canonical, refused unless it stays inside `root` (canonical)
 /// once symlinks are followed.
-pub fn resolve_in_vault(root: &Path, rel: &str) -> Result<PathBuf, String> {
+pub fn resolve_in_vault(root: &Path, rel: &str) -> Result<PathBuf, McpError> {
     check_relative(rel)?;
     let canon = root
         .join(rel)
         .canonicalize()
-        .map_err(|e| format!("{rel}: {e}"))?;
+        .map_err(|source| McpError::Read {
+            path: rel.to_string(),
+            source,
+        })?;
     if !canon.starts_with(root) {
-        return Err(format!(
-            "refused: {rel:?} resolves outside the vault (a symlink?)"
-        ));
+        return Err(McpError::ResolvesOutside(rel.to_string()));
     }
     Ok(canon)
 }
 
 /// Reads the text of vault path `rel` (refusing paths outside the vault).
-pub fn read_text(root: &Path, rel: &str) -> Result<String, String> {
+pub fn read_text(root: &Path, rel: &str) -> Result<String, McpError> {
     let file = resolve_in_vault(root, rel)?;
-    let bytes = std::fs::read(&file).map_err(|e| format!("{rel}: {e}"))?;
-    String::from_utf8(bytes).map_err(|_| format!("{rel} is not UTF-8 text"))
+    let bytes = std::fs::read(&file).map_err(|source| McpError::Read {
+        path: rel.to_string(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|_| McpError::NotText(rel.to_string()))
 }
 
 /// The URI of a vault path.
@@ -87,13 +91,13 @@ pub fn uri_of(path: &str) -> String {
 }
 
 /// The vault path of a note URI (checked with [`check_relative`]).
-pub fn path_of(uri: &str) -> Result<String, String> {
-    let rest = uri.strip_prefix(URI_PREFIX).ok_or_else(|| {
-        format!("unknown resource {uri:?}: note URIs look like {URI_PREFIX}Folder/Note.md")
-    })?;
+pub fn path_of(uri: &str) -> Result<String, McpError> {
+    let rest = uri
+        .strip_prefix(URI_PREFIX)
+        .ok_or_else(|| McpError::UnknownResource(uri.to_string()))?;
     let path = percent_decode_str(rest)
         .decode_utf8()
-        .map_err(|_| format!("resource {uri:?} is not valid UTF-8 once decoded"))?
+        .map_err(|_| McpError::BadUri(uri.to_string()))?
         .into_owned();
     check_relative(&path)?;
     Ok(path)
@@ -118,7 +122,7 @@ mod tests {
         for p in ["a.md", "Folder/My note #1?.md", "é/ü 100%.md"] {
             let u = uri_of(p);
             assert!(!u.contains(' '), "{u}");
-            assert_eq!(path_of(&u).as_deref(), Ok(p));
+            assert_eq!(path_of(&u).expect("a note URI"), p);
         }
         assert!(path_of("vault:///..%2F..%2Fetc/passwd").is_err());
         assert!(path_of("file:///etc/passwd").is_err());
@@ -137,8 +141,8 @@ mod tests {
         )
         .expect("symlink");
         let root = vault.path().canonicalize().expect("canon");
-        assert_eq!(read_text(&root, "in.md").as_deref(), Ok("i"));
+        assert_eq!(read_text(&root, "in.md").expect("in.md"), "i");
         let err = read_text(&root, "link.md").expect_err("escape");
-        assert!(err.contains("outside the vault"), "{err}");
+        assert!(err.to_string().contains("outside the vault"), "{err}");
     }
 }

@@ -1,25 +1,30 @@
 //! `vaultkeeper mcp`: a Model Context Protocol server on stdio over the shadow cache and the
 //! journal, read-only.
 //!
+//! A tour:
+//! - [`serve_stdio`]: the entry point (a small runtime, stdio transport, logs on stderr).
 //! - [`tools`]: the tools (search_notes, read_note, list_backlinks, recent_changes, list_tags,
 //!   list_tasks, query_sql) and the note resources (`vault:///<path>`).
-//! - [`store`]: every call into the cache and the journal (one read-only connection per request,
-//!   so edits applied by the daemon show up at once).
+//! - [`store`]: every call into the cache and the journal, through their read-only types
+//!   (`CacheReader`, `JournalReader`), one connection per request, so edits applied by the
+//!   daemon show up at once.
 //! - [`guard`]: keeping reads inside the vault; note URIs.
+//! - [`McpError`]: every failure; a tool's error reaches the client as its message.
 
+mod error;
 pub mod guard;
 pub mod store;
 pub mod tools;
 
-use anyhow::{Context as _, Result};
 use rmcp::ServiceExt;
 
 use vaultkeeper_vaultfs::paths::VaultPaths;
 
+pub use error::McpError;
 pub use tools::VaultServer;
 
 /// Serves MCP on stdin/stdout until the client closes stdin. Logs go to stderr only.
-pub fn serve_stdio(paths: &VaultPaths) -> Result<()> {
+pub fn serve_stdio(paths: &VaultPaths) -> Result<(), McpError> {
     let cache_db = paths.cache();
     if !cache_db.exists() {
         tracing::warn!(cache = %cache_db.display(), "no cache yet: tools will fail until the daemon has built it");
@@ -29,17 +34,14 @@ pub fn serve_stdio(paths: &VaultPaths) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(McpError::Runtime)?;
     rt.block_on(async move {
         let running = server
             .serve(rmcp::transport::stdio())
             .await
-            .map_err(|e| anyhow::anyhow!("MCP initialisation failed: {e}"))?;
-        let reason = running
-            .waiting()
-            .await
-            .map_err(|e| anyhow::anyhow!("MCP server task failed: {e}"))?;
+            .map_err(|e| McpError::Init(Box::new(e)))?;
+        let reason = running.waiting().await.map_err(McpError::Serve)?;
         tracing::debug!(?reason, "MCP client gone");
-        anyhow::Ok(())
+        Ok(())
     })
 }

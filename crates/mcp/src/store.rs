@@ -1,18 +1,20 @@
-//! Every call the MCP server makes into the shadow cache and the journal: the one place to
-//! adapt when their APIs shift. Each call opens its own read-only connection, so a request
-//! sees whatever the daemon has committed by then (WAL readers never block the writer).
+//! Every call the MCP server makes into the shadow cache and the journal, through their
+//! read-only types ([`CacheReader`], [`JournalReader`]): the one place to adapt when their
+//! APIs shift. Each call opens its own read-only connection, so a request sees whatever the
+//! daemon has committed by then (WAL readers never block the writer).
 
 use std::path::Path;
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use vaultkeeper_cache::query::{self, TaskFilter};
-use vaultkeeper_cache::schema;
-use vaultkeeper_journal::Journal;
+use vaultkeeper_cache::{CacheError, CacheReader};
+use vaultkeeper_journal::JournalReader;
 
-fn open(cache_db: &Path) -> Result<Connection, String> {
-    schema::open_ro(cache_db).map_err(|e| e.to_string())
+use crate::McpError;
+
+fn open(cache_db: &Path) -> Result<CacheReader, McpError> {
+    Ok(CacheReader::open(cache_db)?)
 }
 
 /// Full-text search (see [`query::search`]).
@@ -22,23 +24,23 @@ pub fn search(
     tag: Option<&str>,
     path_glob: Option<&str>,
     limit: usize,
-) -> Result<query::SearchResult, String> {
-    query::search(&open(cache_db)?, text, tag, path_glob, limit).map_err(|e| e.to_string())
+) -> Result<query::SearchResult, McpError> {
+    Ok(open(cache_db)?.search(text, tag, path_glob, limit)?)
 }
 
 /// Everything the cache knows about a note, found by path or name.
-pub fn note(cache_db: &Path, name_or_path: &str) -> Result<query::NoteInfo, String> {
-    query::note(&open(cache_db)?, name_or_path).map_err(|e| e.to_string())
+pub fn note(cache_db: &Path, name_or_path: &str) -> Result<query::NoteInfo, McpError> {
+    Ok(open(cache_db)?.note(name_or_path)?)
 }
 
 /// Links resolving to a note.
-pub fn backlinks(cache_db: &Path, name_or_path: &str) -> Result<query::LinksResult, String> {
-    query::backlinks(&open(cache_db)?, name_or_path).map_err(|e| e.to_string())
+pub fn backlinks(cache_db: &Path, name_or_path: &str) -> Result<query::LinksResult, McpError> {
+    Ok(open(cache_db)?.backlinks(name_or_path)?)
 }
 
 /// Every tag with counts.
-pub fn tags(cache_db: &Path) -> Result<query::TagsResult, String> {
-    query::tags(&open(cache_db)?).map_err(|e| e.to_string())
+pub fn tags(cache_db: &Path) -> Result<query::TagsResult, McpError> {
+    Ok(open(cache_db)?.tags()?)
 }
 
 /// Tasks by state and tag.
@@ -46,8 +48,8 @@ pub fn tasks(
     cache_db: &Path,
     filter: TaskFilter,
     tag: Option<&str>,
-) -> Result<query::TasksResult, String> {
-    query::tasks(&open(cache_db)?, filter, tag).map_err(|e| e.to_string())
+) -> Result<query::TasksResult, McpError> {
+    Ok(open(cache_db)?.tasks(filter, tag)?)
 }
 
 /// One read-only statement within `bounds` (the cache refuses anything that may write).
@@ -55,8 +57,8 @@ pub fn sql(
     cache_db: &Path,
     statement: &str,
     bounds: &query::SqlBounds,
-) -> Result<query::SqlResult, String> {
-    query::sql_within(&open(cache_db)?, statement, bounds).map_err(|e| e.to_string())
+) -> Result<query::SqlResult, McpError> {
+    Ok(open(cache_db)?.sql_within(statement, bounds)?)
 }
 
 /// A note listed as a resource.
@@ -71,7 +73,7 @@ pub struct NoteEntry {
 }
 
 /// Every markdown note, by path.
-pub fn markdown_notes(cache_db: &Path) -> Result<Vec<NoteEntry>, String> {
+pub fn markdown_notes(cache_db: &Path) -> Result<Vec<NoteEntry>, McpError> {
     // Every note, however many: only the time and memory bounds apply.
     let all = query::SqlBounds {
         max_rows: usize::MAX,
@@ -98,35 +100,26 @@ pub fn markdown_notes(cache_db: &Path) -> Result<Vec<NoteEntry>, String> {
 }
 
 /// True when `path` is exactly a file the cache knows (no name resolution).
-pub fn is_indexed(cache_db: &Path, path: &str) -> Result<bool, String> {
-    let conn = open(cache_db)?;
-    match query::find_note(&conn, path) {
+pub fn is_indexed(cache_db: &Path, path: &str) -> Result<bool, McpError> {
+    match open(cache_db)?.find_note(path) {
         Ok(found) => Ok(found == path),
-        Err(vaultkeeper_cache::CacheError::NotFound(_)) => Ok(false),
-        Err(e) => Err(e.to_string()),
+        Err(CacheError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// The last `limit` journal events, newest first, without their content.
-pub fn recent_events(journal_db: &Path, limit: usize) -> Result<Vec<serde_json::Value>, String> {
+pub fn recent_events(journal_db: &Path, limit: usize) -> Result<Vec<serde_json::Value>, McpError> {
     if !journal_db.exists() {
-        return Err(format!(
-            "no journal at {} yet: start the daemon with `vaultkeeper run`",
-            journal_db.display()
-        ));
+        return Err(McpError::NoJournal(journal_db.to_path_buf()));
     }
-    let journal = Journal::open_readonly(journal_db).map_err(|e| e.to_string())?;
-    let head = journal.head().map_err(|e| e.to_string())?;
-    let after = head.saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX));
-    let mut events = journal
-        .read_after(after, limit)
-        .map_err(|e| e.to_string())?;
-    events.reverse();
-    events
+    let journal = JournalReader::open(journal_db)?;
+    journal
+        .recent(limit)?
         .into_iter()
         .map(|mut e| {
             e.content = None;
-            let mut v = serde_json::to_value(&e).map_err(|e| e.to_string())?;
+            let mut v = serde_json::to_value(&e)?;
             if let Some(obj) = v.as_object_mut() {
                 obj.remove("content");
             }

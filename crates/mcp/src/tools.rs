@@ -14,7 +14,7 @@ use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{guard, store};
+use super::{McpError, guard, store};
 use vaultkeeper_cache::query::{NoteInfo, TaskFilter};
 
 /// Default and largest `limit` of `search_notes`.
@@ -131,21 +131,19 @@ struct Limited<T> {
 
 /// Runs blocking cache or file work off the async threads and renders it as JSON text.
 async fn blocking<T: Serialize + Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<String, String> {
-    let value = tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("internal error: {e}"))??;
-    serde_json::to_string(&value).map_err(|e| format!("internal error: {e}"))
+    f: impl FnOnce() -> Result<T, McpError> + Send + 'static,
+) -> Result<String, McpError> {
+    let value = tokio::task::spawn_blocking(f).await??;
+    Ok(serde_json::to_string(&value)?)
 }
 
 /// A name or path given by the client: paths that climb out of the vault are refused before
 /// any lookup (names never contain `..` segments or start with `/`).
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), McpError> {
     if name.contains('/') || name.contains('\\') || name.starts_with('.') {
         guard::check_relative(name)
     } else if name.trim().is_empty() {
-        Err("empty note name".to_string())
+        Err(McpError::EmptyName)
     } else {
         Ok(())
     }
@@ -168,7 +166,10 @@ impl VaultServer {
     #[tool(
         description = "Full-text search over the vault's notes (titles weigh more). Returns hits best first with path, title, score and a snippet where matches are between « and ». Filters: tag, path glob."
     )]
-    async fn search_notes(&self, Parameters(a): Parameters<SearchArgs>) -> Result<String, String> {
+    async fn search_notes(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+    ) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             store::search(
@@ -185,7 +186,7 @@ impl VaultServer {
     #[tool(
         description = "Read one note by vault path or name: its text (from the vault file), frontmatter, title, tags, headings, outgoing links and backlinks."
     )]
-    async fn read_note(&self, Parameters(a): Parameters<NoteArgs>) -> Result<String, String> {
+    async fn read_note(&self, Parameters(a): Parameters<NoteArgs>) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             check_name(&a.note)?;
@@ -207,7 +208,10 @@ impl VaultServer {
     #[tool(
         description = "The links (wikilinks, embeds, markdown links) in other notes that resolve to this note, with the linking note's path and line."
     )]
-    async fn list_backlinks(&self, Parameters(a): Parameters<NoteArgs>) -> Result<String, String> {
+    async fn list_backlinks(
+        &self,
+        Parameters(a): Parameters<NoteArgs>,
+    ) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             check_name(&a.note)?;
@@ -222,7 +226,7 @@ impl VaultServer {
     async fn recent_changes(
         &self,
         Parameters(a): Parameters<RecentArgs>,
-    ) -> Result<String, String> {
+    ) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             let events = store::recent_events(&at.journal_db, clamp(a.limit, RECENT_LIMIT))?;
@@ -232,7 +236,7 @@ impl VaultServer {
     }
 
     #[tool(description = "Every tag in the vault with the number of notes and of uses.")]
-    async fn list_tags(&self) -> Result<String, String> {
+    async fn list_tags(&self) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || store::tags(&at.cache_db)).await
     }
@@ -240,7 +244,7 @@ impl VaultServer {
     #[tool(
         description = "Tasks (- [ ] checkboxes) with note path, line, status and text. Open tasks by default; filter by state and tag."
     )]
-    async fn list_tasks(&self, Parameters(a): Parameters<TaskArgs>) -> Result<String, String> {
+    async fn list_tasks(&self, Parameters(a): Parameters<TaskArgs>) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             let filter = match a.state.unwrap_or_default() {
@@ -264,7 +268,7 @@ impl VaultServer {
     #[tool(
         description = "Run one read-only SQL statement on the vault cache (SQLite). Tables: notes(path, title, frontmatter, aliases, size, mtime, words, is_markdown), links(path, target_raw, target_path, kind, line), tags(path, tag, line), headings(path, level, text, line), tasks(path, line, status, done, text), fields(path, key, value, source, line), notes_fts. Writes are refused."
     )]
-    async fn query_sql(&self, Parameters(a): Parameters<SqlArgs>) -> Result<String, String> {
+    async fn query_sql(&self, Parameters(a): Parameters<SqlArgs>) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             // Rows stream and reading stops at the limit: an endless CTE costs `limit` rows.
@@ -285,9 +289,10 @@ impl VaultServer {
 
 impl VaultServer {
     fn read_note_resource(&self, uri: &str) -> Result<ReadResourceResult, ErrorData> {
-        let path = guard::path_of(uri).map_err(|e| ErrorData::invalid_params(e, None))?;
+        let path =
+            guard::path_of(uri).map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         let known = store::is_indexed(&self.at.cache_db, &path)
-            .map_err(|e| ErrorData::internal_error(e, None))?;
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         if !known {
             return Err(ErrorData::resource_not_found(
                 format!("no note {path:?} in the vault cache"),
@@ -295,7 +300,7 @@ impl VaultServer {
             ));
         }
         let text = guard::read_text(&self.at.root, &path)
-            .map_err(|e| ErrorData::invalid_params(e, None))?;
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         Ok(ReadResourceResult::new(vec![
             ResourceContents::text(text, uri).with_mime_type("text/markdown"),
         ]))
@@ -337,7 +342,8 @@ impl ServerHandler for VaultServer {
     ) -> Result<ListResourcesResult, ErrorData> {
         let cache_db = self.at.cache_db.clone();
         let notes = off_thread(move || {
-            store::markdown_notes(&cache_db).map_err(|e| ErrorData::internal_error(e, None))
+            store::markdown_notes(&cache_db)
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))
         })
         .await?;
         Ok(ListResourcesResult::with_all_items(
