@@ -362,8 +362,8 @@ fn consumer_error(e: CacheError, seq: Option<u64>) -> ConsumerError {
         ConsumerError::transient_from(e)
     } else {
         match seq {
-            Some(s) => ConsumerError::event(s, e.to_string()),
-            None => ConsumerError::failed(e.to_string()),
+            Some(s) => ConsumerError::event(s, e.to_string()).with_source(e),
+            None => ConsumerError::failed(e.to_string()).with_source(e),
         }
     }
 }

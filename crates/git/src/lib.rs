@@ -456,7 +456,7 @@ impl GitConsumer {
                 }
             }
         });
-        ConsumerError::transient(format!("git: {text}"))
+        ConsumerError::transient(format!("git: {text}")).with_source(e)
     }
 }
 
