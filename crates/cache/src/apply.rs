@@ -458,16 +458,11 @@ impl CacheConsumer {
                 let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
                 work(&mut state)
             };
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                return run();
-            };
-            match runtime.spawn_blocking(run).await {
-                Ok(r) => r,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(ConsumerError::failed(format!(
-                    "cache: the blocking task was cancelled: {e}"
-                ))),
-            }
+            vaultkeeper_core::blocking::off_executor(run)
+                .await
+                .unwrap_or_else(
+                    |e| Err(ConsumerError::failed(format!("cache: {e}")).with_source(e)),
+                )
         }
     }
 }

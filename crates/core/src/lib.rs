@@ -8,11 +8,13 @@
 //! - [`retry`]: the one retry policy (jittered exponential backoff),
 //! - [`status`]: the consumer names ([`status::ConsumerKind`], the cursor keys) and the typed
 //!   report each consumer gives for `vaultkeeper status` ([`status::ConsumerReport`]),
+//! - [`blocking`]: blocking work (SQLite, git2) off the async executor,
 //! - [`child`]: how child processes are started without the daemon's secrets.
 //!
 //! Every crate may depend on core; core depends on none of them, so a type two crates must
 //! share (a consumer's report read by the binary) is defined here as data only.
 
+pub mod blocking;
 pub mod child;
 pub mod consumer;
 pub mod event;

@@ -27,7 +27,7 @@ pub enum JournalSourceError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: tokio::task::JoinError,
+        source: vaultkeeper_core::blocking::Cancelled,
     },
 }
 
@@ -72,7 +72,7 @@ impl JournalSource {
         f: impl FnOnce(&Journal) -> Result<T, JournalError> + Send + 'static,
     ) -> Result<T, JournalSourceError> {
         let journal = Arc::clone(&self.journal);
-        let done = tokio::task::spawn_blocking(move || {
+        let done = vaultkeeper_core::blocking::off_executor(move || {
             // A panic while holding the lock leaves a connection that is still usable.
             let j = journal.lock().unwrap_or_else(|p| p.into_inner());
             f(&j)
@@ -80,7 +80,6 @@ impl JournalSource {
         .await;
         match done {
             Ok(r) => Ok(r?),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(source) => Err(JournalSourceError::Task {
                 path: self.path.clone(),
                 source,

@@ -147,18 +147,9 @@ fn inline_fields(line: &str, line_no: u32, out: &mut Vec<ParsedField>) {
             let Some(j) = s[start..].find(close) else {
                 break;
             };
-            let inner = &s[start..start + j];
-            if let Some((k, v)) = inner.split_once("::") {
-                let k = clean_key(k);
-                if valid_key(k) && (v.is_empty() || v.starts_with([' ', '\t'])) {
-                    out.push(ParsedField {
-                        key: k.to_string(),
-                        value: v.trim().to_string(),
-                        source: "inline",
-                        line: line_no,
-                    });
-                    bracketed = true;
-                }
+            if let Some(field) = field_of(&s[start..start + j], line_no) {
+                out.push(field);
+                bracketed = true;
             }
             from = start + j + 1;
         }
@@ -166,15 +157,17 @@ fn inline_fields(line: &str, line_no: u32, out: &mut Vec<ParsedField>) {
     if bracketed {
         return;
     }
-    if let Some((k, v)) = s.split_once("::") {
-        let k = clean_key(k);
-        if valid_key(k) && (v.is_empty() || v.starts_with([' ', '\t'])) {
-            out.push(ParsedField {
-                key: k.to_string(),
-                value: v.trim().to_string(),
-                source: "inline",
-                line: line_no,
-            });
-        }
-    }
+    out.extend(field_of(s, line_no));
+}
+
+/// `key:: value` (the value empty or after a space), as an inline field.
+fn field_of(text: &str, line_no: u32) -> Option<ParsedField> {
+    let (k, v) = text.split_once("::")?;
+    let k = clean_key(k);
+    (valid_key(k) && (v.is_empty() || v.starts_with([' ', '\t']))).then(|| ParsedField {
+        key: k.to_string(),
+        value: v.trim().to_string(),
+        source: "inline",
+        line: line_no,
+    })
 }
