@@ -174,7 +174,16 @@ fn check_round(g: &GitVault, round: usize, seed: u64) {
             cache_cursor(&db).is_some_and(|c| c >= h && h > 0)
         },
     );
-    assert_cache_equals_fresh_reindex(v, &db);
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_cache_equals_fresh_reindex(v, &db);
+    })) {
+        // The journal, both caches' inputs and the daemon logs, to see which event went where.
+        eprintln!(
+            "{ctx}: state and vault kept in {}",
+            v.keep(&format!("crash-{seed}-{round}")).display()
+        );
+        std::panic::resume_unwind(panic);
+    }
 
     let out = g.run(&["commit"]);
     assert!(

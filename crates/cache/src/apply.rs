@@ -18,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::parse::{ParsedNote, file_stem, parse_note};
 use super::resolve::{fold, name_key, resolve, target_key};
 use super::schema::{self, read_cursor, write_cursor};
+use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind, Origin, extension_of};
@@ -105,15 +106,15 @@ pub(crate) struct FileData {
     mtime: Option<String>,
     hash: Option<String>,
     /// The text to parse (markdown only; `None`: metadata only).
-    text: Option<String>,
+    pub(crate) text: Option<String>,
     error: Option<String>,
 }
 
-fn is_markdown(path: &str) -> bool {
+pub(crate) fn is_markdown(path: &str) -> bool {
     extension_of(path) == ".md"
 }
 
-fn mtime_str(t: DateTime<Utc>) -> String {
+pub(crate) fn mtime_str(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -158,6 +159,17 @@ pub(crate) fn load_file(root: &Path, rel: &str, max: u64) -> std::io::Result<Fil
     })
 }
 
+impl FileData {
+    /// What the index holds of this read, for settling (see [`super::settle`]).
+    pub(crate) fn held(&self) -> Option<Held> {
+        Some(Held {
+            hash: self.hash.clone()?,
+            size: self.size,
+            mtime: self.mtime.clone(),
+        })
+    }
+}
+
 fn join_errors(data: &FileData, parsed: Option<&ParsedNote>) -> Option<String> {
     let mut all: Vec<&str> = data.error.iter().map(String::as_str).collect();
     if let Some(p) = parsed {
@@ -167,7 +179,7 @@ fn join_errors(data: &FileData, parsed: Option<&ParsedNote>) -> Option<String> {
 }
 
 /// Inserts one file's rows; `resolve_link(src, target)` gives each link's target path.
-fn insert_note(
+pub(crate) fn insert_note(
     tx: &Connection,
     path: &str,
     data: &FileData,
@@ -288,7 +300,7 @@ fn get_row(tx: &Connection, path: &str) -> rusqlite::Result<Option<Row>> {
 }
 
 /// Removes every row of `path`; true when there was one.
-fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool> {
+pub(crate) fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool> {
     let Some(row) = get_row(tx, path)? else {
         return Ok(false);
     };
@@ -305,9 +317,9 @@ fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool> {
 
 /// Files and names a batch touched, whose links are resolved again before commit.
 #[derive(Default)]
-struct Dirty {
-    sources: HashSet<String>,
-    keys: HashSet<String>,
+pub(crate) struct Dirty {
+    pub(crate) sources: HashSet<String>,
+    pub(crate) keys: HashSet<String>,
 }
 
 /// The `cache` consumer. See the module docs; open with [`CacheConsumer::open`].
@@ -335,6 +347,8 @@ struct CacheState {
     journal: Option<PathBuf>,
     /// The cache is empty (new, rebuilt after damage or a schema change) and not indexed yet.
     unindexed: Arc<AtomicBool>,
+    /// How long a full index waits for the watcher to catch up (see [`super::settle`]).
+    settle: Limits,
 }
 
 /// Lists the vault's files (relative paths with `/`) for a full reindex.
@@ -400,6 +414,7 @@ impl CacheConsumer {
             lister: Box::new(vault_files),
             journal: None,
             unindexed: Arc::clone(&unindexed),
+            settle: Limits::default(),
         };
         Ok(CacheConsumer {
             state: Arc::new(Mutex::new(state)),
@@ -424,6 +439,13 @@ impl CacheConsumer {
     /// Replaces the file lister used by the first-start reindex (default: [`vault_files`]).
     pub fn with_file_lister(self, lister: FileLister) -> Self {
         self.lock().lister = lister;
+        self
+    }
+
+    /// Replaces how long a full index waits for the watcher (tests use short limits).
+    #[cfg(test)]
+    pub(crate) fn with_settle_limits(self, limits: Limits) -> Self {
+        self.lock().settle = limits;
         self
     }
 
@@ -482,8 +504,8 @@ impl CacheState {
             self.unindexed.store(false, Ordering::Relaxed);
             return Ok(Durable::Unchanged);
         }
-        self.rebuild(&root, head, None)?;
-        Ok(Durable::Upto(head))
+        let upto = self.rebuild(&root, head, None)?;
+        Ok(Durable::Upto(upto))
     }
 
     /// The highest journal seq applied, if any.
@@ -515,7 +537,7 @@ impl CacheState {
             // every event in this batch, so a full index replaces them; later events apply
             // on top.
             let upto = max_seq.max(cursor.unwrap_or(0));
-            self.rebuild(&root, upto, request)?;
+            let upto = self.rebuild(&root, upto, request)?;
             return Ok(Durable::Upto(upto));
         }
         let root = Some(root);
@@ -539,14 +561,16 @@ impl CacheState {
         Ok(Durable::Upto(new_cursor))
     }
 
-    /// A full index from disk claiming `upto`, inside this consumer (its runner hands over
-    /// every later event), serving `request` if there is one.
+    /// A full index from disk claiming at least `upto`, inside this consumer (its runner
+    /// hands over every later event), serving `request` if there is one. With the journal,
+    /// the index settles on the watcher's snapshot and claims the seq it settled on (see
+    /// [`super::settle`]). Returns the seq claimed.
     fn rebuild(
         &mut self,
         root: &Path,
         upto: u64,
         request: Option<String>,
-    ) -> Result<ReindexStats, ConsumerError> {
+    ) -> Result<u64, ConsumerError> {
         let db = self.db_path.clone();
         // Listed only now, after `upto` is fixed: the disk includes every event up to it.
         let files = (self.lister)(root).map_err(|source| {
@@ -558,7 +582,25 @@ impl CacheState {
                 None,
             )
         })?;
-        let stats = reindex_conn(
+        let journal = self.journal.clone();
+        let mut reader: Option<vaultkeeper_journal::JournalReader> = None;
+        let mut snapshot = move || -> Result<Snapshot, CacheError> {
+            let Some(path) = &journal else {
+                return Ok((0, Default::default()));
+            };
+            if reader.is_none() {
+                reader = Some(vaultkeeper_journal::JournalReader::open(path)?);
+            }
+            match &reader {
+                Some(r) => Ok(r.snapshot()?),
+                None => Ok((0, Default::default())),
+            }
+        };
+        let settle = self
+            .journal
+            .is_some()
+            .then_some((&mut snapshot as settle::SnapshotFn<'_>, self.settle));
+        let (stats, upto) = reindex_conn(
             &mut self.conn,
             &db,
             root,
@@ -566,6 +608,7 @@ impl CacheState {
             upto,
             &self.cfg,
             request.as_deref(),
+            settle,
         )
         .map_err(|e| consumer_error(e, None))?;
         self.unindexed.store(false, Ordering::Relaxed);
@@ -576,7 +619,7 @@ impl CacheState {
             requested = request.is_some(),
             "cache: full index done"
         );
-        Ok(stats)
+        Ok(upto)
     }
 
     /// Serves a pending `vaultkeeper reindex` request between batches.
@@ -591,7 +634,7 @@ impl CacheState {
         };
         // Every event up to the cursor is applied, and the runner hands over the rest.
         let upto = read_cursor(&self.conn).map_err(dbe)?.unwrap_or(0);
-        self.rebuild(&root, upto, Some(request))?;
+        let upto = self.rebuild(&root, upto, Some(request))?;
         Ok(Durable::Upto(upto))
     }
 }
@@ -978,20 +1021,27 @@ pub fn reindex(
         cursor,
         cfg,
         None,
+        None,
     )
+    .map(|(stats, _)| stats)
 }
 
 type Loaded = std::io::Result<(FileData, Option<ParsedNote>)>;
 
+/// The full index behind [`reindex`] and the consumer's rebuilds. With `settle`, the index
+/// settles on the journal's snapshot (see [`super::settle`]) and claims the seq it settled
+/// on, if higher than `cursor`; returns the figures and the seq claimed.
+#[allow(clippy::too_many_arguments)]
 fn reindex_conn(
     conn: &mut Connection,
     db: &Path,
     root: &Path,
     mut files: Vec<String>,
-    cursor: u64,
+    mut cursor: u64,
     cfg: &CacheConfig,
     request: Option<&str>,
-) -> Result<ReindexStats, CacheError> {
+    settle: Option<(settle::SnapshotFn<'_>, Limits)>,
+) -> Result<(ReindexStats, u64), CacheError> {
     let start = Instant::now();
     files.sort();
     files.dedup();
@@ -1063,7 +1113,8 @@ fn reindex_conn(
                 by_key.get(k).cloned().unwrap_or_default()
             })
         };
-        let mut skipped = Dirty::default();
+        let mut dirty = Dirty::default();
+        let mut indexed = Indexed::new();
         for (i, loaded) in receiver {
             let rel = &files[i];
             match loaded {
@@ -1078,19 +1129,38 @@ fn reindex_conn(
                         stats.with_errors += 1;
                     }
                     insert_note(&tx, rel, &data, parsed.as_ref(), &mut resolver).map_err(dbe)?;
+                    if settle.is_some()
+                        && let Some(held) = data.held()
+                    {
+                        indexed.insert(rel.clone(), held);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(path = %rel, error = %e, "reindex: skipping file");
                     stats.skipped += 1;
-                    skipped.keys.insert(name_key(rel));
+                    dirty.keys.insert(name_key(rel));
                 }
             }
         }
         let t_rows = start.elapsed();
         tx.execute_batch(schema::INDEXES).map_err(dbe)?;
         let t_idx = start.elapsed();
-        // Links resolved to a file that could not be read must not point at it.
-        reresolve(&tx, &skipped).map_err(dbe)?;
+        if let Some((snapshot, limits)) = settle {
+            let head = settle::settle(
+                &tx,
+                db,
+                root,
+                max,
+                &mut indexed,
+                snapshot,
+                &mut dirty,
+                limits,
+            )?;
+            cursor = cursor.max(head);
+        }
+        // Links resolved to a file that could not be read must not point at it, and the
+        // files settling read again resolve their links now.
+        reresolve(&tx, &dirty).map_err(dbe)?;
         write_cursor(&tx, cursor).map_err(dbe)?;
         let (links, unresolved): (i64, i64) = tx
             .query_row(
@@ -1118,7 +1188,7 @@ fn reindex_conn(
         Ok(())
     })?;
     stats.elapsed_ms = start.elapsed().as_millis();
-    Ok(stats)
+    Ok((stats, cursor))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod query;
 mod reader;
 mod resolve;
 pub mod schema;
+mod settle;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,6 +106,9 @@ pub enum CacheError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The journal a full index settles on could not be read.
+    #[error(transparent)]
+    Journal(#[from] vaultkeeper_journal::JournalError),
     /// `sql` stopped a statement at one of its bounds (time, memory); says which.
     #[error("stopped: {0}")]
     Stopped(String),
@@ -122,6 +126,7 @@ impl CacheError {
     pub fn is_transient(&self) -> bool {
         match self {
             CacheError::Db { source, .. } => schema::is_busy(source),
+            CacheError::Journal(e) => e.is_transient(),
             _ => false,
         }
     }

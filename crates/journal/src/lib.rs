@@ -599,6 +599,16 @@ impl Journal {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// The head and the watcher's snapshot journaled with it, read together: the vault as
+    /// the journal knows it at that seq (a full index of the cache settles on it).
+    pub fn snapshot(&self) -> Result<(u64, BTreeMap<String, FileState>), JournalError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let head = self.head()?;
+        let files = self.load_files()?;
+        tx.finish().map_err(|e| self.err(e))?;
+        Ok((head, files))
+    }
+
     /// Deletes events that every consumer has passed and that are older than `max_age`.
     /// Returns how many were removed.
     pub fn prune(&self, max_age: Duration) -> Result<usize, JournalError> {

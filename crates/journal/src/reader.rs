@@ -52,6 +52,19 @@ impl JournalReader {
         Ok(events)
     }
 
+    /// The head and the watcher's snapshot journaled with it, read together.
+    pub fn snapshot(
+        &self,
+    ) -> Result<
+        (
+            u64,
+            std::collections::BTreeMap<String, vaultkeeper_core::file::FileState>,
+        ),
+        JournalError,
+    > {
+        self.journal.snapshot()
+    }
+
     /// A consumer's cursor, if it has one.
     pub fn cursor(&self, consumer: &str) -> Result<Option<u64>, JournalError> {
         self.journal.cursor(consumer)

@@ -80,6 +80,27 @@ impl TestVault {
         std::fs::write(p, content).expect("write");
     }
 
+    /// Copies the vault and everything beside it (state, config, daemon logs) to a folder
+    /// under the temp dir that outlives the test, for a failure to be looked at later;
+    /// returns that folder.
+    pub fn keep(&self, tag: &str) -> PathBuf {
+        let kept = std::env::temp_dir().join(format!("vaultkeeper-kept-{tag}"));
+        for (from, to) in [
+            (&self.root, "vault"),
+            (&self.state.path().to_path_buf(), "state"),
+        ] {
+            let dest = kept.join(to);
+            let _ = std::fs::create_dir_all(&dest);
+            // `cp -a` keeps names and modes as they were; a failure here only loses evidence.
+            let _ = Command::new("cp")
+                .arg("-a")
+                .arg(from.join("."))
+                .arg(&dest)
+                .status();
+        }
+        kept
+    }
+
     /// The daemon's state folder (journal, cache, status).
     pub fn state_dir(&self) -> PathBuf {
         self.state.path().join("state")
