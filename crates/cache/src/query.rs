@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
 use serde::Serialize;
 
 use super::CacheError;
-use super::resolve::{fold, resolve};
+use super::resolve::{fold, resolve, target_key};
 
 fn q(e: rusqlite::Error) -> CacheError {
     CacheError::Query {
@@ -24,6 +24,9 @@ fn q(e: rusqlite::Error) -> CacheError {
 }
 
 /// Finds the path of the note named `name_or_path` (exact path, else the link resolver).
+/// A name that several files answer to, none of them at exactly that vault path, is
+/// [`CacheError::Ambiguous`] with every candidate: a person asking for `Note` should hear
+/// that there are two, where a link silently takes the resolver's pick.
 pub fn find_note(conn: &Connection, name_or_path: &str) -> Result<String, CacheError> {
     let exact: Option<String> = conn
         .query_row(
@@ -39,13 +42,40 @@ pub fn find_note(conn: &Connection, name_or_path: &str) -> Result<String, CacheE
     let mut st = conn
         .prepare_cached("SELECT path FROM notes WHERE name_key = ?1")
         .map_err(q)?;
-    let found = resolve("", name_or_path, &mut |k| {
+    let mut lookup = |k: &str| {
         st.query_map([k], |r| r.get(0))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
             .unwrap_or_default()
-    });
+    };
+    let candidates = lookup(&target_key(name_or_path));
+    let found = resolve("", name_or_path, &mut lookup);
     match found {
-        Some(p) if !name_or_path.trim().is_empty() => Ok(p),
+        Some(p) if !name_or_path.trim().is_empty() => {
+            let want = fold(name_or_path.trim().trim_start_matches('/'));
+            let at_that_path = |c: &str| {
+                let f = fold(c);
+                f == want || f.strip_suffix(".md") == Some(want.as_str())
+            };
+            let suffix = format!("/{want}");
+            let mut same: Vec<String> = candidates
+                .into_iter()
+                .filter(|c| {
+                    let f = fold(c);
+                    !want.contains('/')
+                        || at_that_path(c)
+                        || f.ends_with(&suffix)
+                        || f.strip_suffix(".md").is_some_and(|s| s.ends_with(&suffix))
+                })
+                .collect();
+            if same.len() > 1 && !at_that_path(&p) {
+                same.sort();
+                return Err(CacheError::Ambiguous {
+                    name: name_or_path.to_string(),
+                    paths: same,
+                });
+            }
+            Ok(p)
+        }
         _ => Err(CacheError::NotFound(name_or_path.to_string())),
     }
 }

@@ -111,4 +111,14 @@ impl CacheReader {
     pub fn sql(&self, statement: &str) -> Result<SqlResult, CacheError> {
         query::sql(&self.conn, statement)
     }
+
+    /// Every file with its hash (see [`crate::graph::files`]).
+    pub fn files(&self) -> Result<Vec<crate::graph::FileRef>, CacheError> {
+        crate::graph::files(&self.conn)
+    }
+
+    /// Every link with its target and where it resolved (see [`crate::graph::links`]).
+    pub fn all_links(&self) -> Result<Vec<crate::graph::LinkRef>, CacheError> {
+        crate::graph::links(&self.conn)
+    }
 }
