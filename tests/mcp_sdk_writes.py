@@ -2,8 +2,8 @@
 
 Usage: mcp_sdk_writes.py VAULTKEEPER_BIN VAULT
 
-The vault must be a git repository with its cache built (the Rust test
-`writes_sdk` prepares a copy of obsidian-help-en). Each write tool is called once, and checked
+The vault must be a git repository watched by a running daemon (the Rust test `writes_sdk`
+prepares a copy of obsidian-help-en and starts it), so the cache follows the writes. Each write tool is called once, and checked
 against the file on disk and `git log -p`; a stale hash is refused and the human's text
 survives; `git revert` of one tool commit restores the file exactly. Exits non-zero on the
 first failed check, printing what differed.
@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
@@ -42,13 +43,24 @@ def check(cond, what):
 async def call(session, tool, args):
     r = await session.call_tool(tool, args)
     text = r.content[0].text if r.content else ""
-    return bool(r.isError), text
+    return bool(r.is_error), text
 
 
 async def ok(session, tool, args):
     err, text = await call(session, tool, args)
     check(not err, f"{tool}({args}) failed: {text}")
     return json.loads(text)
+
+
+async def until_indexed(session, path):
+    """Waits (30 s at most) until the daemon's cache knows `path`."""
+    deadline = time.monotonic() + 30
+    while True:
+        err, _ = await call(session, "read_note", {"note": path})
+        if not err:
+            return
+        check(time.monotonic() < deadline, f"{path} indexed within 30 s")
+        await asyncio.sleep(0.1)
 
 
 async def main():
@@ -90,6 +102,7 @@ async def main():
             created = await ok(s, "create_note", {"path": "SDK/Scratch.md", "content": "# Scratch\n\n## Part\nold\n"})
             r = await ok(s, "replace_section", {"path": "SDK/Scratch.md", "expected_hash": created["hash"], "heading": "Part", "content": "new"})
             check(disk("SDK/Scratch.md") == "# Scratch\n\n## Part\nnew\n", "replace_section")
+            await until_indexed(s, "SDK/Scratch.md")
             moved = await ok(s, "move_note", {"from": "SDK/Scratch.md", "to": "SDK/Moved.md", "expected_hash": r["hash"]})
             check(os.path.exists(os.path.join(VAULT, "SDK/Moved.md")), "moved")
             await ok(s, "delete_note", {"path": "SDK/Moved.md", "expected_hash": moved["hash"]})
@@ -102,15 +115,18 @@ async def main():
             err, text = await call(s, "append_to_note", {"path": NOTE, "expected_hash": h, "text": "stale"})
             check(err and "changed since it was read" in text, f"stale refused: {text}")
             check(disk(NOTE) == human, "human text survives")
+            with open(os.path.join(VAULT, NOTE), "w", encoding="utf-8") as f:
+                f.write(human[: -len("A human's line.\n")])
 
             # A path outside the vault.
             err, text = await call(s, "create_note", {"path": "../outside.md", "content": "x"})
             check(err and "outside the vault" in text, f"outside refused: {text}")
             check(not os.path.exists(os.path.join(VAULT, "..", "outside.md")), "nothing outside")
 
+    # Let the daemon's git consumer catch up first (it may commit the human's edit and its undo).
+    subprocess.run([BIN, "--vault", VAULT, "commit"], check=True, capture_output=True)
     # git revert of the append commit restores the file as it was before it.
     before = git("show", f"{append_commit}~1:{NOTE}")
-    subprocess.run(["git", "checkout", "-q", "--", NOTE], cwd=VAULT, check=True)
     # Undo the later edits first (newest first), then the append: the file is as before it.
     later = git("rev-list", f"{append_commit}..HEAD", "--", NOTE).split()
     for c in later + [append_commit]:

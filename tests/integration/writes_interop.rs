@@ -61,6 +61,9 @@ fn sql_runs_reading_pragmas_and_explain() {
     for q in [
         "PRAGMA table_info(notes)",
         "pragma table_list",
+        "PRAGMA main.table_info(notes)",
+        "PRAGMA page_count",
+        "PRAGMA pragma_list",
         "EXPLAIN QUERY PLAN SELECT path FROM notes WHERE path = 'x'",
         "EXPLAIN SELECT 1",
     ] {
@@ -72,7 +75,10 @@ fn sql_runs_reading_pragmas_and_explain() {
             String::from_utf8_lossy(&out.stderr)
         );
         let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        assert!(v["rows"].as_array().is_some_and(|r| !r.is_empty()), "{q}: {v}");
+        assert!(
+            v["rows"].as_array().is_some_and(|r| !r.is_empty()),
+            "{q}: {v}"
+        );
     }
     let out = tv.run(&["sql", "PRAGMA journal_mode = DELETE"]);
     assert!(!out.status.success(), "a pragma assignment is refused");

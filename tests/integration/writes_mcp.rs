@@ -18,6 +18,8 @@ fn vault() -> GitVault {
         "---\ntitle: Plan\nstatus: draft\n---\n# Plan\n\n## Steps\nold step\n\n## Notes\nkeep\n",
     );
     g.v.write("Other.md", "# Other\n\nSee [[Plan]].\n");
+    // As `vaultkeeper init --git` writes it: the trash is not part of the history.
+    g.v.write(".gitignore", ".trash/\n");
     g.git(&["add", "-A"]);
     g.git(&["commit", "-q", "-m", "init"]);
     build_cache(&g.v, &[]);
@@ -115,7 +117,10 @@ fn each_write_tool_is_one_commit_naming_tool_client_and_path() {
     assert!(read(&g.v.root, "Notes/Plan.md").ends_with("keep\n- appended\n"));
     assert_eq!(r["hash"], json!(hash_of(&g, "Notes/Plan.md")));
     let (msg, files) = last_commit(&g);
-    assert!(msg.starts_with("mcp append_to_note: Notes/Plan.md"), "{msg}");
+    assert!(
+        msg.starts_with("mcp append_to_note: Notes/Plan.md"),
+        "{msg}"
+    );
     assert!(msg.contains("Client: vaultkeeper-test 0"), "{msg}");
     assert_eq!(files.trim(), "M\tNotes/Plan.md");
     assert_eq!(r["commit"], json!(g.head()));
@@ -198,7 +203,10 @@ fn human_pending_edits_stay_out_of_the_tool_commit_and_revert_restores_the_file(
     // The tool's commit holds only its own change ...
     let diff = g.git(&["show", "--format=", "HEAD"]);
     assert!(diff.contains("+tool"), "{diff}");
-    assert!(!diff.contains("human"), "the human's edit is not in the tool's commit: {diff}");
+    assert!(
+        !diff.contains("+human"),
+        "the human's edit is not in the tool's commit: {diff}"
+    );
     assert_eq!(r["commit"], json!(g.head()));
     // ... the human's edit of that file is its own commit before it, the other file pending.
     let parent = g.git(&["show", "--format=", "HEAD~1", "--", "Notes/Plan.md"]);

@@ -62,6 +62,12 @@ impl CacheReader {
         query::note(&self.conn, name_or_path)
     }
 
+    /// Everything about one note; a name several notes share is an error listing them
+    /// (see [`query::note_unique`]).
+    pub fn note_unique(&self, name_or_path: &str) -> Result<NoteInfo, CacheError> {
+        query::note_unique(&self.conn, name_or_path)
+    }
+
     /// Links resolving to a note.
     pub fn backlinks(&self, name_or_path: &str) -> Result<LinksResult, CacheError> {
         query::backlinks(&self.conn, name_or_path)

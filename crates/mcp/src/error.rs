@@ -20,7 +20,9 @@ pub enum McpError {
     #[error("{0}")]
     Write(#[from] vaultkeeper_write::WriteError),
     /// A write tool was called while writes are off.
-    #[error("writes are off: start the server with `vaultkeeper mcp --write` or set `[mcp] write = true`")]
+    #[error(
+        "writes are off: start the server with `vaultkeeper mcp --write` or set `[mcp] write = true`"
+    )]
     WritesOff,
     /// The journal failed.
     #[error("{0}")]

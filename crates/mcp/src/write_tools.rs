@@ -157,7 +157,9 @@ impl VaultServer {
         peer: Peer<RoleServer>,
     ) -> Result<String, McpError> {
         self.write("append_to_note", &peer, move |w, actor| {
-            w.edit(&a.path, &a.expected_hash, actor, |t| Ok(edit::append(t, &a.text)))
+            w.edit(&a.path, &a.expected_hash, actor, |t| {
+                Ok(edit::append(t, &a.text))
+            })
         })
         .await
     }

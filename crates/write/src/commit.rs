@@ -58,7 +58,10 @@ pub fn wait_ready(committer: &Committer) -> Result<(), WriteError> {
 
 /// Commits the human's pending state of `paths` (what the work tree has before the write),
 /// when it differs from HEAD, with the configured auto-commit message.
-pub fn commit_before(committer: &mut Committer, paths: &BTreeSet<String>) -> Result<(), WriteError> {
+pub fn commit_before(
+    committer: &mut Committer,
+    paths: &BTreeSet<String>,
+) -> Result<(), WriteError> {
     let pending = Pending {
         paths: paths.clone(),
         ..Pending::default()
@@ -79,12 +82,7 @@ pub fn commit_write(
         Ok(Outcome::Committed { id, .. }) => Ok(Some(id.to_string())),
         Ok(Outcome::Unchanged) => Ok(None),
         Err(e) => Err(WriteError::NotCommitted {
-            paths: pending
-                .paths
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            paths: pending.paths.iter().cloned().collect::<Vec<_>>().join(", "),
             reason: e.to_string(),
         }),
     }

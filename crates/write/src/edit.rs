@@ -27,8 +27,7 @@ pub fn replace_text(text: &str, old: &str, new: &str) -> Result<String, WriteErr
     match text.matches(old).count() {
         1 => Ok(text.replacen(old, new, 1)),
         0 => Err(WriteError::Edit(
-            "the text to replace was not found (it must match exactly, whitespace included)"
-                .into(),
+            "the text to replace was not found (it must match exactly, whitespace included)".into(),
         )),
         n => Err(WriteError::Edit(format!(
             "the text to replace occurs {n} times; give a longer text that occurs once"

@@ -86,7 +86,11 @@ pub fn set(text: &str, key: &str, value: &Value) -> Result<String, WriteError> {
     let Some((start, end)) = block(&lines) else {
         return Ok(format!("---\n{line}\n---\n{text}"));
     };
-    let eol = if lines[0].ends_with("\r\n") { "\r\n" } else { "\n" };
+    let eol = if lines[0].ends_with("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let mut out = String::with_capacity(text.len() + line.len());
     match key_span(&lines, start, end, key) {
         Some((first, last)) => {

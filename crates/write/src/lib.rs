@@ -206,7 +206,14 @@ impl Writer {
         }
         let mut git = self.git()?;
         atomic::write(&abs, &rel, content.as_bytes(), true)?;
-        let commit = self.commit(&mut git, &[rel.clone()], &BTreeMap::new(), actor, &rel, &[format!("A {rel}")])?;
+        let commit = self.commit(
+            &mut git,
+            &[rel.clone()],
+            &BTreeMap::new(),
+            actor,
+            &rel,
+            &[format!("A {rel}")],
+        )?;
         Ok(Written {
             hash: Some(atomic::hash(content.as_bytes())),
             path: rel,
@@ -235,7 +242,14 @@ impl Writer {
         // Once more right before the rename: the window for a concurrent edit stays tiny.
         self.read_expected(&abs, &rel, Some(&current))?;
         atomic::write(&abs, &rel, new.as_bytes(), false)?;
-        let commit = self.commit(&mut git, &[rel.clone()], &BTreeMap::new(), actor, &rel, &[format!("M {rel}")])?;
+        let commit = self.commit(
+            &mut git,
+            &[rel.clone()],
+            &BTreeMap::new(),
+            actor,
+            &rel,
+            &[format!("M {rel}")],
+        )?;
         Ok(Written {
             hash: Some(atomic::hash(new.as_bytes())),
             path: rel,
@@ -276,7 +290,14 @@ impl Writer {
         if let Some(dir) = abs.parent() {
             atomic::sync_dir(dir, &rel)?;
         }
-        let commit = self.commit(&mut git, &[rel.clone()], &BTreeMap::new(), actor, &rel, &[format!("D {rel}")])?;
+        let commit = self.commit(
+            &mut git,
+            &[rel.clone()],
+            &BTreeMap::new(),
+            actor,
+            &rel,
+            &[format!("D {rel}")],
+        )?;
         Ok(Written {
             path: dest_rel,
             commit,
@@ -299,8 +320,8 @@ impl Writer {
         let to = safe::check(to)?;
         let abs_from = safe::resolve(&self.root, &from)?;
         let abs_to = safe::resolve(&self.root, &to)?;
-        let meta = std::fs::symlink_metadata(&abs_from)
-            .map_err(|_| WriteError::NotFound(from.clone()))?;
+        let meta =
+            std::fs::symlink_metadata(&abs_from).map_err(|_| WriteError::NotFound(from.clone()))?;
         if std::fs::symlink_metadata(&abs_to).is_ok() {
             return Err(WriteError::Exists(to));
         }
@@ -382,8 +403,15 @@ impl Writer {
                     .filter(|e| !missed.contains(**e))
                     .map(|e| (*e).clone()),
             );
-            missed_all.extend(missed.into_iter().map(|e| format!("{}:{}: {}", e.file, e.line, e.old)));
-            let after = moves.get(*file).cloned().unwrap_or_else(|| file.to_string());
+            missed_all.extend(
+                missed
+                    .into_iter()
+                    .map(|e| format!("{}:{}: {}", e.file, e.line, e.old)),
+            );
+            let after = moves
+                .get(*file)
+                .cloned()
+                .unwrap_or_else(|| file.to_string());
             new_texts.insert(after, new);
         }
         let mut written = Written {
@@ -475,7 +503,10 @@ impl Writer {
 /// A write's commit message: the first line names the front end, the tool and the change; the
 /// body the client and every path (`A`/`M`/`D`/`R` lines).
 fn message(actor: &Actor, summary: &str, lines: &[String]) -> String {
-    let mut m = format!("{} {}: {summary}\n\nTool: {}\n", actor.via, actor.tool, actor.tool);
+    let mut m = format!(
+        "{} {}: {summary}\n\nTool: {}\n",
+        actor.via, actor.tool, actor.tool
+    );
     if let Some(client) = &actor.client {
         m.push_str(&format!("Client: {client}\n"));
     }

@@ -258,12 +258,30 @@ mod tests {
         let moves = BTreeMap::from([("A/Old.md".to_string(), "C/New Name.md".to_string())]);
         let links = [
             link("B/Linker.md", "Old", "Old", "A/Old.md", "wikilink"),
-            link("B/Linker.md", "A/Old.md#Part", "A/Old.md", "A/Old.md", "wikilink"),
-            link("B/Linker.md", "../A/Old.md", "../A/Old.md", "A/Old.md", "markdown"),
+            link(
+                "B/Linker.md",
+                "A/Old.md#Part",
+                "A/Old.md",
+                "A/Old.md",
+                "wikilink",
+            ),
+            link(
+                "B/Linker.md",
+                "../A/Old.md",
+                "../A/Old.md",
+                "A/Old.md",
+                "markdown",
+            ),
             link("B/Linker.md", "/A/Old", "/A/Old", "A/Old.md", "embed"),
             link("B/Linker.md", "Other", "Other", "Other.md", "wikilink"),
             // In the moved note: a relative link that breaks, a bare name that still resolves.
-            link("A/Old.md", "./Sibling.md", "./Sibling.md", "A/Sibling.md", "markdown"),
+            link(
+                "A/Old.md",
+                "./Sibling.md",
+                "./Sibling.md",
+                "A/Sibling.md",
+                "markdown",
+            ),
             link("A/Old.md", "Sibling", "Sibling", "A/Sibling.md", "wikilink"),
         ];
         let (edits, lost) = plan(&files, &links, &moves);
@@ -306,8 +324,8 @@ mod tests {
             new: "Dir/New Note.md".into(),
             target: "Dir/New Note.md".into(),
         };
-        let mut l =
-            "[[Old Note.md|alias]] ![[Old Note.md]] [t](<Old Note.md>) [[Old Note.mdx]]\n".to_string();
+        let mut l = "[[Old Note.md|alias]] ![[Old Note.md]] [t](<Old Note.md>) [[Old Note.mdx]]\n"
+            .to_string();
         assert_eq!(rewrite_line(&mut l, &e, "Old Note.md"), 3);
         assert_eq!(
             l,

@@ -39,10 +39,7 @@ pub fn check(rel: &str) -> Result<String, WriteError> {
     if parts.is_empty() {
         return Err(WriteError::EmptyPath);
     }
-    if let Some(dir) = RESERVED
-        .iter()
-        .find(|r| parts[0].eq_ignore_ascii_case(r))
-    {
+    if let Some(dir) = RESERVED.iter().find(|r| parts[0].eq_ignore_ascii_case(r)) {
         return Err(WriteError::Reserved(rel.to_string(), dir));
     }
     Ok(parts.join("/"))
@@ -76,7 +73,14 @@ mod tests {
     #[test]
     fn refuses_escapes_and_reserved() {
         for bad in [
-            "../x.md", "a/../../x", "/etc/passwd", "a/..", "", "..\\x", ".git/config", ".trash/x",
+            "../x.md",
+            "a/../../x",
+            "/etc/passwd",
+            "a/..",
+            "",
+            "..\\x",
+            ".git/config",
+            ".trash/x",
             "a/",
         ] {
             assert!(check(bad).is_err(), "{bad:?} accepted");
