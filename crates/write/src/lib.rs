@@ -75,7 +75,7 @@ pub struct Written {
 #[derive(Debug, Clone)]
 enum GitSide {
     On {
-        cfg: GitConfig,
+        cfg: Box<GitConfig>,
         vault_name: String,
         host: String,
     },
@@ -108,7 +108,7 @@ impl Writer {
         let git = match vaultkeeper_git::off_reason(&root, git)? {
             Some(why) => GitSide::Off(why),
             None => GitSide::On {
-                cfg: git.clone(),
+                cfg: Box::new(git.clone()),
                 vault_name: vault_name.to_string(),
                 host: host.to_string(),
             },
@@ -208,7 +208,7 @@ impl Writer {
         atomic::write(&abs, &rel, content.as_bytes(), true)?;
         let commit = self.commit(
             &mut git,
-            &[rel.clone()],
+            std::slice::from_ref(&rel),
             &BTreeMap::new(),
             actor,
             &rel,
@@ -244,7 +244,7 @@ impl Writer {
         atomic::write(&abs, &rel, new.as_bytes(), false)?;
         let commit = self.commit(
             &mut git,
-            &[rel.clone()],
+            std::slice::from_ref(&rel),
             &BTreeMap::new(),
             actor,
             &rel,
@@ -292,7 +292,7 @@ impl Writer {
         }
         let commit = self.commit(
             &mut git,
-            &[rel.clone()],
+            std::slice::from_ref(&rel),
             &BTreeMap::new(),
             actor,
             &rel,
