@@ -131,8 +131,24 @@ pub enum Command {
     #[command(flatten)]
     Query(crate::render::query::QueryCommand),
     /// Serve the vault to AI assistants: a Model Context Protocol server on stdin/stdout
-    /// (read-only: search, notes, backlinks, tags, tasks, recent changes, SQL).
-    Mcp,
+    /// (search, notes, backlinks, tags, tasks, recent changes, SQL; writes with --write).
+    Mcp {
+        /// Offer the write tools (each write is checked, atomic and its own git commit);
+        /// same as `[mcp] write = true`.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Move or rename a note or a folder, rewriting the links that would break (each in the
+    /// form it was written); one git commit holds the move and the rewrites.
+    Mv {
+        /// The note or folder (vault path).
+        from: String,
+        /// The new vault path (must not exist).
+        to: String,
+        /// Print the move and the link changes, write nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -180,9 +196,11 @@ pub fn main() -> ExitCode {
     #[cfg(target_os = "linux")]
     vaultkeeper_rules::supervise::enable("/proc/self/exe".into());
     let cli = Cli::parse();
+    let json = cli.global.json;
     match crate::commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if json => crate::render::error::print_json(&e),
         Err(e) => {
             eprintln!("vaultkeeper: {e:#}");
             ExitCode::FAILURE
@@ -190,9 +208,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A closed stdout (`| head`): the reader has what it wanted. serde_json keeps the I/O error
+/// inside its own error (its `source()` skips it), so that is looked into too.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

@@ -74,6 +74,8 @@ pub struct Config {
     pub cache: vaultkeeper_cache::CacheConfig,
     /// Git auto-commit.
     pub git: vaultkeeper_git::GitConfig,
+    /// The MCP server (`[mcp]`).
+    pub mcp: vaultkeeper_mcp::McpConfig,
     /// `[rules]`: settings shared by the rules.
     pub rules: vaultkeeper_rules::RulesSection,
     /// `[[rule]]`: commands run for matching events.

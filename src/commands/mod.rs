@@ -8,6 +8,7 @@ mod events;
 mod forget;
 mod init;
 mod mcp;
+mod mv;
 mod publish;
 mod query;
 mod reindex;
@@ -93,7 +94,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Salvage => salvage::salvage(&global, global.json),
         Command::Query(q) => query::query(&global, &q),
         Command::Service { action } => service::service(&global, action),
-        Command::Mcp => mcp::mcp(&global),
+        Command::Mcp { write } => mcp::mcp(&global, write),
+        Command::Mv { from, to, dry_run } => mv::mv(&global, &from, &to, dry_run),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -1,3 +1,4 @@
 //! How the binary prints things: one text and one JSON rendering per kind of output.
 
+pub mod error;
 pub mod query;

@@ -125,7 +125,7 @@ pub fn run_query(
             json,
             out,
         ),
-        QueryCommand::Note { note } => emit(cache.note(note)?, json, out),
+        QueryCommand::Note { note } => emit(cache.note_unique(note)?, json, out),
         QueryCommand::Backlinks { note } => emit(Backlinks(cache.backlinks(note)?), json, out),
         QueryCommand::Links { note } => emit(cache.links(note)?, json, out),
         QueryCommand::Tags { counts } => emit(

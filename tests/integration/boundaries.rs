@@ -62,8 +62,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("git", &["core", "vaultfs", "journal", "runner"]),
     ("amqp", &["core", "journal", "runner"]),
     ("rules", &["core", "journal", "runner"]),
-    // Readers of the cache and the journal, through their read-only types.
-    ("mcp", &["core", "vaultfs", "journal", "cache"]),
+    // Safe writes: not a consumer; reads the cache's link rows (read-only) and commits
+    // through git's one commit path. Used by `mv` and the MCP write tools.
+    ("write", &["core", "cache", "git"]),
+    // Readers of the cache and the journal, through their read-only types; writes only
+    // through `write`.
+    ("mcp", &["core", "vaultfs", "journal", "cache", "write"]),
     // Dev-only: tests and benchmarks.
     ("testkit", &["core", "vaultfs", "journal", "runner"]),
 ];

@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The obsidian-help-en vault: `$VAULTKEEPER_HELP_VAULT`, else `shared/vaults/obsidian-help-en`
 /// next to the crate (or its parent folder).
-fn help_vault() -> PathBuf {
+pub(crate) fn help_vault() -> PathBuf {
     if let Some(p) = std::env::var_os("VAULTKEEPER_HELP_VAULT") {
         let p = PathBuf::from(p);
         assert!(
@@ -48,7 +48,7 @@ fn help_vault() -> PathBuf {
 }
 
 /// Copies `src` into `dst` (regular files and folders only), leaving the copies writable.
-fn copy_tree(src: &Path, dst: &Path) {
+pub(crate) fn copy_tree(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).expect("mkdir");
     for entry in std::fs::read_dir(src).expect("read_dir") {
         let entry = entry.expect("entry");
@@ -95,7 +95,7 @@ fn markdown_files(root: &Path) -> Vec<String> {
 
 /// Indexes the vault into the state folder the binary uses, plus `extra` paths (files the
 /// vault walk skips, such as symlinks).
-fn build_cache(tv: &TestVault, extra: &[&str]) {
+pub(crate) fn build_cache(tv: &TestVault, extra: &[&str]) {
     let mut files = vault_files(&tv.root).expect("walk vault");
     files.extend(extra.iter().map(|s| s.to_string()));
     reindex(
@@ -109,7 +109,7 @@ fn build_cache(tv: &TestVault, extra: &[&str]) {
 }
 
 /// A running `vaultkeeper mcp` and its JSON-RPC stream.
-struct Mcp {
+pub(crate) struct Mcp {
     child: Child,
     stdin: Option<ChildStdin>,
     rx: Receiver<Value>,
@@ -118,11 +118,16 @@ struct Mcp {
 }
 
 impl Mcp {
-    fn spawn(tv: &TestVault) -> Mcp {
+    pub(crate) fn spawn(tv: &TestVault) -> Mcp {
+        Mcp::spawn_cmd(tv, tv.cmd(), &[])
+    }
+
+    /// `vaultkeeper mcp ARGS` from a prepared command (git isolated, say).
+    pub(crate) fn spawn_cmd(tv: &TestVault, mut cmd: std::process::Command, args: &[&str]) -> Mcp {
         let stderr = tv.state.path().join("mcp.stderr");
-        let mut child = tv
-            .cmd()
+        let mut child = cmd
             .arg("mcp")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
@@ -149,7 +154,7 @@ impl Mcp {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
@@ -164,7 +169,7 @@ impl Mcp {
     }
 
     /// Sends a request and returns the whole response (`result` or `error`).
-    fn request(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
@@ -190,14 +195,14 @@ impl Mcp {
         }
     }
 
-    fn result(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn result(&mut self, method: &str, params: Value) -> Value {
         let resp = self.request(method, params);
         assert!(resp.get("error").is_none(), "{method} failed: {resp}");
         resp["result"].clone()
     }
 
     /// initialize (protocol 2025-06-18) and notifications/initialized; returns the result.
-    fn handshake(&mut self) -> Value {
+    pub(crate) fn handshake(&mut self) -> Value {
         let init = self.result(
             "initialize",
             json!({
@@ -211,7 +216,7 @@ impl Mcp {
     }
 
     /// Calls a tool: (is_error, text of the first content item).
-    fn call(&mut self, tool: &str, args: Value) -> (bool, String) {
+    pub(crate) fn call(&mut self, tool: &str, args: Value) -> (bool, String) {
         let r = self.result("tools/call", json!({"name": tool, "arguments": args}));
         let text = r["content"][0]["text"]
             .as_str()
@@ -221,14 +226,14 @@ impl Mcp {
     }
 
     /// Calls a tool that must succeed and parses its JSON answer.
-    fn ok(&mut self, tool: &str, args: Value) -> Value {
+    pub(crate) fn ok(&mut self, tool: &str, args: Value) -> Value {
         let (err, text) = self.call(tool, args.clone());
         assert!(!err, "{tool}({args}) failed: {text}");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{tool}: not JSON ({e}): {text}"))
     }
 
     /// Calls a tool that must fail and returns its message.
-    fn err(&mut self, tool: &str, args: Value) -> String {
+    pub(crate) fn err(&mut self, tool: &str, args: Value) -> String {
         let (err, text) = self.call(tool, args.clone());
         assert!(err, "{tool}({args}) should fail, got: {text}");
         text
@@ -242,7 +247,7 @@ impl Drop for Mcp {
     }
 }
 
-fn read(root: &Path, rel: &str) -> String {
+pub(crate) fn read(root: &Path, rel: &str) -> String {
     std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 

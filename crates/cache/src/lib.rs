@@ -4,19 +4,21 @@
 //! A tour, in the order data flows:
 //! - `parse` (private): one note's text into rows, pure; split by concern (the markdown pass,
 //!   frontmatter, links, tags, line-shaped syntax).
-//! - `resolve` (private): Obsidian's link resolution rules.
+//! - [`resolve`]: Obsidian's link resolution rules (public: writers check a rewritten link).
 //! - [`schema`]: tables, schema version, opening the database; readers get [`schema::open_ro`].
 //! - [`apply`]: the writer: the `cache` consumer ([`CacheConsumer`], its SQLite work on tokio's
 //!   blocking pool) and the full [`reindex`]; the `reindex` command's request to a daemon.
 //! - [`query`]: read-only queries with serializable results (the binary renders them).
+//! - [`graph`]: every file and link as plain rows, for writers that keep links whole.
 //! - [`CacheReader`]: what readers (query commands, MCP) open: read-only, queries only.
 //! - [`CacheError`]: every failure, naming the file, with SQLite's error as its source.
 
 pub mod apply;
+pub mod graph;
 mod parse;
 pub mod query;
 mod reader;
-mod resolve;
+pub mod resolve;
 pub mod schema;
 mod settle;
 
@@ -90,6 +92,14 @@ pub enum CacheError {
     /// A note named on the command line does not exist in the cache.
     #[error("no note matches {0:?}")]
     NotFound(String),
+    /// A note name several files answer to (give the path).
+    #[error("{name:?} matches {} notes: {}; give the path", paths.len(), paths.join(", "))]
+    Ambiguous {
+        /// The name asked for.
+        name: String,
+        /// Every file it could be, sorted.
+        paths: Vec<String>,
+    },
     /// `sql` refused a statement.
     #[error("refused: {0}")]
     Refused(String),

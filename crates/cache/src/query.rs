@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
 use serde::Serialize;
 
 use super::CacheError;
-use super::resolve::{fold, resolve};
+use super::resolve::{fold, resolve, target_key};
 
 fn q(e: rusqlite::Error) -> CacheError {
     CacheError::Query {
@@ -48,6 +48,46 @@ pub fn find_note(conn: &Connection, name_or_path: &str) -> Result<String, CacheE
         Some(p) if !name_or_path.trim().is_empty() => Ok(p),
         _ => Err(CacheError::NotFound(name_or_path.to_string())),
     }
+}
+
+/// [`find_note`] for a person asking by name: a name that several files answer to, none of
+/// them at exactly that vault path, is [`CacheError::Ambiguous`] with every candidate, where
+/// a link (and [`find_note`]) silently takes the resolver's pick.
+pub fn find_unique_note(conn: &Connection, name_or_path: &str) -> Result<String, CacheError> {
+    let found = find_note(conn, name_or_path)?;
+    let want = fold(name_or_path.trim().trim_start_matches('/'));
+    let at_that_path = |c: &str| {
+        let f = fold(c);
+        f == want || f.strip_suffix(".md") == Some(want.as_str())
+    };
+    if at_that_path(&found) {
+        return Ok(found);
+    }
+    let mut st = conn
+        .prepare_cached("SELECT path FROM notes WHERE name_key = ?1")
+        .map_err(q)?;
+    let candidates: Vec<String> = st
+        .query_map([target_key(name_or_path)], |r| r.get(0))
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
+        .map_err(q)?;
+    let suffix = format!("/{want}");
+    let mut same: Vec<String> = candidates
+        .into_iter()
+        .filter(|c| {
+            let f = fold(c);
+            !want.contains('/')
+                || f.ends_with(&suffix)
+                || f.strip_suffix(".md").is_some_and(|s| s.ends_with(&suffix))
+        })
+        .collect();
+    if same.len() > 1 {
+        same.sort();
+        return Err(CacheError::Ambiguous {
+            name: name_or_path.to_string(),
+            paths: same,
+        });
+    }
+    Ok(found)
 }
 
 fn quote(term: &str) -> String {
@@ -291,6 +331,13 @@ pub struct NoteInfo {
     pub open_tasks: u64,
     /// Parse and read errors (malformed YAML …).
     pub error: Option<String>,
+}
+
+/// Everything about one note, found by [`find_unique_note`] (a shared name is an error
+/// listing the notes).
+pub fn note_unique(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, CacheError> {
+    let path = find_unique_note(conn, name_or_path)?;
+    note(conn, &path)
 }
 
 /// Everything about one note.
@@ -710,6 +757,16 @@ const READ_PRAGMAS: &[&str] = &[
     "compile_options",
     "database_list",
     "function_list",
+    "pragma_list",
+    "collation_list",
+    "module_list",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "encoding",
+    "foreign_keys",
+    "data_version",
+    "application_id",
 ];
 
 /// Runs one read-only statement within `bounds`. Refused: anything but
@@ -727,15 +784,22 @@ pub fn sql_within(
         "SELECT" | "WITH" | "VALUES" | "EXPLAIN" => {}
         "PRAGMA" => {
             let body = query.trim().trim_end_matches(';');
-            let name: String = body
-                .trim_start()
-                .get(6..)
-                .unwrap_or("")
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect::<String>()
-                .to_ascii_lowercase();
+            let ident = |s: &str| -> String {
+                s.trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+                    .to_ascii_lowercase()
+            };
+            let rest = body.trim_start().get(6..).unwrap_or("").trim_start();
+            let mut name = ident(rest);
+            // `PRAGMA main.table_info(notes)`: the schema name is not the pragma's.
+            if let Some(after) = rest
+                .get(name.len()..)
+                .and_then(|r| r.trim_start().strip_prefix('.'))
+            {
+                name = ident(after);
+            }
             if body.contains('=') || !READ_PRAGMAS.contains(&name.as_str()) {
                 return Err(CacheError::Refused(format!(
                     "PRAGMA {name}: only reading pragmas are allowed ({})",

@@ -62,6 +62,12 @@ impl CacheReader {
         query::note(&self.conn, name_or_path)
     }
 
+    /// Everything about one note; a name several notes share is an error listing them
+    /// (see [`query::note_unique`]).
+    pub fn note_unique(&self, name_or_path: &str) -> Result<NoteInfo, CacheError> {
+        query::note_unique(&self.conn, name_or_path)
+    }
+
     /// Links resolving to a note.
     pub fn backlinks(&self, name_or_path: &str) -> Result<LinksResult, CacheError> {
         query::backlinks(&self.conn, name_or_path)
@@ -110,5 +116,15 @@ impl CacheReader {
     /// One read-only statement within the default bounds.
     pub fn sql(&self, statement: &str) -> Result<SqlResult, CacheError> {
         query::sql(&self.conn, statement)
+    }
+
+    /// Every file with its hash (see [`crate::graph::files`]).
+    pub fn files(&self) -> Result<Vec<crate::graph::FileRef>, CacheError> {
+        crate::graph::files(&self.conn)
+    }
+
+    /// Every link with its target and where it resolved (see [`crate::graph::links`]).
+    pub fn all_links(&self) -> Result<Vec<crate::graph::LinkRef>, CacheError> {
+        crate::graph::links(&self.conn)
     }
 }

@@ -287,9 +287,25 @@ impl Committer {
 
     /// Stages the pending paths from the work tree and commits what differs from HEAD.
     pub fn commit(&mut self, pending: &Pending) -> Result<Outcome, CommitError> {
+        self.commit_as(pending, None)
+    }
+
+    /// Whether a commit may proceed now (no rebase or merge, no foreign `index.lock`, HEAD
+    /// on a branch): lets a writer refuse before it touches a file it could not commit.
+    pub fn ready(&self) -> Result<(), Blocked> {
+        safety::check(&self.repo)
+    }
+
+    /// [`Committer::commit`] with `message` instead of `git.message` (a write's own commit,
+    /// naming its tool and client); `None` is the configured template.
+    pub fn commit_as(
+        &mut self,
+        pending: &Pending,
+        message: Option<&str>,
+    ) -> Result<Outcome, CommitError> {
         safety::check(&self.repo).map_err(CommitError::Blocked)?;
         if pending.paths.len() < BULK_PATHS {
-            return self.commit_in(&self.repo, None, pending);
+            return self.commit_in(&self.repo, None, pending, message);
         }
         // A burst: objects go to memory and then to disk as one pack, instead of one
         // loose file each (10,000 file creations are slow on ext4, and leave a mess).
@@ -299,7 +315,7 @@ impl Committer {
         let mempack = odb
             .add_new_mempack_backend(1000)
             .map_err(other("preparing the in-memory pack"))?;
-        let result = self.commit_in(&bulk, Some(&mempack), pending);
+        let result = self.commit_in(&bulk, Some(&mempack), pending, message);
         let _ = mempack.reset();
         result
     }
@@ -313,6 +329,7 @@ impl Committer {
         repo: &Repository,
         mempack: Option<&Mempack<'_>>,
         pending: &Pending,
+        message: Option<&str>,
     ) -> Result<Outcome, CommitError> {
         let head = self.read_head(repo)?;
         let mut index = open_index(repo)?;
@@ -321,7 +338,7 @@ impl Committer {
         let commit = if staging.changed.is_empty() {
             None
         } else {
-            self.make_commit(repo, &head, staging, pending)?
+            self.make_commit(repo, &head, staging, pending, message)?
         };
         if let Some(mempack) = mempack
             && (index_dirty || commit.is_some())
@@ -557,6 +574,7 @@ impl Committer {
         head: &Head<'_>,
         mut staging: Staging,
         pending: &Pending,
+        message: Option<&str>,
     ) -> Result<Option<Made>, CommitError> {
         let tree_id = staging
             .updates
@@ -569,7 +587,10 @@ impl Committer {
             .find_tree(tree_id)
             .map_err(other("reading the new tree"))?;
         let changes = describe(staging.changed, &pending.renames);
-        let message = self.message(&changes);
+        let message = match message {
+            Some(m) => m.to_string(),
+            None => self.message(&changes),
+        };
         let parents: Vec<&git2::Commit<'_>> = head.commit.iter().collect();
         let id = self.write_commit(repo, &message, &tree, &parents)?;
         Ok(Some(Made {

@@ -79,36 +79,41 @@ pub fn start(
     vault_name: &str,
     host: &str,
 ) -> Result<GitStart, GitError> {
+    if let Some(reason) = off_reason(vault, cfg)? {
+        return Ok(GitStart::Off(reason));
+    }
+    Ok(GitStart::On(Box::new(GitConsumer::open(
+        vault, cfg, vault_name, host,
+    )?)))
+}
+
+/// Whether git is off for `vault`, and why (`None`: it is on). The one decision, shared by
+/// the consumer and by writers that commit their own changes.
+pub fn off_reason(vault: &Path, cfg: &GitConfig) -> Result<Option<String>, GitError> {
     match cfg.enabled {
-        Some(false) => {
-            return Ok(GitStart::Off(
-                "disabled in the configuration (git.enabled = false)".into(),
-            ));
-        }
+        Some(false) => Ok(Some(
+            "disabled in the configuration (git.enabled = false)".into(),
+        )),
         None => match commit::discover(vault)? {
-            None => {
-                return Ok(GitStart::Off(
-                    "the vault is not in a git repository (run `vaultkeeper init --git`, or set git.enabled)".into(),
-                ));
-            }
+            None => Ok(Some(
+                "the vault is not in a git repository (run `vaultkeeper init --git`, or set git.enabled)".into(),
+            )),
             // On by default only when the vault is the repository's root: a vault that is a
             // folder inside some other project's repository must not commit into it unasked.
             Some(repo) => {
                 let root = repo.workdir().and_then(|w| w.canonicalize().ok());
                 if root.as_deref() != vault.canonicalize().ok().as_deref() {
-                    return Ok(GitStart::Off(format!(
+                    return Ok(Some(format!(
                         "the vault is a folder inside the git repository at {}; set git.enabled = true to commit into it",
                         root.map(|r| r.display().to_string())
                             .unwrap_or_else(|| "?".into())
                     )));
                 }
+                Ok(None)
             }
         },
-        Some(true) => {}
+        Some(true) => Ok(None),
     }
-    Ok(GitStart::On(Box::new(GitConsumer::open(
-        vault, cfg, vault_name, host,
-    )?)))
 }
 
 /// The git consumer (name `git`): collects the paths events name, commits them after a

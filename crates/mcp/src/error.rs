@@ -16,6 +16,14 @@ pub enum McpError {
     /// The cache refused or failed (no cache yet, a bad query, a note not found).
     #[error("{0}")]
     Cache(#[from] CacheError),
+    /// A write was refused or failed (stale hash, outside the vault, too large, git busy).
+    #[error("{0}")]
+    Write(#[from] vaultkeeper_write::WriteError),
+    /// A write tool was called while writes are off.
+    #[error(
+        "writes are off: start the server with `vaultkeeper mcp --write` or set `[mcp] write = true`"
+    )]
+    WritesOff,
     /// The journal failed.
     #[error("{0}")]
     Journal(#[from] JournalError),

@@ -81,6 +81,32 @@ pub fn read_text(root: &Path, rel: &str) -> Result<String, McpError> {
     String::from_utf8(bytes).map_err(|_| McpError::NotText(rel.to_string()))
 }
 
+/// The MIME type of a vault file, from its extension (what resources report).
+pub fn mime_of(path: &str) -> &'static str {
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "md" | "markdown" => "text/markdown",
+        "css" => "text/css",
+        "js" | "mjs" => "text/javascript",
+        "json" | "canvas" => "application/json",
+        "html" | "htm" => "text/html",
+        "csv" => "text/csv",
+        "svg" => "image/svg+xml",
+        "xml" => "application/xml",
+        "yaml" | "yml" => "application/yaml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "txt" | "" => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
 /// The URI of a vault path.
 pub fn uri_of(path: &str) -> String {
     let segments: Vec<String> = path
@@ -115,6 +141,14 @@ mod tests {
         for good in ["a.md", "Folder/My note.md", "a..b.md", ".obsidian/x"] {
             assert!(check_relative(good).is_ok(), "{good:?} refused");
         }
+    }
+
+    #[test]
+    fn mime_types_follow_the_extension() {
+        assert_eq!(mime_of("a/Note.md"), "text/markdown");
+        assert_eq!(mime_of("publish.css"), "text/css");
+        assert_eq!(mime_of("x.Canvas"), "application/json");
+        assert_eq!(mime_of("img.PNG"), "image/png");
     }
 
     #[test]

@@ -28,9 +28,9 @@ pub fn search(
     Ok(open(cache_db)?.search(text, tag, path_glob, limit)?)
 }
 
-/// Everything the cache knows about a note, found by path or name.
+/// Everything the cache knows about a note, found by path or name (a shared name is an error listing the notes).
 pub fn note(cache_db: &Path, name_or_path: &str) -> Result<query::NoteInfo, McpError> {
-    Ok(open(cache_db)?.note(name_or_path)?)
+    Ok(open(cache_db)?.note_unique(name_or_path)?)
 }
 
 /// Links resolving to a note.

@@ -38,6 +38,8 @@ struct Where {
     root: PathBuf,
     cache_db: PathBuf,
     journal_db: PathBuf,
+    /// Set when the write tools are on.
+    writer: Option<vaultkeeper_write::Writer>,
 }
 
 /// The MCP server over one vault: its tools and note resources.
@@ -58,6 +60,8 @@ pub struct SearchArgs {
     /// Only notes whose vault path matches this glob (`*` also matches `/`), e.g. `Plugins/*`.
     pub path: Option<String>,
     /// Most hits to return (default 20, at most 200).
+    #[serde(default, deserialize_with = "crate::args::lenient")]
+    #[schemars(schema_with = "crate::args::search_limit")]
     pub limit: Option<u32>,
 }
 
@@ -72,6 +76,8 @@ pub struct NoteArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct RecentArgs {
     /// How many journal events (default 20, at most 1000).
+    #[serde(default, deserialize_with = "crate::args::lenient")]
+    #[schemars(schema_with = "crate::args::recent_limit")]
     pub limit: Option<u32>,
 }
 
@@ -96,6 +102,8 @@ pub struct TaskArgs {
     /// Only tasks in notes with this tag, or with `#tag` in their text.
     pub tag: Option<String>,
     /// Most tasks to return (default 200, at most 5000).
+    #[serde(default, deserialize_with = "crate::args::lenient")]
+    #[schemars(schema_with = "crate::args::task_limit")]
     pub limit: Option<u32>,
 }
 
@@ -106,6 +114,8 @@ pub struct SqlArgs {
     /// cache tables: notes, links, tags, headings, blocks, tasks, fields, notes_fts.
     pub sql: String,
     /// Most rows to return (default 500, at most 10000).
+    #[serde(default, deserialize_with = "crate::args::lenient")]
+    #[schemars(schema_with = "crate::args::sql_limit")]
     pub limit: Option<u32>,
 }
 
@@ -130,7 +140,7 @@ struct Limited<T> {
 }
 
 /// Runs blocking cache or file work off the async threads and renders it as JSON text.
-async fn blocking<T: Serialize + Send + 'static>(
+pub(crate) async fn blocking<T: Serialize + Send + 'static>(
     f: impl FnOnce() -> Result<T, McpError> + Send + 'static,
 ) -> Result<String, McpError> {
     let value = tokio::task::spawn_blocking(f).await??;
@@ -158,9 +168,28 @@ impl VaultServer {
                 root,
                 cache_db,
                 journal_db,
+                writer: None,
             }),
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// The same server with the write tools on, writing through `writer`.
+    pub fn with_writer(self, writer: vaultkeeper_write::Writer) -> VaultServer {
+        VaultServer {
+            at: Arc::new(Where {
+                root: self.at.root.clone(),
+                cache_db: self.at.cache_db.clone(),
+                journal_db: self.at.journal_db.clone(),
+                writer: Some(writer),
+            }),
+            tool_router: self.tool_router + Self::write_router(),
+        }
+    }
+
+    /// The writer, when the write tools are on.
+    pub(crate) fn writer(&self) -> Option<vaultkeeper_write::Writer> {
+        self.at.writer.clone()
     }
 
     #[tool(
@@ -184,18 +213,23 @@ impl VaultServer {
     }
 
     #[tool(
-        description = "Read one note by vault path or name: its text (from the vault file), frontmatter, title, tags, headings, outgoing links and backlinks."
+        description = "Read one note by vault path or name: its text (from the vault file), its hash (give it to a write tool as expected_hash), frontmatter, title, tags, headings, outgoing links and backlinks."
     )]
     async fn read_note(&self, Parameters(a): Parameters<NoteArgs>) -> Result<String, McpError> {
         let at = self.at.clone();
         blocking(move || {
             check_name(&a.note)?;
-            let info = store::note(&at.cache_db, &a.note)?;
+            let mut info = store::note(&at.cache_db, &a.note)?;
             let content = if info.is_markdown {
                 Some(guard::read_text(&at.root, &info.path)?)
             } else {
                 guard::read_text(&at.root, &info.path).ok()
             };
+            // The hash of the text returned (the disk), not the cache's, which may lag: it is
+            // what a write tool's `expected_hash` is checked against.
+            if let Some(text) = &content {
+                info.hash = Some(vaultkeeper_write::atomic::hash(text.as_bytes()));
+            }
             Ok(NoteWithContent {
                 uri: guard::uri_of(&info.path),
                 info,
@@ -302,7 +336,7 @@ impl VaultServer {
         let text = guard::read_text(&self.at.root, &path)
             .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         Ok(ReadResourceResult::new(vec![
-            ResourceContents::text(text, uri).with_mime_type("text/markdown"),
+            ResourceContents::text(text, uri).with_mime_type(guard::mime_of(&path)),
         ]))
     }
 }
@@ -328,11 +362,16 @@ impl ServerHandler for VaultServer {
             "vaultkeeper",
             env!("CARGO_PKG_VERSION"),
         ))
-        .with_instructions(
+        .with_instructions(if self.at.writer.is_some() {
+            "Access to a markdown (Obsidian) vault through vaultkeeper's cache. Search with \
+             search_notes, open a note with read_note (path or name), follow links with \
+             list_backlinks; notes are also resources at vault:///<path>. Write tools take the \
+             hash read_note returned as expected_hash; each write is one git commit."
+        } else {
             "Read-only access to a markdown (Obsidian) vault through vaultkeeper's cache. \
              Search with search_notes, open a note with read_note (path or name), follow \
-             links with list_backlinks; notes are also resources at vault:///<path>.",
-        )
+             links with list_backlinks; notes are also resources at vault:///<path>."
+        })
     }
 
     async fn list_resources(
