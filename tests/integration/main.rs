@@ -1,6 +1,8 @@
 //! Integration tests: the real binary on temporary vaults.
 
 mod amqp_daemon;
+mod api_control;
+mod api_events;
 mod amqp_lib;
 mod boundaries;
 mod cache_daemon;
