@@ -39,11 +39,11 @@ impl Drop for Started<'_> {
     }
 }
 
-fn lock_holder(v: &TestVault) -> Option<String> {
-    std::fs::read_to_string(v.state_dir().join("daemon.lock"))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+/// The pid of the daemon `status` sees, if any.
+fn daemon_pid(g: &GitVault) -> Option<i64> {
+    let out = g.run(&["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    s["daemon"]["pid"].as_i64()
 }
 
 #[test]
@@ -86,18 +86,18 @@ fn start_stop_restart_and_stop_commits_what_is_pending() {
     assert!(said.contains("git caught up"), "{said}");
     assert!(g.porcelain().is_empty(), "stop committed first: {}", g.porcelain());
     assert!(g.git(&["log", "--name-only", "--format="]).contains("pending2.md"));
-    assert_eq!(lock_holder(&g.v), None, "the lock is free");
+    assert_eq!(daemon_pid(&g), None, "no daemon any more");
     let stopped = g.run(&["stop"]);
     assert!(String::from_utf8_lossy(&stopped.stdout).contains("not running"), "{stopped:?}");
 
     // restart: starts when none runs, replaces the one that runs.
     let r1 = g.run(&["restart"]);
     assert!(r1.status.success(), "restart: {r1:?}");
-    let first = lock_holder(&g.v).expect("running");
+    let first = daemon_pid(&g).expect("running");
     let r2 = g.run(&["restart"]);
     assert!(r2.status.success(), "restart: {r2:?}");
     assert!(String::from_utf8_lossy(&r2.stdout).contains("stopped (pid"), "{r2:?}");
-    let second = lock_holder(&g.v).expect("running again");
+    let second = daemon_pid(&g).expect("running again");
     assert_ne!(first, second, "a new daemon");
     assert!(g.run(&["stop"]).status.success());
 }

@@ -199,7 +199,7 @@ fn filters_heartbeat_and_an_explicit_reset() {
     let before = v.events_before_sentinel();
     assert!(before.len() >= 4, "{before:?}");
     wait_until("a heartbeat", Duration::from_secs(20), || {
-        filtered.text().contains(":heartbeat")
+        filtered.text().contains(": heartbeat\n")
     });
     let got: Vec<(String, String)> = filtered
         .events()
