@@ -98,8 +98,8 @@ fn to_json(v: impl serde::Serialize) -> Result<Value, ApiError> {
 impl Backend for DaemonApi {
     fn status(&self) -> Result<Value, ApiError> {
         let live = (self.live)();
-        let report =
-            crate::commands::status::report(&self.paths, Some(live.pid), Some(live)).map_err(internal)?;
+        let report = crate::commands::status::report(&self.paths, Some(live.pid), Some(live))
+            .map_err(internal)?;
         to_json(report)
     }
 

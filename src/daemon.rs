@@ -292,7 +292,10 @@ fn with_api_requests(
     outside: impl Stream<Item = Request> + Unpin + Send + 'static,
     api: tokio::sync::mpsc::UnboundedReceiver<Request>,
 ) -> impl Stream<Item = Request> + Unpin + Send {
-    let api = futures::stream::unfold(api, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+    let api = futures::stream::unfold(
+        api,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    );
     let merged = futures::stream::select(
         outside.map(Some).chain(futures::stream::iter([None])),
         api.map(Some),

@@ -118,11 +118,7 @@ pub fn vouched_at(started: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
     if !failing {
         return now;
     }
-    LAST_WRITTEN
-        .lock()
-        .ok()
-        .and_then(|w| *w)
-        .unwrap_or(started)
+    LAST_WRITTEN.lock().ok().and_then(|w| *w).unwrap_or(started)
 }
 
 /// Writes the status atomically (temp file, then rename). A failure is logged once per

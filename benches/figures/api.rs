@@ -66,7 +66,13 @@ pub fn socket_of(bin: &str, vault: &Path, state: &Path) -> PathBuf {
 }
 
 /// 100 readers and one that never reads, during a burst of `files` files.
-pub fn fan_out(socket: &Path, vault: &Path, journal: &Journal, rss: impl Fn() -> u64, clients: usize) {
+pub fn fan_out(
+    socket: &Path,
+    vault: &Path,
+    journal: &Journal,
+    rss: impl Fn() -> u64,
+    clients: usize,
+) {
     let head = journal.head().expect("head");
     let idle = rss();
     let stalled = connect(socket, head);
@@ -75,8 +81,8 @@ pub fn fan_out(socket: &Path, vault: &Path, journal: &Journal, rss: impl Fn() ->
     std::thread::sleep(Duration::from_millis(500));
     let connected = rss();
     let started = Instant::now();
-    let generated = vaultkeeper_testkit::vaultgen::generate(&vault.join("burst"), 10_000, 9)
-        .expect("burst");
+    let generated =
+        vaultkeeper_testkit::vaultgen::generate(&vault.join("burst"), 10_000, 9).expect("burst");
     let n = (generated.notes + generated.attachments) as u64;
     let threads: Vec<_> = readers
         .into_iter()
@@ -87,7 +93,10 @@ pub fn fan_out(socket: &Path, vault: &Path, journal: &Journal, rss: impl Fn() ->
         if journal.head().expect("head") >= head + n {
             journaled = Some(started.elapsed());
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "burst not journaled");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "burst not journaled"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut last = started;
@@ -130,7 +139,11 @@ pub fn latency(socket: &Path, vault: &Path, journal: &Journal, debounce: Duratio
     for i in 0..100 {
         let head = journal.head().expect("head");
         let t0 = Instant::now();
-        std::fs::write(vault.join(format!("api-lat{i}.md")), format!("latency {i}\n")).expect("write");
+        std::fs::write(
+            vault.join(format!("api-lat{i}.md")),
+            format!("latency {i}\n"),
+        )
+        .expect("write");
         let mut journaled = None;
         // The client blocks on its socket; the journal is read by the reader thread below.
         let (tx, rx) = std::sync::mpsc::channel();

@@ -65,11 +65,7 @@ fn start_daemon(global: &GlobalArgs, ctx: &Context) -> Result<()> {
         if let Ok(status) = crate::api::call(&ctx.paths, "GET", "/v1/status")
             && status["daemon"]["ready"] == true
         {
-            println!(
-                "started (pid {}); log {}",
-                child.id(),
-                log_path.display()
-            );
+            println!("started (pid {}); log {}", child.id(), log_path.display());
             return Ok(());
         }
         if Instant::now() > deadline {

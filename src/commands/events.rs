@@ -85,7 +85,10 @@ fn follow_api(
     let followed = vaultkeeper_api::client::follow_sse(&ctx.paths.socket(), &path, |m| {
         let mut out = std::io::stdout().lock();
         if m.event.as_deref() == Some("reset") {
-            eprintln!("vaultkeeper: events were pruned from the journal: {}", m.data);
+            eprintln!(
+                "vaultkeeper: events were pruned from the journal: {}",
+                m.data
+            );
         } else {
             let event: Event = serde_json::from_str(&m.data).map_err(std::io::Error::other)?;
             print_event(&mut out, &event, json)?;

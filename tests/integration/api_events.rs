@@ -129,15 +129,22 @@ fn a_client_resumes_after_a_restart_with_exactly_the_missed_events() {
     v.write("a.md", "a");
     let d = v.start();
     let sock = socket(&v);
-    let mode = std::fs::metadata(&sock).expect("socket").permissions().mode();
+    let mode = std::fs::metadata(&sock)
+        .expect("socket")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
 
     let mut first = Stream::open(&sock, "/v1/events?since=0", &[]);
     v.write("b.md", "b");
-    wait_until("a.md and b.md on the stream", Duration::from_secs(20), || {
-        let paths: Vec<String> = first.events().into_iter().map(|e| e.file_path).collect();
-        paths.contains(&"a.md".to_string()) && paths.contains(&"b.md".to_string())
-    });
+    wait_until(
+        "a.md and b.md on the stream",
+        Duration::from_secs(20),
+        || {
+            let paths: Vec<String> = first.events().into_iter().map(|e| e.file_path).collect();
+            paths.contains(&"a.md".to_string()) && paths.contains(&"b.md".to_string())
+        },
+    );
     // Stopped mid-stream: the server ends the stream; the client keeps its last id.
     d.stop();
     first.wait_end("the stream to end with the daemon");
@@ -172,10 +179,7 @@ fn a_client_resumes_after_a_restart_with_exactly_the_missed_events() {
     assert_eq!(missed.len(), 20, "{missed:?}");
     missed.dedup();
     assert_eq!(missed.len(), 20, "no duplicates: {missed:?}");
-    assert!(
-        got.iter().all(|e| e.event.as_str() == "created"),
-        "{got:?}"
-    );
+    assert!(got.iter().all(|e| e.event.as_str() == "created"), "{got:?}");
     drop(second);
     d.stop();
 }
@@ -192,9 +196,11 @@ fn filters_heartbeat_and_an_explicit_reset() {
     v.wait_events(2, "two creations");
     v.write("keep/x.md", "two");
     v.write("other.md", "two");
-    wait_until("the modification of keep/x.md", Duration::from_secs(20), || {
-        !filtered.events().is_empty()
-    });
+    wait_until(
+        "the modification of keep/x.md",
+        Duration::from_secs(20),
+        || !filtered.events().is_empty(),
+    );
     // Everything is journaled before the sentinel; the filtered stream then idles.
     let before = v.events_before_sentinel();
     assert!(before.len() >= 4, "{before:?}");
@@ -210,7 +216,10 @@ fn filters_heartbeat_and_an_explicit_reset() {
 
     // A cursor past the head (a replaced journal) is told so, then gets what follows.
     wait_until("the reset", Duration::from_secs(20), || {
-        ahead.messages().iter().any(|m| m.event.as_deref() == Some("reset"))
+        ahead
+            .messages()
+            .iter()
+            .any(|m| m.event.as_deref() == Some("reset"))
     });
     let reset = ahead
         .messages()
@@ -220,15 +229,25 @@ fn filters_heartbeat_and_an_explicit_reset() {
     let body: serde_json::Value = serde_json::from_str(&reset.data).expect("reset json");
     assert_eq!(body["reason"], "ahead", "{body}");
     assert_eq!(body["since"], 1_000_000, "{body}");
-    assert_eq!(Some(body["resume_at"].as_u64().expect("resume_at")), reset.id);
+    assert_eq!(
+        Some(body["resume_at"].as_u64().expect("resume_at")),
+        reset.id
+    );
     assert!(reset.id.is_some_and(|id| id < 1_000_000), "{reset:?}");
-    wait_until("the events after the reset", Duration::from_secs(20), || {
-        ahead.events().iter().any(|e| e.file_path == "other.md")
-    });
+    wait_until(
+        "the events after the reset",
+        Duration::from_secs(20),
+        || ahead.events().iter().any(|e| e.file_path == "other.md"),
+    );
 
     // Bad parameters are refused with a reason.
     let out = Command::new("curl")
-        .args(["-s", "--unix-socket", &sock, "http://localhost/v1/events?kind=exploded"])
+        .args([
+            "-s",
+            "--unix-socket",
+            &sock,
+            "http://localhost/v1/events?kind=exploded",
+        ])
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -256,7 +275,12 @@ fn a_websocket_client_gets_the_same_stream() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("an event"))
         .collect();
-    let want: Vec<Event> = v.events().into_iter().filter(|e| e.seq > 2).take(3).collect();
+    let want: Vec<Event> = v
+        .events()
+        .into_iter()
+        .filter(|e| e.seq > 2)
+        .take(3)
+        .collect();
     assert_eq!(got, want);
     d.stop();
 }

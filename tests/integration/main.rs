@@ -1,9 +1,9 @@
 //! Integration tests: the real binary on temporary vaults.
 
 mod amqp_daemon;
+mod amqp_lib;
 mod api_control;
 mod api_events;
-mod amqp_lib;
 mod boundaries;
 mod cache_daemon;
 mod cache_lib;

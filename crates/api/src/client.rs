@@ -202,7 +202,9 @@ impl SseParser {
                 self.line.push(b);
                 continue;
             }
-            let line = String::from_utf8_lossy(&self.line).trim_end_matches('\r').to_string();
+            let line = String::from_utf8_lossy(&self.line)
+                .trim_end_matches('\r')
+                .to_string();
             self.line.clear();
             if line.is_empty() {
                 if self.has_field {

@@ -50,7 +50,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(serde_json::json!({ "error": self.message }))).into_response()
+        (
+            status,
+            axum::Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -66,7 +70,9 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The socket path is longer than a Unix socket address holds.
-    #[error("the socket path {path} is too long for a Unix socket (at most 107 bytes); set XDG_RUNTIME_DIR to a shorter folder")]
+    #[error(
+        "the socket path {path} is too long for a Unix socket (at most 107 bytes); set XDG_RUNTIME_DIR to a shorter folder"
+    )]
     SocketTooLong {
         /// The socket file.
         path: std::path::PathBuf,

@@ -140,7 +140,9 @@ pub fn follow(source: Source, since: Option<u64>, filter: Filter) -> Result<Item
         pos,
         queue: VecDeque::new(),
     };
-    Ok(futures::StreamExt::boxed(futures::stream::unfold(cursor, next)))
+    Ok(futures::StreamExt::boxed(futures::stream::unfold(
+        cursor, next,
+    )))
 }
 
 async fn next(mut c: Cursor) -> Option<(Item, Cursor)> {
@@ -312,8 +314,12 @@ mod tests {
         let (mut j, db) = journal_with(dir.path(), &refs);
         let head = j.head().expect("head");
         let (src, tx) = source(db, head);
-        let stream = follow(src, Some(0), Filter::parse(Some("created"), Some("n*.md")).expect("filter"))
-            .expect("follow");
+        let stream = follow(
+            src,
+            Some(0),
+            Filter::parse(Some("created"), Some("n*.md")).expect("filter"),
+        )
+        .expect("follow");
         let mut stream = stream;
         let mut got = Vec::new();
         for _ in 0..names.len() {

@@ -39,7 +39,9 @@ pub(crate) fn router<B: Backend>(app: Arc<App<B>>) -> Router {
             axum::routing::delete(drop_letter::<B>),
         )
         .route("/v1/query/{name}", get(query::<B>))
-        .fallback(|| async { ApiError::not_found("no such endpoint (see the README's API section)") })
+        .fallback(|| async {
+            ApiError::not_found("no such endpoint (see the README's API section)")
+        })
         .with_state(app)
 }
 

@@ -49,8 +49,7 @@ pub fn read(file: &Path) -> std::io::Result<Option<String>> {
 /// Compares in time independent of where the strings differ.
 pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
