@@ -1,6 +1,6 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
 //! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache, git,
-//! spine.
+//! spine, api.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +10,8 @@ use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_journal::Journal;
 use vaultkeeper_testkit::stats::percentile;
 
+#[path = "figures/api.rs"]
+mod api_figures;
 #[path = "figures/cache.rs"]
 mod cache_figures;
 #[path = "figures/git.rs"]
@@ -51,6 +53,9 @@ fn main() {
     }
     if want("git") {
         bench_git();
+    }
+    if want("api") {
+        bench_api();
     }
     if want("spine") {
         bench_spine(10_000);
@@ -420,6 +425,24 @@ fn bench_memory() {
         peak as f64 / 1024.0,
         burst_time.as_secs_f64()
     );
+}
+
+/// The API: 100 SSE clients during a 10,000-file burst, memory per client, latency.
+fn bench_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault");
+    std::fs::create_dir_all(&vault).expect("vault");
+    let state = dir.path().join("vk");
+    let debounce = Duration::from_millis(100);
+    // The cache off: the figures are the API's and the journal's, not the indexer's.
+    let config = "[watch]\ndebounce = \"100ms\"\n[cache]\nenabled = false\n";
+    let d = Daemon::start(&vault, &state, config);
+    d.wait_ready(Duration::from_secs(60));
+    let socket = api_figures::socket_of(BIN, &vault, &state);
+    let journal = Journal::open_readonly(&state.join("state/journal.db")).expect("journal");
+    api_figures::latency(&socket, &vault, &journal, debounce);
+    api_figures::fan_out(&socket, &vault, &journal, || d.rss_kib("VmRSS:"), 100);
+    d.stop();
 }
 
 /// Waits until `cond` holds on the daemon's journal, or panics after `limit`; returns the wait.

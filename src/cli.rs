@@ -75,6 +75,18 @@ pub enum Command {
     },
     /// Show whether a daemon runs for the vault and how its consumers are doing.
     Status,
+    /// Start a daemon for the vault in the background; returns once it is ready, or with
+    /// its error (its log: daemon.log in the state folder).
+    Start,
+    /// Stop the vault's daemon gracefully (pending changes are committed first), wait for
+    /// it, and say how far each consumer got.
+    Stop,
+    /// Stop the vault's daemon if one runs, then start one.
+    Restart,
+    /// Print the page's URL (and open it when a desktop session is at hand).
+    Open,
+    /// Print the bearer token TCP clients of the API send (made if there is none).
+    Token,
     /// Check the set-up and say what to fix.
     Doctor,
     /// List events consumers gave up on; retry or drop them.

@@ -78,6 +78,8 @@ pub struct Config {
     pub mcp: vaultkeeper_mcp::McpConfig,
     /// `[rules]`: settings shared by the rules.
     pub rules: vaultkeeper_rules::RulesSection,
+    /// `[api]`: the local API's TCP address and heartbeat.
+    pub api: vaultkeeper_api::ApiConfig,
     /// `[[rule]]`: commands run for matching events.
     #[serde(rename = "rule")]
     pub rule: Vec<vaultkeeper_rules::RuleConfig>,

@@ -268,11 +268,66 @@ fn daemon_status(
     }
 }
 
-/// Runs the daemon until a stop request, then shuts down cleanly.
+/// Where the daemon stands, for its live status (the API's).
+#[derive(Debug, Default)]
+struct Phase {
+    ready: std::sync::atomic::AtomicBool,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Phase {
+    fn set_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn set_stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The outside world's requests and the API's, as one stream that ends when `outside`
+/// does (the API's sender lives as long as the daemon).
+fn with_api_requests(
+    outside: impl Stream<Item = Request> + Unpin + Send + 'static,
+    api: tokio::sync::mpsc::UnboundedReceiver<Request>,
+) -> impl Stream<Item = Request> + Unpin + Send {
+    let api = futures::stream::unfold(
+        api,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    );
+    let merged = futures::stream::select(
+        outside.map(Some).chain(futures::stream::iter([None])),
+        api.map(Some),
+    )
+    .take_while(|r| futures::future::ready(r.is_some()))
+    .filter_map(futures::future::ready);
+    Box::pin(merged)
+}
+
+/// Runs the daemon until a stop request, then shuts down cleanly; its API listens from
+/// before the first scan until the very end.
 pub async fn run(
     paths: VaultPaths,
     loaded: Loaded,
+    requests: impl Stream<Item = Request> + Unpin + Send + 'static,
+) -> Result<()> {
+    let (api_tx, api_rx) = tokio::sync::mpsc::unbounded_channel();
+    let requests = with_api_requests(requests, api_rx);
+    let mut api = None;
+    let result = run_daemon(paths, loaded, requests, api_tx, &mut api).await;
+    if let Some(server) = api {
+        server.shutdown().await;
+    }
+    result
+}
+
+async fn run_daemon(
+    paths: VaultPaths,
+    loaded: Loaded,
     mut requests: impl Stream<Item = Request> + Unpin + Send,
+    api_tx: tokio::sync::mpsc::UnboundedSender<Request>,
+    api: &mut Option<vaultkeeper_api::Server>,
 ) -> Result<()> {
     let started = chrono::Utc::now();
     let config = loaded.config.clone();
@@ -336,8 +391,22 @@ pub async fn run(
     };
     let inventory = consumers.inventory.clone();
     spawn_consumers(&config, &mut consumers)?;
+    let cells = std::sync::Arc::clone(&consumers.cells);
     let running = consumers.running;
     let off = consumers.off;
+    let phase = std::sync::Arc::new(Phase::default());
+    *api = Some(start_api(
+        &paths,
+        &config,
+        LiveParts {
+            started,
+            head: head_rx.clone(),
+            cells,
+            off: off.clone(),
+            phase: std::sync::Arc::clone(&phase),
+        },
+        api_tx,
+    )?);
     // Cursors of consumers that are off stay: such a consumer resumes where it stopped
     // (`vaultkeeper forget NAME` drops one on purpose).
 
@@ -379,6 +448,7 @@ pub async fn run(
             _ = tick.tick() => {
                 if let Err(why) = lock.check() {
                     let lost = state_lost(&paths, &why);
+                    phase.set_stopping();
                     let status = status_of(false);
                     let result = shutdown(watcher, stop, running, &config, requests, &paths, status).await;
                     return result.and(Err(lost));
@@ -395,6 +465,7 @@ pub async fn run(
             req = requests.next() => match req {
                 Some(Request::Stop) | None => {
                     info!("stop requested during the first scan");
+                    phase.set_stopping();
                     let status = status_of(false);
                     return shutdown(watcher, stop, running, &config, requests, &paths, status).await;
                 }
@@ -409,6 +480,7 @@ pub async fn run(
     // Everything the first scan appended is below this head.
     let _ = inventory.set(journal.head()?);
     info!("ready");
+    phase.set_ready();
     write_status(&paths, &status_of(true));
     crate::systemd::ready(&format!("watching {}", paths.root.display()));
     if reload_queued {
@@ -451,12 +523,73 @@ pub async fn run(
             }
         }
     }
+    phase.set_stopping();
     let status = status_of(true);
     let result = shutdown(watcher, stop, running, &config, requests, &paths, status).await;
     match lost {
         Some(lost) => result.and(Err(lost)),
         None => result,
     }
+}
+
+/// What the live status is made of.
+struct LiveParts {
+    started: chrono::DateTime<chrono::Utc>,
+    head: tokio::sync::watch::Receiver<u64>,
+    cells: std::sync::Arc<std::sync::Mutex<Vec<StatusCell>>>,
+    off: Vec<crate::status::OffConsumer>,
+    phase: std::sync::Arc<Phase>,
+}
+
+/// Starts the API on the socket (and `[api] listen`); a failure to listen stops the start.
+fn start_api(
+    paths: &VaultPaths,
+    config: &Config,
+    live: LiveParts,
+    requests: tokio::sync::mpsc::UnboundedSender<Request>,
+) -> Result<vaultkeeper_api::Server> {
+    use std::sync::atomic::Ordering;
+    let head = live.head.clone();
+    let status_paths = paths.clone();
+    let status: crate::api::LiveStatus = std::sync::Arc::new(move || {
+        let consumers = live
+            .cells
+            .lock()
+            .map(|cells| {
+                cells
+                    .iter()
+                    .filter_map(|c| c.lock().ok().map(|s| s.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut s = daemon_status(
+            &status_paths,
+            live.started,
+            live.phase.ready.load(Ordering::SeqCst),
+            *live.head.borrow(),
+            consumers,
+            live.off.clone(),
+        );
+        s.stopping = live.phase.stopping.load(Ordering::SeqCst);
+        s.updated_at = crate::status::vouched_at(live.started, s.updated_at);
+        s
+    });
+    let backend = std::sync::Arc::new(crate::api::DaemonApi::new(paths.clone(), requests, status));
+    // Streams end when the server shuts down, after the daemon's last event is journaled.
+    let source = vaultkeeper_api::follow::Source {
+        journal: paths.journal(),
+        head,
+        stop: tokio_util::sync::CancellationToken::new(),
+    };
+    let server = vaultkeeper_api::serve(
+        backend,
+        &config.api,
+        &paths.socket(),
+        &vaultkeeper_api::token::path(&paths.state_dir),
+        source,
+    )
+    .context("the local API")?;
+    Ok(server)
 }
 
 /// How often the journal's retention is applied.

@@ -13,6 +13,7 @@
 //! Here: [`cli`] is the front door; `commands` runs each subcommand; `daemon` wires the
 //! watcher, journal and runners and owns shutdown; `config` is the TOML file.
 
+mod api;
 pub mod cli;
 mod commands;
 mod config;

@@ -104,6 +104,23 @@ fn status_path(paths: &VaultPaths) -> std::path::PathBuf {
 /// The last write error logged, so a lasting cause (a full disk) is logged once, not every tick.
 static LAST_WRITE_ERROR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
+/// When the last status write succeeded.
+static LAST_WRITTEN: std::sync::Mutex<Option<DateTime<Utc>>> = std::sync::Mutex::new(None);
+
+/// The `updated_at` the daemon's live status (the API's) carries: now, unless writing the
+/// status fails (a full disk, an unwritable state folder), then the last good write (or
+/// `started`): a daemon that cannot write its state folder shows as stale there too.
+pub fn vouched_at(started: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let failing = LAST_WRITE_ERROR
+        .lock()
+        .map(|e| e.is_some())
+        .unwrap_or(false);
+    if !failing {
+        return now;
+    }
+    LAST_WRITTEN.lock().ok().and_then(|w| *w).unwrap_or(started)
+}
+
 /// Writes the status atomically (temp file, then rename). A failure is logged once per
 /// cause; `status` then shows the file as stale, so the failure is never silent.
 pub fn write_status(paths: &VaultPaths, status: &DaemonStatus) {
@@ -128,6 +145,9 @@ pub fn write_status(paths: &VaultPaths, status: &DaemonStatus) {
             }
         }
         Ok(()) => {
+            if let Ok(mut written) = LAST_WRITTEN.lock() {
+                *written = Some(status.updated_at);
+            }
             if last.take().is_some() {
                 tracing::info!("status {} written again", path.display());
             }

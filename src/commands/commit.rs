@@ -9,7 +9,19 @@ use super::Context;
 use crate::cli::GlobalArgs;
 use vaultkeeper_journal::Journal;
 
-/// With a daemon running: asks it to flush (SIGUSR1) and waits until git's cursor reaches
+/// Asks the daemon's API to commit; false when it does not answer (then a signal does).
+fn commit_through_api(ctx: &Context) -> Result<bool> {
+    match crate::api::call_within(&ctx.paths, "POST", "/v1/commit", Duration::from_secs(130)) {
+        Ok(_) => Ok(true),
+        Err(e @ vaultkeeper_api::client::ClientError::Refused { .. }) => Err(e.into()),
+        Err(e) => {
+            tracing::debug!("commit without the API: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// With a daemon running: asks its API to commit (SIGUSR1 when it does not answer) and waits until git's cursor reaches
 /// the journal's head. Without one: runs git on the runner until it is caught up.
 pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
     let ctx = Context::resolve(global, None)?;
@@ -22,6 +34,9 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
     let journal = Journal::open(&ctx.paths.journal())?;
     let head = journal.head()?;
     match crate::lock::holder(&ctx.paths.lock()) {
+        Some(pid) if commit_through_api(&ctx)? => {
+            tracing::debug!("daemon {pid} committed through its API");
+        }
         Some(pid) => {
             // A cursor alone does not mean git runs: cursors outlive a consumer turned off.
             let running = crate::status::read_status(&ctx.paths)

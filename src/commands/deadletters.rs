@@ -29,6 +29,19 @@ pub fn dead_letters(
         writeln!(out, "dropped dead letter {id}")?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(id) = retry
+        && crate::lock::holder(&ctx.paths.lock()).is_some()
+    {
+        // The daemon's API marks it and wakes the runners; a signal when it does not answer.
+        match crate::api::call(&ctx.paths, "POST", &format!("/v1/dead-letters/{id}/retry")) {
+            Ok(_) => {
+                writeln!(out, "retry of dead letter {id} handed to the daemon")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e @ vaultkeeper_api::client::ClientError::Refused { .. }) => return Err(e.into()),
+            Err(e) => tracing::debug!("retry without the API: {e}"),
+        }
+    }
     if let Some(id) = retry {
         if !journal.request_retry(id)? {
             bail!("no dead letter with id {id}");

@@ -32,6 +32,7 @@ pub fn events(
     let mut pos = since;
     let mut printed = 0u64;
     let stdout = std::io::stdout();
+    let mut last_try: Option<std::time::Instant> = None;
     loop {
         if journal.is_none() && path.exists() {
             journal = Some(Journal::open_readonly(&path)?);
@@ -55,8 +56,55 @@ pub fn events(
             if !follow {
                 return Ok(ExitCode::SUCCESS);
             }
+            // Caught up: a running daemon pushes the rest over its API; without one (or
+            // once it stops) the journal is polled.
+            if last_try.is_none_or(|t| t.elapsed() > Duration::from_secs(1))
+                && crate::lock::holder(&ctx.paths.lock()).is_some()
+            {
+                last_try = Some(std::time::Instant::now());
+                if follow_api(&ctx, &mut pos, &mut printed, limit, json)? {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                continue;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+/// Prints the daemon's SSE stream from `pos` until it ends; true once `limit` is reached.
+fn follow_api(
+    ctx: &Context,
+    pos: &mut u64,
+    printed: &mut u64,
+    limit: Option<u64>,
+    json: bool,
+) -> Result<bool> {
+    let mut done = false;
+    let path = format!("/v1/events?since={pos}");
+    let followed = vaultkeeper_api::client::follow_sse(&ctx.paths.socket(), &path, |m| {
+        let mut out = std::io::stdout().lock();
+        if m.event.as_deref() == Some("reset") {
+            eprintln!(
+                "vaultkeeper: events were pruned from the journal: {}",
+                m.data
+            );
+        } else {
+            let event: Event = serde_json::from_str(&m.data).map_err(std::io::Error::other)?;
+            print_event(&mut out, &event, json)?;
+            *printed += 1;
+        }
+        out.flush()?;
+        if let Some(id) = m.id.as_deref().and_then(|i| i.parse().ok()) {
+            *pos = id;
+        }
+        done = limit.is_some_and(|l| *printed >= l);
+        Ok(!done)
+    });
+    match followed {
+        Ok(()) => Ok(done),
+        Err(e) if e.is_not_listening() => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

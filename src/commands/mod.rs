@@ -2,6 +2,7 @@
 
 mod commit;
 mod consume;
+mod control;
 mod deadletters;
 mod doctor;
 mod events;
@@ -15,7 +16,7 @@ mod reindex;
 mod run;
 mod salvage;
 mod service;
-mod status;
+pub(crate) mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -78,6 +79,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             limit,
         } => events::events(&global, since, follow, global.json, limit),
         Command::Status => status::status(&global, global.json),
+        Command::Start => control::start(&global),
+        Command::Stop => control::stop(&global),
+        Command::Restart => control::restart(&global),
+        Command::Open => control::open(&global, global.json),
+        Command::Token => control::token(&global),
         Command::Forget { consumer } => forget::forget(&global, &consumer),
         Command::Doctor => doctor::doctor(&global, global.json),
         Command::DeadLetters { retry, drop } => {

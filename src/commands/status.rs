@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Context;
 use crate::cli::GlobalArgs;
@@ -14,6 +14,7 @@ use crate::logging::RecentProblem;
 use crate::status::{DaemonStatus, Freshness, OffConsumer};
 use vaultkeeper_core::status::ConsumerReport;
 use vaultkeeper_journal::{DeadLetter, Journal};
+use vaultkeeper_vaultfs::paths::VaultPaths;
 
 /// Prints the status; exit code 0 when a daemon runs and no consumer is failing.
 pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
@@ -33,7 +34,7 @@ pub fn status(global: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
 }
 
 /// Everything `status` shows, in the shape `status --json` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StatusReport {
     /// A daemon runs, its status is fresh, no consumer fails, no dead letters.
     pub healthy: bool,
@@ -61,7 +62,7 @@ pub struct StatusReport {
 }
 
 /// The daemon part of [`StatusReport`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DaemonView {
     /// The lock holder's pid.
     pub pid: u32,
@@ -80,14 +81,14 @@ pub struct DaemonView {
 }
 
 /// The journal part of [`StatusReport`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct JournalView {
     /// The last seq appended.
     pub head: u64,
 }
 
 /// Whether a consumer runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConsumerState {
     /// The daemon runs it.
     #[serde(rename = "running")]
@@ -101,7 +102,7 @@ pub enum ConsumerState {
 }
 
 /// One consumer in [`StatusReport`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ConsumerView {
     /// Its name (cursor key).
     pub name: String,
@@ -121,14 +122,35 @@ pub struct ConsumerView {
     pub detail: Option<ConsumerReport>,
 }
 
-/// Reads the journal and the daemon's status file into one report.
+/// The report: from the daemon's API when one answers (live), else from the journal and
+/// the status file it last wrote (a wedged daemon does not answer; its file shows its age).
 fn gather(ctx: &Context) -> Result<StatusReport> {
     let pid = crate::lock::holder(&ctx.paths.lock());
-    let (head, cursors, dead) = match Journal::open_readonly(&ctx.paths.journal()) {
-        Ok(j) if ctx.paths.journal().exists() => (j.head()?, j.cursors()?, j.dead_letters()?),
+    if pid.is_some() {
+        match crate::api::call(&ctx.paths, "GET", "/v1/status") {
+            Ok(json) => {
+                if let Ok(report) = serde_json::from_value::<StatusReport>(json) {
+                    return Ok(report);
+                }
+            }
+            Err(e) => tracing::debug!("status without the API: {e}"),
+        }
+    }
+    let written = pid.and_then(|_| crate::status::read_status(&ctx.paths));
+    report(&ctx.paths, pid, written)
+}
+
+/// The report for the lock holder `pid` whose status is `written` (the file it wrote, or
+/// the daemon's own live status), with the journal's head, cursors and dead letters.
+pub fn report(
+    paths: &VaultPaths,
+    pid: Option<u32>,
+    written: Option<DaemonStatus>,
+) -> Result<StatusReport> {
+    let (head, cursors, dead) = match Journal::open_readonly(&paths.journal()) {
+        Ok(j) if paths.journal().exists() => (j.head()?, j.cursors()?, j.dead_letters()?),
         _ => (0, Vec::new(), Vec::new()),
     };
-    let written = pid.and_then(|_| crate::status::read_status(&ctx.paths));
     let freshness = pid.map(|p| crate::status::freshness(written.as_ref(), p, Utc::now()));
     // A file some earlier daemon left says nothing about this one.
     let live: Option<DaemonStatus> = written.filter(|_| freshness != Some(Freshness::Unknown));
@@ -189,9 +211,9 @@ fn gather(ctx: &Context) -> Result<StatusReport> {
     };
     Ok(StatusReport {
         healthy,
-        vault: ctx.paths.name.clone(),
-        root: ctx.paths.root.display().to_string(),
-        state_dir: ctx.paths.state_dir.display().to_string(),
+        vault: paths.name.clone(),
+        root: paths.root.display().to_string(),
+        state_dir: paths.state_dir.display().to_string(),
         daemon,
         journal: JournalView { head },
         consumers,

@@ -87,6 +87,50 @@ pub enum QueryCommand {
     },
 }
 
+/// The query `name` with an HTTP request's parameters (`?query=...&tag=...`), parsed by
+/// the same clap definitions as the command line: the API takes the CLI's options, by
+/// their names (`/v1/query/search?query=x&limit=5`, `/v1/query/tasks?open=true`).
+pub fn from_params(name: &str, params: &[(String, String)]) -> anyhow::Result<QueryCommand> {
+    use clap::{FromArgMatches, Subcommand};
+    let root = QueryCommand::augment_subcommands(clap::Command::new("vaultkeeper"));
+    let Some(sub) = root.find_subcommand(name) else {
+        let names: Vec<&str> = root.get_subcommands().map(|c| c.get_name()).collect();
+        anyhow::bail!("no query {name:?}; the queries: {}", names.join(", "));
+    };
+    let mut argv = vec!["vaultkeeper".to_string(), name.to_string()];
+    let mut positionals = Vec::new();
+    for (key, value) in params {
+        // The TCP listener's credential, already checked.
+        if key == "token" {
+            continue;
+        }
+        let Some(arg) = sub.get_arguments().find(|a| a.get_id() == key.as_str()) else {
+            anyhow::bail!("query {name}: no parameter {key:?}");
+        };
+        if arg.is_positional() {
+            positionals.push(value.clone());
+            continue;
+        }
+        let long = arg.get_long().unwrap_or(key.as_str());
+        if arg.get_action().takes_values() {
+            argv.push(format!("--{long}={value}"));
+        } else {
+            match value.as_str() {
+                "" | "true" | "1" => argv.push(format!("--{long}")),
+                "false" | "0" => {}
+                other => anyhow::bail!("query {name}: {key}={other:?}: expected true or false"),
+            }
+        }
+    }
+    // After `--`, a value starting with `-` is not taken for an option.
+    if !positionals.is_empty() {
+        argv.push("--".into());
+        argv.extend(positionals);
+    }
+    let matches = root.try_get_matches_from(argv)?;
+    Ok(QueryCommand::from_arg_matches(&matches)?)
+}
+
 /// Output for humans.
 pub trait RenderHuman {
     /// Writes the result as text.

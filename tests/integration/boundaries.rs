@@ -68,6 +68,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Readers of the cache and the journal, through their read-only types; writes only
     // through `write`.
     ("mcp", &["core", "vaultfs", "journal", "cache", "write"]),
+    // The local HTTP API: it reads the journal for its event streams (each client by its
+    // own cursor); everything else it serves comes from the binary through its Backend.
+    ("api", &["core", "journal"]),
     // Dev-only: tests and benchmarks.
     ("testkit", &["core", "vaultfs", "journal", "runner"]),
 ];

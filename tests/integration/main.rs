@@ -2,6 +2,9 @@
 
 mod amqp_daemon;
 mod amqp_lib;
+mod api_control;
+mod api_events;
+mod api_page;
 mod boundaries;
 mod cache_daemon;
 mod cache_lib;

@@ -87,7 +87,7 @@ pub enum SnapshotChange {
 }
 
 /// An event a consumer gave up on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     /// Row id, for `dead-letters --retry/--drop`.
     pub id: i64,

@@ -63,6 +63,17 @@ impl VaultPaths {
         self.state_dir.join("daemon.lock")
     }
 
+    /// The daemon's API socket: `$XDG_RUNTIME_DIR/vaultkeeper/<state key>.sock`, else
+    /// `api.sock` in the state folder (no runtime folder: a root shell, a container).
+    pub fn socket(&self) -> PathBuf {
+        match dirs::runtime_dir() {
+            Some(dir) => dir
+                .join("vaultkeeper")
+                .join(format!("{}.sock", state_key(&self.root))),
+            None => self.state_dir.join("api.sock"),
+        }
+    }
+
     /// The state folder relative to the vault, when it lives inside it.
     pub fn state_dir_in_vault(&self) -> Option<String> {
         let dir = self
