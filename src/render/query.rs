@@ -537,6 +537,16 @@ mod tests {
                 query: "home".into(),
                 tag: None,
                 path: None,
+                fields: vec![],
+                substring: false,
+                limit: 5,
+            },
+            QueryCommand::Search {
+                query: "hom".into(),
+                tag: None,
+                path: None,
+                fields: vec![("status".into(), "active".into())],
+                substring: true,
                 limit: 5,
             },
         ] {

@@ -304,10 +304,10 @@ pub(crate) fn query_terms(text: &str) -> (Vec<String>, bool) {
                     terms.push(w.iter().collect());
                 }
                 let more = i + 1 < n;
-                if chars.len() == 1 || more {
-                    if let Some(c) = chars.last() {
-                        terms.push(c.to_string());
-                    }
+                if (chars.len() == 1 || more)
+                    && let Some(c) = chars.last()
+                {
+                    terms.push(c.to_string());
                 }
                 last_prefix = chars.len() == 1 && !more;
             }
