@@ -1,6 +1,6 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
-//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache, git,
-//! spine, api.
+//! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache,
+//! search, git, spine, api.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,6 +50,9 @@ fn main() {
             bench_cache_index(100_000, false);
         }
         bench_cache_latency();
+    }
+    if want("search") {
+        bench_search();
     }
     if want("git") {
         bench_git();
@@ -371,6 +374,75 @@ fn bench_latency() {
         percentile(&samples, 0.95).as_secs_f64() * 1000.0,
         samples.len()
     );
+}
+
+/// The search index: index time (median of 3) and cache size on the help vault and a
+/// generated 10,000-note vault, and search p50 through the CLI (a whole process per search)
+/// next to `rg -l -i WORD` on the same files.
+fn bench_search() {
+    use cache_figures::{cli_search_times, index_time_and_size};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated = dir.path().join("generated");
+    vaultkeeper_testkit::vaultgen::generate(&generated, 10_000, 42).expect("generate");
+    let mut vaults = vec![(
+        "generated 10,000 notes",
+        generated,
+        vec!["lantern", "harvest", "compass", "meeting", "quartz"],
+    )];
+    match help_vault() {
+        Some(p) => vaults.insert(
+            0,
+            (
+                "obsidian-help-en",
+                p,
+                vec![
+                    "attachment",
+                    "embed*",
+                    "\"command palette\"",
+                    "canvas",
+                    "sync",
+                ],
+            ),
+        ),
+        None => println!("search: the help vault is absent (VAULTKEEPER_HELP_VAULT): skipped"),
+    }
+    for (name, root, words) in vaults {
+        let sub = dir.path().join(name.replace([' ', ','], "_"));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        let (t, size, db) = index_time_and_size(&root, &sub, 3).expect("index");
+        let mut ours = cli_search_times(BIN, &db, &words, 5).expect("cli search");
+        ours.sort();
+        let mut rg = Vec::new();
+        for _ in 0..5 {
+            for w in &words {
+                let w = w.trim_matches(['"', '*']);
+                let t0 = Instant::now();
+                match Command::new("rg")
+                    .args(["-l", "-i", "--", w])
+                    .arg(&root)
+                    .stdout(Stdio::null())
+                    .status()
+                {
+                    Ok(_) => rg.push(t0.elapsed()),
+                    Err(_) => break,
+                }
+            }
+        }
+        rg.sort();
+        let ours_ms = percentile(&ours, 0.5).as_secs_f64() * 1000.0;
+        let rg_part = if rg.is_empty() {
+            "rg not available".to_string()
+        } else {
+            let r = percentile(&rg, 0.5).as_secs_f64() * 1000.0;
+            format!("`rg -l -i WORD` {r:.1} ms: {:.1}x", r / ours_ms.max(1e-9))
+        };
+        println!(
+            "search on {name}: full index {:.2} s (median of 3), cache {:.1} MiB; CLI search p50 {ours_ms:.1} ms (process start included, top 20, {} runs) vs {rg_part}",
+            t.as_secs_f64(),
+            size as f64 / (1024.0 * 1024.0),
+            ours.len()
+        );
+    }
 }
 
 fn help_vault() -> Option<PathBuf> {

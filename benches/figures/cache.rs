@@ -32,3 +32,60 @@ pub fn search_latencies(
     }
     Ok(out)
 }
+
+/// Median wall time of `runs` full indexes of `root` (a fresh cache each), and the size of
+/// the last cache (database and WAL, checkpointed), in bytes.
+pub fn index_time_and_size(
+    root: &Path,
+    dir: &Path,
+    runs: usize,
+) -> Result<(std::time::Duration, u64, std::path::PathBuf), CacheError> {
+    let mut times = Vec::with_capacity(runs);
+    let mut db = dir.join("cache-0.db");
+    for i in 0..runs.max(1) {
+        db = dir.join(format!("cache-{i}.db"));
+        let start = std::time::Instant::now();
+        bench_reindex(root, &db)?;
+        times.push(start.elapsed());
+    }
+    // Pages still in the WAL belong to the cache as much as the main file's.
+    if let Ok(c) = rusqlite::Connection::open(&db) {
+        let _ = c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+    let size: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    times.sort();
+    Ok((times[times.len() / 2], size, db))
+}
+
+/// Times of `vaultkeeper --cache DB search WORD --limit 20` (the whole CLI process) for each
+/// word, `rounds` times; a failed search is an error naming the word.
+pub fn cli_search_times(
+    bin: &str,
+    db: &Path,
+    words: &[&str],
+    rounds: usize,
+) -> Result<Vec<std::time::Duration>, String> {
+    let mut out = Vec::with_capacity(words.len() * rounds);
+    for _ in 0..rounds {
+        for w in words {
+            let start = std::time::Instant::now();
+            let res = std::process::Command::new(bin)
+                .arg("--cache")
+                .arg(db)
+                .args(["search", w, "--limit", "20"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .map_err(|e| format!("{w}: {e}"))?;
+            if !res.success() {
+                return Err(format!("search {w:?} failed: {res}"));
+            }
+            out.push(start.elapsed());
+        }
+    }
+    Ok(out)
+}

@@ -12,9 +12,11 @@ use vaultkeeper_cache::query::{
 /// The cache query commands; the CLI flattens them into its top-level commands.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum QueryCommand {
-    /// Full-text search (words, "phrases", prefix*, title:word, OR/NOT).
+    /// Full-text search in every script (words with their stems, "phrases", prefix*,
+    /// title:word, field:key=value, OR/NOT).
     Search {
-        /// What to look for.
+        /// What to look for (may start with `-`: it is a query, never a flag).
+        #[arg(allow_hyphen_values = true, default_value = "")]
         query: String,
         /// Only notes with this tag (nested tags included).
         #[arg(long)]
@@ -22,6 +24,12 @@ pub enum QueryCommand {
         /// Only paths matching this glob (`*` also matches `/`).
         #[arg(long = "path")]
         path: Option<String>,
+        /// Only notes whose field KEY (frontmatter or `key:: value`) is exactly VALUE; repeatable.
+        #[arg(long = "field", value_name = "KEY=VALUE", value_parser = parse_field)]
+        fields: Vec<(String, String)>,
+        /// Match parts of words too (compound parts, code identifiers): slower.
+        #[arg(long)]
+        substring: bool,
         /// At most this many results.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -131,6 +139,14 @@ pub fn from_params(name: &str, params: &[(String, String)]) -> anyhow::Result<Qu
     Ok(QueryCommand::from_arg_matches(&matches)?)
 }
 
+/// `--field KEY=VALUE`.
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?}: expected KEY=VALUE")),
+    }
+}
+
 /// Output for humans.
 pub trait RenderHuman {
     /// Writes the result as text.
@@ -163,12 +179,19 @@ pub fn run_query(
             query,
             tag,
             path,
+            fields,
+            substring,
             limit,
-        } => emit(
-            cache.search(query, tag.as_deref(), path.as_deref(), *limit)?,
-            json,
-            out,
-        ),
+        } => {
+            let opts = query::SearchOptions {
+                tag: tag.clone(),
+                path_glob: path.clone(),
+                fields: fields.clone(),
+                substring: *substring,
+                limit: *limit,
+            };
+            emit(cache.search_with(query, &opts)?, json, out)
+        }
         QueryCommand::Note { note } => emit(cache.note_unique(note)?, json, out),
         QueryCommand::Backlinks { note } => emit(Backlinks(cache.backlinks(note)?), json, out),
         QueryCommand::Links { note } => emit(cache.links(note)?, json, out),
@@ -455,6 +478,48 @@ mod tests {
         let cli = Cli::try_parse_from(["vk", "search", "a b", "--path", "x/*", "--limit", "3"])
             .expect("search");
         assert!(matches!(cli.cmd, QueryCommand::Search { limit: 3, .. }));
+        // A query that starts with `-` is a query, wherever the flags are.
+        for args in [
+            &["vk", "search", "-word"][..],
+            &["vk", "--json", "search", "-word", "--limit", "3"],
+            &["vk", "search", "--field", "status=draft", "-word"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("hyphen query");
+            match cli.cmd {
+                QueryCommand::Search { query, .. } => assert_eq!(query, "-word", "{args:?}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let cli = Cli::try_parse_from([
+            "vk",
+            "search",
+            "--field",
+            "status=draft",
+            "--field",
+            "k=a=b",
+            "--substring",
+        ])
+        .expect("fields only");
+        match cli.cmd {
+            QueryCommand::Search {
+                query,
+                fields,
+                substring,
+                ..
+            } => {
+                assert_eq!(query, "");
+                assert!(substring);
+                assert_eq!(
+                    fields,
+                    vec![
+                        ("status".into(), "draft".into()),
+                        ("k".into(), "a=b".into())
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["vk", "search", "x", "--field", "novalue"]).is_err());
         let cli = Cli::try_parse_from(["vk", "fields", "status=done"]).expect("fields");
         assert!(matches!(cli.cmd, QueryCommand::Fields { .. }));
     }
@@ -516,6 +581,16 @@ mod tests {
                 query: "home".into(),
                 tag: None,
                 path: None,
+                fields: vec![],
+                substring: false,
+                limit: 5,
+            },
+            QueryCommand::Search {
+                query: "hom".into(),
+                tag: None,
+                path: None,
+                fields: vec![("status".into(), "active".into())],
+                substring: true,
                 limit: 5,
             },
         ] {

@@ -15,6 +15,8 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::parse::fts::{FtsColumns, fts_columns};
+use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem, parse_note};
 use super::resolve::{fold, name_key, resolve, target_key};
 use super::schema::{self, read_cursor, write_cursor};
@@ -200,8 +202,8 @@ pub(crate) fn insert_note(
         .map(|p| serde_json::to_string(&p.aliases).unwrap_or_else(|_| "[]".into()))
         .unwrap_or_else(|| "[]".into());
     tx.prepare_cached(
-        "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error)
-         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key)
+         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         path,
@@ -216,11 +218,13 @@ pub(crate) fn insert_note(
         parsed.map(|p| i64::try_from(p.words).unwrap_or(i64::MAX)).unwrap_or(0),
         md,
         join_errors(data, parsed),
+        words_key(&title),
     ])?;
     let id = tx.last_insert_rowid();
     let Some(p) = parsed else { return Ok(()) };
-    tx.prepare_cached("INSERT INTO notes_fts(rowid, title, body) VALUES(?1, ?2, ?3)")?
-        .execute(params![id, p.title, p.body])?;
+    insert_fts(tx, id, &p.fts)?;
+    tx.prepare_cached("INSERT INTO bodies(id, body) VALUES(?1, ?2)")?
+        .execute(params![id, p.body])?;
     let mut st = tx.prepare_cached(
         "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -279,6 +283,38 @@ pub(crate) fn insert_note(
     Ok(())
 }
 
+/// The full-text row of note `id` (terms made by the parser, see `parse::fts`).
+fn insert_fts(tx: &Connection, id: i64, c: &FtsColumns) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO notes_fts(rowid, title, aliases, fm, body) VALUES(?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, c.title, c.aliases, c.fm, c.body])?;
+    Ok(())
+}
+
+/// Gives note `id` a new title in the full-text index. The index keeps no text, so the row is
+/// made again from what the cache stores (aliases, frontmatter, body).
+fn retitle_fts(tx: &Connection, id: i64, title: &str) -> rusqlite::Result<()> {
+    let found: Option<(Option<String>, String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT n.frontmatter, n.aliases, b.body FROM notes n
+             LEFT JOIN bodies b ON b.id = n.id WHERE n.id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    // No body: an attachment or a note indexed as metadata only, never in the index.
+    let Some((fm, aliases, Some(body))) = found else {
+        return Ok(());
+    };
+    let fm = fm
+        .and_then(|f| serde_json::from_str(&f).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let aliases: Vec<String> = serde_json::from_str(&aliases).unwrap_or_default();
+    tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?
+        .execute([id])?;
+    insert_fts(tx, id, &fts_columns(title, &aliases, &fm, &body))
+}
+
 const CHILD_TABLES: &[&str] = &["tags", "links", "headings", "blocks", "tasks", "fields"];
 
 struct Row {
@@ -309,6 +345,8 @@ pub(crate) fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool>
             .execute([path])?;
     }
     tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?
+        .execute([row.id])?;
+    tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
         .execute([row.id])?;
     tx.prepare_cached("DELETE FROM notes WHERE id = ?1")?
         .execute([row.id])?;
@@ -813,10 +851,9 @@ fn move_note(tx: &Connection, old: &str, new: &str, row: &Row, e: &Event) -> rus
         } else {
             new.rsplit('/').next().unwrap_or(new)
         };
-        tx.prepare_cached("UPDATE notes SET title = ?2 WHERE id = ?1")?
-            .execute(params![row.id, title])?;
-        tx.prepare_cached("UPDATE notes_fts SET title = ?2 WHERE rowid = ?1")?
-            .execute(params![row.id, title])?;
+        tx.prepare_cached("UPDATE notes SET title = ?2, title_key = ?3 WHERE id = ?1")?
+            .execute(params![row.id, title, words_key(title)])?;
+        retitle_fts(tx, row.id, title)?;
     }
     for t in CHILD_TABLES {
         tx.prepare_cached(&format!("UPDATE {t} SET path = ?2 WHERE path = ?1"))?

@@ -8,7 +8,9 @@
 //! - [`schema`]: tables, schema version, opening the database; readers get [`schema::open_ro`].
 //! - [`apply`]: the writer: the `cache` consumer ([`CacheConsumer`], its SQLite work on tokio's
 //!   blocking pool) and the full [`reindex`]; the `reindex` command's request to a daemon.
-//! - [`query`]: read-only queries with serializable results (the binary renders them).
+//! - [`query`]: read-only queries with serializable results (the binary renders them);
+//!   search (private `search`: query syntax, bm25, snippets) is re-exported there. The search
+//!   tokenizer is `parse::tokens`, shared by the index and the query.
 //! - [`graph`]: every file and link as plain rows, for writers that keep links whole.
 //! - [`CacheReader`]: what readers (query commands, MCP) open: read-only, queries only.
 //! - [`CacheError`]: every failure, naming the file, with SQLite's error as its source.
@@ -21,6 +23,7 @@ mod reader;
 pub mod resolve;
 pub mod schema;
 mod settle;
+mod search;
 
 use std::path::PathBuf;
 use std::time::Duration;

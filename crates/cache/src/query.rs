@@ -4,14 +4,16 @@
 //! are found by exact vault path first, then with the same resolver as links, from the vault
 //! root.
 //!
-//! Search syntax (what [`fts_query`] turns into FTS5 syntax, so user input never breaks it):
-//! - words are matched as terms, all required: `alpha beta`;
-//! - `"two words"` is a phrase; `word*` a prefix; `title:word` searches titles only;
-//! - `OR`, `AND`, `NOT` in capitals are operators;
-//! - anything else (quotes inside words, `-`, `:`, parentheses) is taken literally.
+//! Search ([`search`], [`search_with`]) lives in `crate::search`, re-exported here; its
+//! syntax: words (all required, each with its stem family), `"phrases"`, `prefix*`,
+//! `title:word`, `field:key=value`, `OR`/`AND`/`NOT`; punctuation is never an operator.
 
 use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
 use serde::Serialize;
+
+pub use crate::search::{
+    MAX_SUBSTRING_TERMS, SearchHit, SearchOptions, SearchResult, fts_query, search, search_with,
+};
 
 use super::CacheError;
 use super::resolve::{fold, resolve, target_key};
@@ -88,150 +90,6 @@ pub fn find_unique_note(conn: &Connection, name_or_path: &str) -> Result<String,
         });
     }
     Ok(found)
-}
-
-fn quote(term: &str) -> String {
-    format!("\"{}\"", term.replace('"', "\"\""))
-}
-
-/// Turns the user's search text into an FTS5 query (see the module docs).
-pub fn fts_query(user: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut chars = user.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-            continue;
-        }
-        if c == '"' {
-            chars.next();
-            let phrase: String = chars.by_ref().take_while(|&c| c != '"').collect();
-            if !phrase.trim().is_empty() {
-                out.push(quote(phrase.trim()));
-            }
-            continue;
-        }
-        let mut word = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_whitespace() {
-                break;
-            }
-            word.push(c);
-            chars.next();
-        }
-        match word.as_str() {
-            "AND" | "OR" | "NOT" => {
-                // An operator needs terms on both sides; drop a dangling one.
-                if !out.is_empty() && chars.peek().is_some() {
-                    out.push(word);
-                }
-                continue;
-            }
-            _ => {}
-        }
-        let (column, term) = match word.split_once(':') {
-            Some((col @ ("title" | "body"), rest)) if !rest.is_empty() => (Some(col), rest),
-            _ => (None, word.as_str()),
-        };
-        let (term, prefix) = match term.strip_suffix('*') {
-            Some(t) if !t.is_empty() => (t, true),
-            _ => (term, false),
-        };
-        let mut piece = quote(term);
-        if prefix {
-            piece.push('*');
-        }
-        if let Some(col) = column {
-            piece = format!("{col} : {piece}");
-        }
-        out.push(piece);
-    }
-    while out
-        .last()
-        .is_some_and(|w| matches!(w.as_str(), "AND" | "OR" | "NOT"))
-    {
-        out.pop();
-    }
-    out.join(" ")
-}
-
-/// One search result.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchHit {
-    /// Vault path.
-    pub path: String,
-    /// Note title.
-    pub title: String,
-    /// bm25 score (lower is better; title matches weigh 10x).
-    pub score: f64,
-    /// Body excerpt with matches between `«` and `»`.
-    pub snippet: String,
-}
-
-/// `search` output.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchResult {
-    /// The query as given.
-    pub query: String,
-    /// The FTS5 query run.
-    pub fts: String,
-    /// Best first.
-    pub hits: Vec<SearchHit>,
-}
-
-/// Full-text search with optional tag (nested tags included) and path glob (SQLite `GLOB`:
-/// `*` also matches `/`) filters.
-pub fn search(
-    conn: &Connection,
-    query: &str,
-    tag: Option<&str>,
-    path_glob: Option<&str>,
-    limit: usize,
-) -> Result<SearchResult, CacheError> {
-    let fts = fts_query(query);
-    if fts.is_empty() {
-        return Err(CacheError::BadQuery(format!("empty search: {query:?}")));
-    }
-    let tag = tag.map(|t| fold(t.trim().trim_start_matches('#')));
-    let mut st = conn
-        .prepare_cached(
-            "SELECT n.path, n.title, bm25(notes_fts, 10.0, 1.0) AS score,
-                    snippet(notes_fts, 1, '«', '»', '…', 16)
-             FROM notes_fts JOIN notes n ON n.id = notes_fts.rowid
-             WHERE notes_fts MATCH ?1
-               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM tags t WHERE t.path = n.path
-                    AND (t.tag_key = ?2 OR substr(t.tag_key, 1, length(?2) + 1) = ?2 || '/')))
-               AND (?3 IS NULL OR n.path GLOB ?3)
-             ORDER BY score, n.path LIMIT ?4",
-        )
-        .map_err(q)?;
-    let hits = st
-        .query_map(
-            params![
-                fts,
-                tag,
-                path_glob,
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            |r| {
-                Ok(SearchHit {
-                    path: r.get(0)?,
-                    title: r.get(1)?,
-                    score: r.get(2)?,
-                    snippet: r.get(3)?,
-                })
-            },
-        )
-        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(|source| CacheError::Query {
-            context: format!("search {query:?}: "),
-            source,
-        })?;
-    Ok(SearchResult {
-        query: query.to_string(),
-        fts,
-        hits,
-    })
 }
 
 /// One link, outgoing or incoming.
@@ -910,20 +768,6 @@ fn read_rows(st: &mut rusqlite::Statement<'_>, bounds: &SqlBounds) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fts_query_is_safe() {
-        assert_eq!(fts_query("alpha beta"), "\"alpha\" \"beta\"");
-        assert_eq!(fts_query("\"two words\" pre*"), "\"two words\" \"pre\"*");
-        assert_eq!(fts_query("a OR b NOT"), "\"a\" OR \"b\"");
-        assert_eq!(fts_query("title:x body:y*"), "title : \"x\" body : \"y\"*");
-        assert_eq!(
-            fts_query("it's (x) -y a:b"),
-            "\"it's\" \"(x)\" \"-y\" \"a:b\""
-        );
-        assert_eq!(fts_query("say\"hi"), "\"say\"\"hi\"");
-        assert_eq!(fts_query("   "), "");
-    }
 
     #[test]
     fn keywords() {

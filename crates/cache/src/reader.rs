@@ -8,8 +8,8 @@ use rusqlite::Connection;
 
 use crate::CacheError;
 use crate::query::{
-    self, FieldsResult, LinksResult, NoteInfo, OrphansResult, RecentResult, SearchResult,
-    SqlBounds, SqlResult, TagsResult, TaskFilter, TasksResult, UnresolvedResult,
+    self, FieldsResult, LinksResult, NoteInfo, OrphansResult, RecentResult, SearchOptions,
+    SearchResult, SqlBounds, SqlResult, TagsResult, TaskFilter, TasksResult, UnresolvedResult,
 };
 use crate::schema;
 
@@ -55,6 +55,15 @@ impl CacheReader {
         limit: usize,
     ) -> Result<SearchResult, CacheError> {
         query::search(&self.conn, text, tag, path_glob, limit)
+    }
+
+    /// Full-text search with every option (see [`query::search_with`]).
+    pub fn search_with(
+        &self,
+        text: &str,
+        opts: &SearchOptions,
+    ) -> Result<SearchResult, CacheError> {
+        query::search_with(&self.conn, text, opts)
     }
 
     /// Everything the cache knows about a note (see [`query::note`]).

@@ -11,10 +11,18 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::CacheError;
 
-/// Current schema version; bump it with any change to [`SCHEMA`].
-pub const SCHEMA_VERSION: i64 = 1;
+/// Current schema version; bump it with any change to [`SCHEMA`] (or to what the search
+/// tokenizer writes into `notes_fts`). Version 2: the tokenizer of `parse::tokens`, with
+/// aliases and frontmatter columns, and the original body in `bodies`.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Every table and the FTS table of version [`SCHEMA_VERSION`] (indexes: [`INDEXES`]).
+///
+/// `notes_fts` holds terms only (contentless): its columns get the text that
+/// `parse::tokens` made (words folded, CJK as bigrams, marked stems), which FTS5 splits on
+/// spaces alone, since every other character class is a token character. The original body,
+/// for snippets, is in `bodies` (same id as `notes`); `notes_vocab` lists the index's terms
+/// (substring search looks words up there).
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta(
     key TEXT PRIMARY KEY,
@@ -26,6 +34,7 @@ CREATE TABLE IF NOT EXISTS notes(
     name_key TEXT NOT NULL,
     title TEXT NOT NULL,
     title_from TEXT NOT NULL,
+    title_key TEXT NOT NULL DEFAULT '',
     frontmatter TEXT,
     aliases TEXT NOT NULL DEFAULT '[]',
     size INTEGER NOT NULL,
@@ -80,7 +89,16 @@ CREATE TABLE IF NOT EXISTS fields(
     source TEXT NOT NULL,
     line INTEGER NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(title, body);
+CREATE TABLE IF NOT EXISTS bodies(
+    id INTEGER PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(
+    title, aliases, fm, body,
+    content = '', contentless_delete = 1,
+    tokenize = "unicode61 remove_diacritics 0 categories 'L* N* M* P* S* C*'"
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS notes_vocab USING fts5vocab(notes_fts, row);
 "#;
 
 /// The indexes, created after the rows in a full reindex (faster than maintaining them).
@@ -101,7 +119,9 @@ CREATE INDEX IF NOT EXISTS fields_key ON fields(key_fold);
 
 /// Tables dropped by a rebuild, in an order that is always valid.
 pub(crate) const TABLES: &[&str] = &[
+    "notes_vocab",
     "notes_fts",
+    "bodies",
     "fields",
     "tasks",
     "blocks",

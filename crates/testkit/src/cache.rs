@@ -46,9 +46,16 @@ pub fn dump(db: &Path) -> Vec<(String, Vec<String>)> {
         ("tasks", "SELECT * FROM tasks"),
         ("fields", "SELECT * FROM fields"),
         (
-            "notes_fts",
-            "SELECT n.path, f.title, f.body FROM notes_fts f JOIN notes n ON n.id = f.rowid",
+            "bodies",
+            "SELECT n.path, b.body FROM bodies b JOIN notes n ON n.id = b.id",
         ),
+        // The FTS table keeps terms only (contentless): which notes it has, by path, and
+        // every term with its document and occurrence counts.
+        (
+            "notes_fts",
+            "SELECT n.path FROM notes_fts f JOIN notes n ON n.id = f.rowid",
+        ),
+        ("notes_vocab", "SELECT term, doc, cnt FROM notes_vocab"),
     ];
     // Every table of the schema is covered (so a new table cannot silently escape the check).
     let tables: Vec<String> = c

@@ -16,14 +16,17 @@
 //!   text (frontmatter excluded, code included).
 //!
 //! One concern per module: [`markdown`] (the pulldown-cmark pass), [`frontmatter`],
-//! [`links`], [`tags`], [`lines`] (tasks, block ids, inline fields); [`parse_note`] puts
-//! their parts together.
+//! [`links`], [`tags`], [`lines`] (tasks, block ids, inline fields), [`tokens`] (the search
+//! tokenizer) and [`fts`] (a note's full-text columns); [`parse_note`] puts their parts
+//! together.
 
 mod frontmatter;
+pub(crate) mod fts;
 mod lines;
 mod links;
 mod markdown;
 mod tags;
+pub(crate) mod tokens;
 
 use serde::Serialize;
 
@@ -149,8 +152,10 @@ pub struct ParsedNote {
     pub fields: Vec<ParsedField>,
     /// Word count of the body.
     pub words: u64,
-    /// The text after the frontmatter (what full-text search indexes).
+    /// The text after the frontmatter (what full-text search indexes; snippets come from it).
     pub body: String,
+    /// The full-text columns, tokenized (title, aliases, frontmatter values, body).
+    pub fts: fts::FtsColumns,
     /// Problems met while parsing (malformed YAML …); the note is indexed anyway.
     pub errors: Vec<String>,
 }
@@ -178,6 +183,8 @@ pub fn parse_note(path: &str, text: &str) -> ParsedNote {
     let (tasks, blocks, inline_fields) = lines::scan_lines(text, &md.skip);
     let mut fields = fm.fields;
     fields.extend(inline_fields);
+    let body = body_after(text, md.body_start);
+    let fts = fts::fts_columns(&title, &fm.aliases, &fm.value, &body);
     ParsedNote {
         title,
         title_from,
@@ -190,7 +197,8 @@ pub fn parse_note(path: &str, text: &str) -> ParsedNote {
         tasks,
         fields,
         words: word_count(&md.plain),
-        body: body_after(text, md.body_start),
+        body,
+        fts,
         errors,
     }
 }
