@@ -10,7 +10,13 @@ fn search(v: &TestVault, args: &[&str]) -> Result<Vec<String>, String> {
     let out = v.cmd().arg("--json").arg("search").args(args).output();
     let out = out.map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        // Under --json the command's errors are JSON on stdout; clap's own are on stderr.
+        let json: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+        let message = json
+            .as_ref()
+            .and_then(|j| j["error"]["message"].as_str())
+            .unwrap_or_default();
+        return Err(format!("{message}{}", String::from_utf8_lossy(&out.stderr)));
     }
     let r: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     Ok(r["hits"]

@@ -22,8 +22,8 @@ pub mod query;
 mod reader;
 pub mod resolve;
 pub mod schema;
-mod settle;
 mod search;
+mod settle;
 
 use std::path::PathBuf;
 use std::time::Duration;

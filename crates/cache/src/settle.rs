@@ -92,7 +92,18 @@ pub(crate) fn settle(
         }
         let mut unsettled = differing(indexed, &files);
         unsettled.retain(|p| !unreadable.contains(p));
-        if unsettled.is_empty() {
+        for path in &unsettled {
+            let now = stat(root, path);
+            let held = indexed.get(path).map(|h| (h.size, h.mtime.clone()));
+            if now != held && !reread(tx, db, root, max_note_bytes, path, indexed, dirty)? {
+                unreadable.insert(path.clone());
+            }
+        }
+        // Checked against the same snapshot: files a busy writer adds meanwhile are the
+        // next head's business, so settling ends under a steady stream of new notes.
+        let mut left = differing(indexed, &files);
+        left.retain(|p| !unreadable.contains(p));
+        if left.is_empty() {
             if rounds > 0 {
                 tracing::debug!(
                     head,
@@ -104,20 +115,25 @@ pub(crate) fn settle(
             return Ok(head);
         }
         if head_moved.elapsed() >= limits.idle || started.elapsed() >= limits.total {
+            // Never keep a file the journal does not have at this head: if it stays, the
+            // watcher journals it later; if it goes unseen, it must not stay in the cache.
+            let mut dropped = 0usize;
+            for path in left.iter().filter(|p| !files.contains_key(*p)) {
+                if delete_note(tx, path).map_err(|e| CacheError::db(db, e))? {
+                    dirty.sources.remove(path.as_str());
+                    dirty.keys.insert(name_key(path));
+                }
+                indexed.remove(path);
+                dropped += 1;
+            }
             tracing::warn!(
                 head,
-                files = unsettled.len(),
-                first = %unsettled[0],
-                "cache: full index claims the journal's head with files the watcher has not caught up with; they are indexed as read from disk"
+                files = left.len(),
+                dropped,
+                first = %left[0],
+                "cache: full index claims the journal's head before the watcher caught up with every file; files it has not journaled are left to their events, the others are indexed as read from disk"
             );
             return Ok(head);
-        }
-        for path in &unsettled {
-            let now = stat(root, path);
-            let held = indexed.get(path).map(|h| (h.size, h.mtime.clone()));
-            if now != held && !reread(tx, db, root, max_note_bytes, path, indexed, dirty)? {
-                unreadable.insert(path.clone());
-            }
         }
         rounds += 1;
         std::thread::sleep(pause);
@@ -266,7 +282,7 @@ mod tests {
             crate::schema::open_ro(&self.db)
                 .expect("reader")
                 .query_row(
-                    "SELECT f.body FROM notes n JOIN notes_fts f ON f.rowid = n.id WHERE n.path = ?1",
+                    "SELECT b.body FROM notes n JOIN bodies b ON b.id = n.id WHERE n.path = ?1",
                     [rel],
                     |row| row.get(0),
                 )
@@ -357,9 +373,11 @@ mod tests {
     }
 
     #[test]
-    fn files_that_never_settle_are_indexed_as_read_once_the_journal_stays_idle() {
+    fn files_that_never_settle_are_left_to_their_events_once_the_journal_stays_idle() {
         let mut s = setup();
         let first = s.journal_write("a.md", "# a\n");
+        // Neither change is ever journaled: the limits end the wait.
+        std::fs::write(s.vault.join("a.md"), "# a changed on disk\n").expect("write");
         std::fs::write(s.vault.join("b.md"), "# b\n").expect("write");
         let mut c = s.consumer(Limits {
             idle: Duration::from_millis(200),
@@ -367,6 +385,8 @@ mod tests {
         });
         let durable = c.apply(&[first]).expect("apply");
         assert_eq!(durable, vaultkeeper_core::consumer::Durable::Upto(1));
-        assert_eq!(s.paths(), vec!["a.md".to_string(), "b.md".to_string()]);
+        // b.md is not in the journal at the claimed head: its own event brings it.
+        assert_eq!(s.paths(), vec!["a.md".to_string()]);
+        assert!(s.body("a.md").contains("changed on disk"));
     }
 }
