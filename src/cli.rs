@@ -207,7 +207,10 @@ pub fn main() -> ExitCode {
     }
     #[cfg(target_os = "linux")]
     vaultkeeper_rules::supervise::enable("/proc/self/exe".into());
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.global.json;
     match crate::commands::dispatch(cli) {
         Ok(code) => code,
@@ -218,6 +221,22 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command line clap refused: under `--json` the same error document as a failed command
+/// (scripts read errors where they read results); help, version and plain use as clap does.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let info = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    let json = std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if info || !json {
+        e.exit();
+    }
+    let message = e.render().to_string();
+    let message = message.trim().trim_start_matches("error: ").to_string();
+    crate::render::error::print_json(&anyhow::anyhow!(message))
 }
 
 /// A closed stdout (`| head`): the reader has what it wanted. serde_json keeps the I/O error

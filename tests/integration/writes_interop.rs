@@ -41,6 +41,35 @@ fn json_errors_are_json_on_stdout_with_a_nonzero_exit() {
 }
 
 #[test]
+fn usage_errors_under_json_are_json_too() {
+    let tv = TestVault::new(BIN);
+    for args in [
+        &["--json", "search", "--field", "novalue", "x"][..],
+        &["--json", "no-such-command"][..],
+        &["search", "--json", "--limit", "many", "x"][..],
+    ] {
+        let out = tv.run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{args:?}: {v}");
+        assert!(v["error"]["causes"].is_array(), "{args:?}: {v}");
+    }
+    // Help is not an error, and without --json a usage error stays text on stderr.
+    let out = tv.run(&["--json", "--help"]);
+    assert!(out.status.success());
+    let out = tv.run(&["search", "--field", "novalue", "x"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEY=VALUE"));
+}
+
+#[test]
 fn a_name_with_several_notes_lists_them() {
     let tv = vault();
     let out = tv.run(&["note", "Note"]);
