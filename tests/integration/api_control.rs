@@ -146,7 +146,10 @@ fn control_over_the_socket_reload_and_stop() {
     let (code, body) = curl(&sock, "POST", "/v1/commit");
     assert_eq!(code, 409, "git is off here: {body}");
     assert!(
-        json(&body)["error"].as_str().unwrap_or("").contains("git"),
+        json(&body)["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("git"),
         "{body}"
     );
     let (code, body) = curl(&sock, "GET", "/v1/nothing");

@@ -77,7 +77,7 @@ pub fn call(
         .map_err(|e| ClientError::Http(format!("{what}: the answer is not JSON: {e}")))?;
     if !(200..300).contains(&status) {
         let message = value
-            .get("error")
+            .pointer("/error/message")
             .and_then(|m| m.as_str())
             .unwrap_or("no reason given")
             .to_string();

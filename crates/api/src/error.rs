@@ -3,7 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-/// A request that could not be served; its body is `{"error": "..."}`.
+/// A request that could not be served; its body is the CLI's `--json` error document,
+/// `{"error": {"message": "...", "causes": []}}`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
@@ -52,7 +53,7 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
-            axum::Json(serde_json::json!({ "error": self.message })),
+            axum::Json(serde_json::json!({ "error": { "message": self.message, "causes": [] } })),
         )
             .into_response()
     }

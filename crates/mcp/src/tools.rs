@@ -111,7 +111,7 @@ pub struct TaskArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SqlArgs {
     /// One read-only statement (SELECT, WITH, VALUES, EXPLAIN, reading PRAGMAs) over the
-    /// cache tables: notes, links, tags, headings, blocks, tasks, fields, notes_fts.
+    /// cache tables: notes, links, tags, headings, blocks, tasks, fields, bodies, notes_fts.
     pub sql: String,
     /// Most rows to return (default 500, at most 10000).
     #[serde(default, deserialize_with = "crate::args::lenient")]
@@ -300,7 +300,7 @@ impl VaultServer {
     }
 
     #[tool(
-        description = "Run one read-only SQL statement on the vault cache (SQLite). Tables: notes(path, title, frontmatter, aliases, size, mtime, words, is_markdown), links(path, target_raw, target_path, kind, line), tags(path, tag, line), headings(path, level, text, line), tasks(path, line, status, done, text), fields(path, key, value, source, line), notes_fts. Writes are refused."
+        description = "Run one read-only SQL statement on the vault cache (SQLite). Tables: notes(path, title, frontmatter, aliases, size, mtime, words, is_markdown), links(path, target_raw, target_path, kind, line), tags(path, tag, line), headings(path, level, text, line), tasks(path, line, status, done, text), fields(path, key, value, source, line), bodies(id = notes.id, body: the note text), notes_fts (search terms only; use the search tool). Writes are refused."
     )]
     async fn query_sql(&self, Parameters(a): Parameters<SqlArgs>) -> Result<String, McpError> {
         let at = self.at.clone();
