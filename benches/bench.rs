@@ -16,6 +16,8 @@ mod api_figures;
 mod cache_figures;
 #[path = "figures/git.rs"]
 mod git_figures;
+#[path = "figures/table.rs"]
+mod table;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vaultkeeper");
 
@@ -66,6 +68,7 @@ fn main() {
             bench_spine(100_000);
         }
     }
+    table::print();
 }
 
 /// CPU time (user + system) of this process so far, from /proc/self/stat (Linux).
@@ -237,11 +240,18 @@ fn bench_journal() {
         journal.append(&mut events, &[]).expect("append");
     }
     let secs = started.elapsed().as_secs_f64();
+    let rate = total as f64 / secs;
     println!(
-        "journal append: {total} events ({}-byte content) in batches of {batch}: {:.0} events/s ({secs:.2} s, synchronous=FULL)",
+        "journal append: {total} events ({}-byte content) in batches of {batch}: {rate:.0} events/s ({secs:.2} s, synchronous=FULL)",
         body.len(),
-        total as f64 / secs
     );
+    table::record(table::Row {
+        figure: format!("journal append, batches of {batch}"),
+        ours: format!("{rate:.0} events/s"),
+        against: "-".into(),
+        aim: "200,000 events/s in batches".into(),
+        reached: Some(rate >= 200_000.0),
+    });
 }
 
 struct Daemon {
