@@ -576,10 +576,11 @@ fn start_api(
     });
     let backend = std::sync::Arc::new(crate::api::DaemonApi::new(paths.clone(), requests, status));
     // Streams end when the server shuts down, after the daemon's last event is journaled.
+    let stop = tokio_util::sync::CancellationToken::new();
     let source = vaultkeeper_api::follow::Source {
         journal: paths.journal(),
         head,
-        stop: tokio_util::sync::CancellationToken::new(),
+        stop: stop.clone(),
     };
     let server = vaultkeeper_api::serve(
         backend,
@@ -587,9 +588,32 @@ fn start_api(
         &paths.socket(),
         &vaultkeeper_api::token::path(&paths.state_dir),
         source,
+        mcp_routes(paths, config, stop)?,
     )
     .context("the local API")?;
     Ok(server)
+}
+
+/// MCP over streamable HTTP at `/mcp` on the API's listeners, with the write tools when
+/// `[mcp] write` says so (the same rule as `vaultkeeper mcp`).
+fn mcp_routes(
+    paths: &VaultPaths,
+    config: &Config,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<vaultkeeper_api::Router> {
+    let writer = crate::commands::mcp::writer(paths, config, false)
+        .context("the MCP write tools ([mcp] write)")?;
+    // A listener beyond loopback is reached by its own address: let its host through the
+    // MCP transport's DNS-rebinding check (the API's token still guards it).
+    let hosts: Vec<String> = config
+        .api
+        .listen
+        .iter()
+        .filter_map(|l| l.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip().to_string())
+        .collect();
+    let service = vaultkeeper_mcp::http_service(paths, writer, &hosts, stop);
+    Ok(vaultkeeper_api::Router::new().nest_service("/mcp", service))
 }
 
 /// How often the journal's retention is applied.

@@ -8,7 +8,7 @@ mod doctor;
 mod events;
 mod forget;
 mod init;
-mod mcp;
+pub(crate) mod mcp;
 mod mv;
 mod publish;
 mod query;

@@ -6,17 +6,25 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use vaultkeeper_vaultfs::paths::VaultPaths;
+use vaultkeeper_write::{Actor, Writer, Written};
+
 use super::Context;
 use crate::cli::GlobalArgs;
-use vaultkeeper_write::{Actor, Writer, Written};
+use crate::config::Config;
 
 /// The vault's writer: its root, its cache, and git as `[git]` says.
 pub fn writer(ctx: &Context) -> Result<Writer> {
+    writer_for(&ctx.paths, &ctx.loaded.config)
+}
+
+/// The writer of the vault at `paths` with `config`'s git settings.
+pub fn writer_for(paths: &VaultPaths, config: &Config) -> Result<Writer> {
     Ok(Writer::new(
-        &ctx.paths.root,
-        &ctx.paths.cache(),
-        &ctx.loaded.config.git,
-        &ctx.paths.name,
+        &paths.root,
+        &paths.cache(),
+        &config.git,
+        &paths.name,
         &vaultkeeper_vaultfs::host_name(),
     )?)
 }

@@ -4,6 +4,7 @@ mod amqp_daemon;
 mod amqp_lib;
 mod api_control;
 mod api_events;
+mod api_mcp;
 mod api_page;
 mod boundaries;
 mod cache_daemon;

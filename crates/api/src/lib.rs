@@ -21,3 +21,5 @@ pub use backend::{Backend, Control, DeadLetterAction};
 pub use config::ApiConfig;
 pub use error::{ApiError, ServeError};
 pub use listen::{Server, serve};
+/// Routes a caller mounts beside the API's own (see [`serve`]).
+pub use axum::Router;

@@ -50,13 +50,15 @@ impl Server {
 }
 
 /// Binds the socket (and the TCP address) now, so a failure is the caller's to report,
-/// and serves on the current runtime until `source.stop` is cancelled.
+/// and serves on the current runtime until `source.stop` is cancelled. `mounted` holds routes
+/// the caller serves beside the API's own (MCP at `/mcp`); over TCP they need the token too.
 pub fn serve<B: Backend>(
     backend: Arc<B>,
     config: &ApiConfig,
     socket: &Path,
     token_file: &Path,
     source: Source,
+    mounted: axum::Router,
 ) -> Result<Server, ServeError> {
     let stop = source.stop.clone();
     let app = Arc::new(App {
@@ -66,7 +68,7 @@ pub fn serve<B: Backend>(
     });
     let unix = bind_socket(socket)?;
     let mut tasks = Vec::new();
-    let routes = router(app);
+    let routes = router(app).merge(mounted);
     let shutdown = stop.clone();
     let unix_routes = routes.clone();
     tasks.push(tokio::spawn(async move {

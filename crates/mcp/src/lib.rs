@@ -3,6 +3,7 @@
 //!
 //! A tour:
 //! - [`serve_stdio`]: the entry point (a small runtime, stdio transport, logs on stderr).
+//! - [`http`]: the same server over streamable HTTP, mounted by the daemon's local API.
 //! - [`tools`]: the tools (search_notes, read_note, list_backlinks, recent_changes, list_tags,
 //!   list_tasks, query_sql) and the note resources (`vault:///<path>`).
 //! - [`write_tools`]: the write tools, on with `[mcp] write` / `--write` (see `vaultkeeper_write`).
@@ -17,6 +18,7 @@ pub mod args;
 pub mod config;
 mod error;
 pub mod guard;
+pub mod http;
 pub mod store;
 pub mod tools;
 pub mod write_tools;
@@ -27,6 +29,7 @@ use vaultkeeper_vaultfs::paths::VaultPaths;
 
 pub use config::McpConfig;
 pub use error::McpError;
+pub use http::{HttpService, http_service};
 pub use tools::VaultServer;
 
 /// Serves MCP on stdin/stdout until the client closes stdin, with the write tools when a
