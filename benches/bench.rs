@@ -523,6 +523,7 @@ fn bench_api() {
     let socket = api_figures::socket_of(BIN, &vault, &state);
     let journal = Journal::open_readonly(&state.join("state/journal.db")).expect("journal");
     api_figures::latency(&socket, &vault, &journal, debounce);
+    api_figures::stalled_alone(&vault, &socket, &journal, || d.rss_kib("VmRSS:"));
     api_figures::fan_out(&socket, &vault, &journal, || d.rss_kib("VmRSS:"), 100);
     d.stop();
 }

@@ -581,6 +581,7 @@ fn start_api(
         journal: paths.journal(),
         head,
         stop: stop.clone(),
+        recent: Default::default(),
     };
     let server = vaultkeeper_api::serve(
         backend,

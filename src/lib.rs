@@ -23,3 +23,4 @@ mod logging;
 mod render;
 mod status;
 mod systemd;
+mod unit;

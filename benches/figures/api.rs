@@ -1,7 +1,8 @@
 //! The API's event stream under load: 100 SSE clients (plus one that never reads) during a
 //! 10,000-file burst, each must receive every event in order; the delivery time is set
 //! against the journaling time of the same burst, the memory against the idle daemon's.
-//! And write-to-client latency over SSE against write-to-journal on the same writes.
+//! And write-to-client latency over SSE against write-to-journal on the same writes, and
+//! what one client that never reads costs the daemon, measured alone.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -63,6 +64,43 @@ pub fn socket_of(bin: &str, vault: &Path, state: &Path) -> PathBuf {
         .expect("open --json");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("open --json");
     PathBuf::from(doc["socket"].as_str().expect("socket"))
+}
+
+/// Waits until the journal holds `head`.
+fn journaled(journal: &Journal, head: u64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while journal.head().expect("head") < head {
+        assert!(Instant::now() < deadline, "burst not journaled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One client that connects and never reads, alone, during a 10,000-file burst: the daemon's
+/// memory after it, set against the same burst with no client (run first, so the daemon's
+/// own high water from a burst is already in the baseline).
+pub fn stalled_alone(vault: &Path, socket: &Path, journal: &Journal, rss: impl Fn() -> u64) {
+    let burst = |name: &str, seed: u64| {
+        let head = journal.head().expect("head");
+        let g = vaultkeeper_testkit::vaultgen::generate(&vault.join(name), 10_000, seed)
+            .expect("burst");
+        journaled(journal, head + (g.notes + g.attachments) as u64);
+        // The last events reach the stalled client's stream (if it reads at all) meanwhile.
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let before = rss();
+    burst("quiet-a", 11);
+    let without = rss();
+    let stalled = connect(socket, journal.head().expect("head"));
+    burst("quiet-b", 12);
+    let with = rss();
+    drop(stalled);
+    println!(
+        "api stalled client alone: RSS {:.1} MiB idle, {:.1} MiB after a 10,000-file burst with no client,          {:.1} MiB after a second burst with one client that never reads: +{:.1} MiB for it          (bound: one batch of 256 events queued, the shared window of at most 4,096 events / 32 MiB, socket buffers)",
+        before as f64 / 1024.0,
+        without as f64 / 1024.0,
+        with as f64 / 1024.0,
+        with.saturating_sub(without) as f64 / 1024.0,
+    );
 }
 
 /// 100 readers and one that never reads, during a burst of `files` files.

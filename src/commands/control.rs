@@ -19,7 +19,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(600);
 pub fn start(global: &GlobalArgs) -> Result<ExitCode> {
     let ctx = Context::resolve(global, None)?;
     if let Some(pid) = crate::lock::holder(&ctx.paths.lock()) {
-        println!("already running (pid {pid})");
+        match crate::unit::of_pid(pid) {
+            Some(unit) => println!("already running (pid {pid}, systemd unit {})", unit.name),
+            None => println!("already running (pid {pid})"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     start_daemon(global, &ctx)?;
@@ -105,6 +108,17 @@ fn stop_daemon(ctx: &Context) -> Result<Option<String>> {
     let Some(pid) = crate::lock::holder(&ctx.paths.lock()) else {
         return Ok(None);
     };
+    // A daemon systemd runs is stopped by systemd, so the unit ends stopped, not failed, and
+    // systemd's own stop timeout applies.
+    if let Some(unit) = crate::unit::of_pid(pid) {
+        unit.systemctl("stop")?;
+        wait_released(ctx, pid)?;
+        return Ok(Some(format!(
+            "{} (systemd unit {})",
+            flushed(ctx, pid),
+            unit.name
+        )));
+    }
     match crate::api::call(&ctx.paths, "POST", "/v1/stop") {
         Ok(_) => {}
         Err(e) => {
@@ -118,6 +132,12 @@ fn stop_daemon(ctx: &Context) -> Result<Option<String>> {
             }
         }
     }
+    wait_released(ctx, pid)?;
+    Ok(Some(flushed(ctx, pid)))
+}
+
+/// Waits until daemon `pid` has let go of the vault's lock.
+fn wait_released(ctx: &Context, pid: u32) -> Result<()> {
     let timeout = ctx.loaded.config.runner.shutdown_timeout + Duration::from_secs(30);
     let deadline = Instant::now() + timeout;
     while crate::lock::holder(&ctx.paths.lock()) == Some(pid) {
@@ -129,7 +149,7 @@ fn stop_daemon(ctx: &Context) -> Result<Option<String>> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(Some(flushed(ctx, pid)))
+    Ok(())
 }
 
 /// `stopped (pid N): journal head H; git at H, cache at H`.
@@ -164,6 +184,15 @@ fn flushed(ctx: &Context, pid: u32) -> String {
 /// Stops the daemon if one runs, then starts one.
 pub fn restart(global: &GlobalArgs) -> Result<ExitCode> {
     let ctx = Context::resolve(global, None)?;
+    // Under systemd the unit restarts it: a daemon started here instead would run outside
+    // the unit, which systemd would then see as stopped.
+    if let Some(pid) = crate::lock::holder(&ctx.paths.lock())
+        && let Some(unit) = crate::unit::of_pid(pid)
+    {
+        unit.systemctl("restart")?;
+        println!("restarted by systemd (unit {})", unit.name);
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(summary) = stop_daemon(&ctx)? {
         println!("{summary}");
     }

@@ -1,9 +1,12 @@
 //! One client's view of the journal: events after its own cursor, filtered, in order,
 //! read in bounded batches. The journal's head (a watch channel) only wakes it up: a slow
 //! client reads on from where it is, so it can never miss an event nor hold the daemon up.
+//! Clients at the head take their batches from the shared [`Recent`] window, which one of
+//! them fills from the journal for all.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,6 +17,7 @@ use vaultkeeper_core::event::{Event, Kind};
 use vaultkeeper_journal::JournalReader;
 
 use crate::error::ApiError;
+use crate::recent::{Recent, Shared};
 
 /// Events read from the journal at once; what one client can hold in memory.
 pub const BATCH: usize = 256;
@@ -68,7 +72,7 @@ impl Filter {
 #[derive(Debug, Clone)]
 pub enum Item {
     /// A journaled event.
-    Event(Box<Event>),
+    Event(Arc<Shared>),
     /// The events the client asked for are gone: it resumes at `resume_at`.
     Reset(Reset),
 }
@@ -77,7 +81,7 @@ impl Item {
     /// The cursor a client resumes from after this item (the SSE `id:`).
     pub fn id(&self) -> u64 {
         match self {
-            Item::Event(e) => e.seq,
+            Item::Event(e) => e.event.seq,
             Item::Reset(r) => r.resume_at,
         }
     }
@@ -106,6 +110,8 @@ pub struct Source {
     pub head: watch::Receiver<u64>,
     /// Cancelled when the daemon stops: every stream then ends.
     pub stop: CancellationToken,
+    /// The newest events, shared by the streams of this source.
+    pub recent: Arc<Recent>,
 }
 
 struct Cursor {
@@ -155,10 +161,24 @@ async fn next(mut c: Cursor) -> Option<(Item, Cursor)> {
         }
         // Seen before reading: an append after this read wakes the wait below.
         let _ = c.source.head.borrow_and_update();
+        if c.take_shared() {
+            continue;
+        }
+        // At the head, one client reads for all: the others find its batch in the window.
+        let recent = c.source.recent.clone();
+        let _filling = if recent.at_end(c.pos) {
+            let guard = recent.filling.lock().await;
+            if c.take_shared() {
+                continue;
+            }
+            Some(guard)
+        } else {
+            None
+        };
         let reader = c.reader.take()?;
-        let (pos, filter) = (c.pos, c.filter.clone());
+        let (pos, filter, recent) = (c.pos, c.filter.clone(), recent.clone());
         let read = vaultkeeper_core::blocking::off_executor(move || {
-            let batch = read_batch(&reader, pos, &filter);
+            let batch = read_batch(&reader, &recent, pos, &filter);
             (reader, batch)
         })
         .await;
@@ -179,11 +199,33 @@ async fn next(mut c: Cursor) -> Option<(Item, Cursor)> {
                 return None;
             }
         }
+        drop(_filling);
         tokio::select! {
             _ = c.source.head.changed() => {}
             _ = c.source.stop.cancelled() => return None,
             _ = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+impl Cursor {
+    /// Queues the next batch from the shared window when it holds the next event.
+    fn take_shared(&mut self) -> bool {
+        let Some(events) = self.source.recent.after(self.pos, BATCH) else {
+            return false;
+        };
+        let Some(last) = events.last() else {
+            return false;
+        };
+        self.pos = last.event.seq;
+        let filter = &self.filter;
+        self.queue.extend(
+            events
+                .into_iter()
+                .filter(|e| filter.matches(&e.event))
+                .map(Item::Event),
+        );
+        true
     }
 }
 
@@ -198,6 +240,7 @@ struct Batch {
 /// gets a [`Reset`] first.
 fn read_batch(
     reader: &JournalReader,
+    recent: &Recent,
     pos: u64,
     filter: &Filter,
 ) -> Result<Batch, vaultkeeper_journal::JournalError> {
@@ -230,12 +273,17 @@ fn read_batch(
         }));
         pos = to;
     }
-    let events = reader.read_after(pos, BATCH)?;
+    let events: Vec<Arc<Shared>> = reader
+        .read_after(pos, BATCH)?
+        .into_iter()
+        .map(Shared::new)
+        .collect();
     let full = events.len() == BATCH;
+    recent.extend(pos, &events);
     for e in events {
-        pos = e.seq;
-        if filter.matches(&e) {
-            items.push(Item::Event(Box::new(e)));
+        pos = e.event.seq;
+        if filter.matches(&e.event) {
+            items.push(Item::Event(e));
         }
     }
     Ok(Batch { items, pos, full })
@@ -264,6 +312,7 @@ mod tests {
             journal: db,
             head: rx,
             stop: CancellationToken::new(),
+            recent: Default::default(),
         };
         (source, tx)
     }
@@ -339,6 +388,38 @@ mod tests {
             .expect("woken")
             .expect("an item");
         assert_eq!(next.id(), new_head);
+    }
+
+    #[tokio::test]
+    async fn streams_sharing_the_window_each_get_every_event_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let names: Vec<String> = (0..(BATCH * 3)).map(|i| format!("n{i}.md")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (mut j, db) = journal_with(dir.path(), &refs);
+        let head = j.head().expect("head");
+        let (src, tx) = source(db, head);
+        // One at the head fills the window with the newest; two behind it must still read
+        // everything before the window from the journal, and share the window after.
+        let mut at_head = follow(src.clone(), Some(head - 5), Filter::default()).expect("follow");
+        for want in (head - 4)..=head {
+            assert_eq!(at_head.next().await.expect("item").id(), want);
+        }
+        let behind: Vec<Items> = (0..2)
+            .map(|_| follow(src.clone(), Some(0), Filter::default()).expect("follow"))
+            .collect();
+        let mut more: Vec<Event> = (0..(BATCH + 7))
+            .map(|i| Event::builder(Kind::Created, format!("m{i}.md")).build())
+            .collect();
+        let new_head = j.append(&mut more, &[]).expect("append");
+        tx.send_replace(new_head);
+        let got = take(at_head, (new_head - head) as usize).await;
+        let ids: Vec<u64> = got.iter().map(Item::id).collect();
+        assert_eq!(ids, ((head + 1)..=new_head).collect::<Vec<_>>());
+        for stream in behind {
+            let got = take(stream, new_head as usize).await;
+            let ids: Vec<u64> = got.iter().map(Item::id).collect();
+            assert_eq!(ids, (1..=new_head).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -12,14 +12,15 @@ pub mod error;
 pub mod follow;
 mod listen;
 mod page;
+pub mod recent;
 mod routes;
 mod sse;
 pub mod token;
 mod ws;
 
+/// Routes a caller mounts beside the API's own (see [`serve`]).
+pub use axum::Router;
 pub use backend::{Backend, Control, DeadLetterAction};
 pub use config::ApiConfig;
 pub use error::{ApiError, ServeError};
 pub use listen::{Server, serve};
-/// Routes a caller mounts beside the API's own (see [`serve`]).
-pub use axum::Router;

@@ -20,12 +20,10 @@ pub(crate) fn respond(stream: Items, heartbeat: Duration) -> Response {
 
 fn to_sse(item: &Item) -> Event {
     let id = item.id().to_string();
-    // Serializing these types cannot fail (no maps with non-string keys); an empty data
-    // line would still carry the id.
+    // Serializing a reset cannot fail (no maps with non-string keys); an empty data line
+    // would still carry the id.
     match item {
-        Item::Event(e) => Event::default()
-            .id(id)
-            .data(serde_json::to_string(e).unwrap_or_default()),
+        Item::Event(e) => Event::default().id(id).data(e.json()),
         Item::Reset(r) => Event::default()
             .event("reset")
             .id(id)

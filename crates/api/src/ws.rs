@@ -18,7 +18,7 @@ pub(crate) async fn pump(socket: WebSocket, mut stream: Items, heartbeat: Durati
             item = stream.next() => {
                 let Some(item) = item else { break };
                 let text = match &item {
-                    Item::Event(e) => serde_json::to_string(e),
+                    Item::Event(e) => Ok(e.json().to_string()),
                     Item::Reset(r) => serde_json::to_string(&serde_json::json!({ "reset": r })),
                 };
                 let Ok(text) = text else { break };
