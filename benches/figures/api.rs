@@ -95,7 +95,7 @@ pub fn stalled_alone(vault: &Path, socket: &Path, journal: &Journal, rss: impl F
     let with = rss();
     drop(stalled);
     println!(
-        "api stalled client alone: RSS {:.1} MiB idle, {:.1} MiB after a 10,000-file burst with no client,          {:.1} MiB after a second burst with one client that never reads: +{:.1} MiB for it          (bound: one batch of 256 events queued, the shared window of at most 4,096 events / 32 MiB, socket buffers)",
+        "api stalled client alone: RSS {:.1} MiB idle, {:.1} MiB after a 10,000-file burst with no client, {:.1} MiB after a second burst with one client that never reads: +{:.1} MiB for it (bound: one batch of 256 events queued, the shared window of at most 4,096 events / 32 MiB, socket buffers)",
         before as f64 / 1024.0,
         without as f64 / 1024.0,
         with as f64 / 1024.0,
