@@ -32,6 +32,7 @@ mod secrets_login;
 mod secrets_redact;
 mod secrets_sql;
 mod service;
+mod service_systemd;
 mod status;
 mod util;
 mod watch;
