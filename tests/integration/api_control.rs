@@ -164,16 +164,17 @@ fn control_over_the_socket_reload_and_stop() {
     );
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-#[test]
-fn tcp_needs_the_token_and_queries_answer_like_the_cli() {
-    let port = free_port();
+/// A vault of two birds (the pelican links the heron) whose API also listens on TCP `port`,
+/// with its daemon started and the pelican searchable.
+pub(crate) fn birds_on_tcp(port: u16) -> (TestVault, vaultkeeper_testkit::Daemon) {
     let v = TestVault::with_config(BIN, &format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
     v.write(
         "birds/pelican.md",
@@ -185,6 +186,13 @@ fn tcp_needs_the_token_and_queries_answer_like_the_cli() {
         let out = v.run(&["search", "pelican", "--json"]);
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("birds/pelican.md")
     });
+    (v, d)
+}
+
+#[test]
+fn tcp_needs_the_token_and_queries_answer_like_the_cli() {
+    let port = free_port();
+    let (v, d) = birds_on_tcp(port);
 
     let url = format!("http://127.0.0.1:{port}/v1/status");
     let bare = Command::new("curl")

@@ -2,32 +2,13 @@
 //! official Python SDK as the client (`tests/mcp_http_client.py`): over TCP only with the
 //! API's token, over the Unix socket without one; the read tools answer from the live cache.
 
-use std::time::Duration;
-
+use crate::api_control::{birds_on_tcp, free_port};
 use crate::api_events::socket;
-use crate::util::{BIN, TestVault, wait_until};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 #[test]
 fn the_python_sdk_speaks_mcp_over_http_with_the_token_and_on_the_socket() {
     let port = free_port();
-    let v = TestVault::with_config(BIN, &format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
-    v.write(
-        "birds/pelican.md",
-        "# Pelican\n\nA pelican eats fish. #bird\n\n[[heron]]\n",
-    );
-    v.write("heron.md", "# Heron\n\nA heron waits.\n");
-    let d = v.start();
-    wait_until("the cache has the pelican", Duration::from_secs(30), || {
-        let out = v.run(&["search", "pelican", "--json"]);
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("birds/pelican.md")
-    });
+    let (v, d) = birds_on_tcp(port);
     let token = String::from_utf8_lossy(&v.run(&["token"]).stdout)
         .trim()
         .to_string();

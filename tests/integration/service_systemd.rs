@@ -181,6 +181,15 @@ fn start_stop_and_restart_go_through_systemd_when_it_runs_the_daemon() {
         c.run_env(&env, &full)
     };
     let main_pid = c.show("MainPID");
+    // A note the daemon has journaled and git has not committed yet (quiet for an hour).
+    let pending = |name: &str| {
+        g.v.write(name, "# A note\n");
+        wait_until(
+            &format!("the journal has {name}"),
+            Duration::from_secs(30),
+            || text(&vk(&["events", "--json"])).contains(name),
+        );
+    };
 
     // `start` sees the unit's daemon and starts no second one.
     let out = vk(&["start"]);
@@ -195,10 +204,7 @@ fn start_stop_and_restart_go_through_systemd_when_it_runs_the_daemon() {
     assert_eq!(c.show("MainPID"), main_pid);
 
     // `restart` restarts the unit (which stops the daemon gracefully: git commits first).
-    g.v.write("second.md", "# Second\n");
-    wait_until("the journal has second.md", Duration::from_secs(30), || {
-        text(&vk(&["events", "--json"])).contains("second.md")
-    });
+    pending("second.md");
     let out = vk(&["restart"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -217,10 +223,7 @@ fn start_stop_and_restart_go_through_systemd_when_it_runs_the_daemon() {
     );
 
     // `stop` stops the unit: inactive, not failed, and what was pending is committed.
-    g.v.write("third.md", "# Third\n");
-    wait_until("the journal has third.md", Duration::from_secs(30), || {
-        text(&vk(&["events", "--json"])).contains("third.md")
-    });
+    pending("third.md");
     let out = vk(&["stop"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
