@@ -1,6 +1,6 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
 //! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache,
-//! search, git, spine, api.
+//! search, git, amqp, spine, api.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +10,8 @@ use vaultkeeper_core::event::{Event, Kind, Origin};
 use vaultkeeper_journal::Journal;
 use vaultkeeper_testkit::stats::percentile;
 
+#[path = "figures/amqp.rs"]
+mod amqp_figures;
 #[path = "figures/api.rs"]
 mod api_figures;
 #[path = "figures/cache.rs"]
@@ -58,6 +60,12 @@ fn main() {
     }
     if want("git") {
         bench_git();
+    }
+    if want("amqp") {
+        println!(
+            "amqp: the forwarder vs a bare lapin publisher and pika, same run (RabbitMQ on 127.0.0.1:5672)"
+        );
+        amqp_figures::run();
     }
     if want("api") {
         bench_api();
@@ -213,6 +221,9 @@ fn bench_git() {
     println!("git: vaultkeeper commit vs git add -A && git commit -q (median of 5)");
     if let Err(e) = git_figures::run(dir.path(), &sizes, 10_000, 5) {
         println!("git: benchmark failed: {e}");
+    }
+    if let Err(e) = git_figures::run_cli(dir.path(), BIN, 20_000, 7) {
+        println!("git: `vaultkeeper commit` benchmark failed: {e}");
     }
 }
 

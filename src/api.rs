@@ -134,6 +134,9 @@ impl Backend for DaemonApi {
         let head = journal.head().map_err(internal)?;
         self.send(Request::Flush)?;
         let deadline = Instant::now() + COMMIT_TIMEOUT;
+        // A one-file commit takes milliseconds: look every millisecond at first (a cursor
+        // read is one SQLite query), then every 50 ms for a long one.
+        let started = Instant::now();
         loop {
             let cursor = journal
                 .cursor(vaultkeeper_git::NAME)
@@ -152,7 +155,11 @@ impl Backend for DaemonApi {
                     COMMIT_TIMEOUT.as_secs()
                 )));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(if started.elapsed() < Duration::from_millis(250) {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_millis(50)
+            });
         }
     }
 

@@ -7,6 +7,7 @@ use git2::build::TreeUpdateBuilder;
 use git2::{ErrorCode, FileMode, Mempack, Oid, Repository, Signature};
 
 use super::config::{GitConfig, GitError};
+use super::index_file::{self, IndexFile, NewEntry};
 use super::message::{self, Change, MessageVars};
 use super::safety::{self, Blocked};
 use super::sign::{self, SignError, Signing};
@@ -80,6 +81,15 @@ pub enum CommitError {
     /// The in-memory pack could not be written to disk.
     #[error("writing the pack: {source}")]
     Pack {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The index file could not be read or written (the direct path, see `index_file`).
+    #[error("{what} the index: {source}")]
+    Index {
+        /// "reading" or "writing".
+        what: &'static str,
         /// The I/O error.
         #[source]
         source: std::io::Error,
@@ -332,8 +342,10 @@ impl Committer {
         message: Option<&str>,
     ) -> Result<Outcome, CommitError> {
         let head = self.read_head(repo)?;
-        let mut index = open_index(repo)?;
-        let staging = self.stage(repo, &mut index, &head.tree, pending)?;
+        let paths = self.expand_folders(repo, &pending.paths);
+        let mut plain = PlainStaging::new(repo);
+        let mut index = self.open_index(repo, &mut plain, &paths)?;
+        let staging = self.stage(repo, &mut index, &head.tree, &paths, plain)?;
         let index_dirty = staging.index_dirty;
         let commit = if staging.changed.is_empty() {
             None
@@ -348,7 +360,10 @@ impl Committer {
         if index_dirty {
             // Before the branch moves: should that fail, the index already holds what the
             // next attempt commits, and `git status` never shows our commit as a staged revert.
-            write_index(repo, &mut index)?;
+            index.write(repo)?;
+        } else {
+            // An unchanged direct index lets go of its lock here.
+            drop(index);
         }
         let Some(made) = commit else {
             return Ok(Outcome::Unchanged);
@@ -364,6 +379,45 @@ impl Committer {
             changes: made.changes,
             branch,
         })
+    }
+
+    /// The index to stage into: the file itself, read and rewritten directly (see
+    /// [`index_file`]), when nothing can filter the files to stage and its format is a
+    /// plain one; libgit2's index otherwise.
+    fn open_index(
+        &self,
+        repo: &Repository,
+        plain: &mut PlainStaging,
+        paths: &BTreeSet<String>,
+    ) -> Result<Index, CommitError> {
+        let direct = plain.possible
+            && paths
+                .iter()
+                .all(|p| plain.allows(&self.workdir, &format!("{}{p}", self.prefix)));
+        if direct {
+            match IndexFile::open(repo.path()) {
+                Ok(index_file::Open::Ready(file)) => {
+                    return Ok(Index::Direct {
+                        file,
+                        racy_from: racy_from(),
+                    });
+                }
+                Ok(index_file::Open::Locked) => return Err(locked(repo)),
+                Ok(index_file::Open::Conflicts) => {
+                    return Err(CommitError::Blocked(Blocked::Conflicts));
+                }
+                Ok(index_file::Open::Unsupported(why)) => {
+                    tracing::debug!("git: staging through libgit2's index: {why}");
+                }
+                Err(source) => {
+                    return Err(CommitError::Index {
+                        what: "reading",
+                        source,
+                    });
+                }
+            }
+        }
+        open_git2_index(repo).map(Index::Git2)
     }
 
     /// The branch HEAD names, its commit (none on an unborn branch) and the tree to
@@ -407,18 +461,19 @@ impl Committer {
     fn stage(
         &self,
         repo: &Repository,
-        index: &mut git2::Index,
+        index: &mut Index,
         base_tree: &git2::Tree<'_>,
-        pending: &Pending,
+        paths: &BTreeSet<String>,
+        plain: PlainStaging,
     ) -> Result<Staging, CommitError> {
         let mut staging = Staging {
             updates: TreeUpdateBuilder::new(),
             changed: Vec::new(),
             index_dirty: false,
             removed_dirs: Vec::new(),
-            plain: PlainStaging::new(repo),
+            plain,
         };
-        for vpath in &self.expand_folders(repo, &pending.paths) {
+        for vpath in paths {
             // Folders removed whole: later paths under them are already gone from tree and index.
             if staging.removed_dirs.iter().any(|d| {
                 vpath
@@ -436,7 +491,7 @@ impl Committer {
     fn stage_path(
         &self,
         repo: &Repository,
-        index: &mut git2::Index,
+        index: &mut Index,
         base_tree: &git2::Tree<'_>,
         staging: &mut Staging,
         vpath: &str,
@@ -444,7 +499,7 @@ impl Committer {
         let rpath = format!("{}{}", self.prefix, vpath);
         let rel = Path::new(&rpath);
         let head_entry = base_tree.get_path(rel).ok().map(|e| (e.id(), e.filemode()));
-        let before = index.get_path(rel, 0).map(|e| (e.id, e.mode));
+        let before = index.get(&rpath);
         let present = match self.on_disk(vpath, rel, head_entry) {
             OnDisk::Present(meta) => Some(meta),
             OnDisk::Gone => None,
@@ -467,33 +522,33 @@ impl Committer {
             None => false,
         };
         if staged {
-            let Some(entry) = index.get_path(rel, 0) else {
+            let Some((entry_id, entry_mode)) = index.get(&rpath) else {
                 return Ok(());
             };
-            if before != Some((entry.id, entry.mode)) {
+            if before != Some((entry_id, entry_mode)) {
                 staging.index_dirty = true;
             }
-            let Some(mode) = file_mode(entry.mode) else {
+            let Some(mode) = file_mode(entry_mode) else {
                 return Ok(());
             };
-            if head_entry == Some((entry.id, i32::from(mode))) {
+            if head_entry == Some((entry_id, i32::from(mode))) {
                 return Ok(());
             }
-            staging.updates.upsert(rpath.as_str(), entry.id, mode);
+            staging.updates.upsert(rpath.as_str(), entry_id, mode);
             staging.changed.push(Staged {
                 path: vpath.to_string(),
                 old: head_entry.map(|e| e.0),
-                new: Some(entry.id),
+                new: Some(entry_id),
             });
             return Ok(());
         }
         if before.is_some() {
-            index.remove_path(rel).map_err(other(&rpath))?;
+            index.remove(&rpath)?;
             staging.index_dirty = true;
         }
         if let Some((id, mode)) = head_entry {
             if mode == i32::from(FileMode::Tree) {
-                index.remove_dir(rel, 0).map_err(other(&rpath))?;
+                index.remove_dir(&rpath)?;
                 staging.index_dirty = true;
                 staging.removed_dirs.push(vpath.to_string());
             }
@@ -537,7 +592,7 @@ impl Committer {
     fn add(
         &self,
         repo: &Repository,
-        index: &mut git2::Index,
+        index: &mut Index,
         plain: &mut PlainStaging,
         vpath: &str,
         rpath: &str,
@@ -551,10 +606,15 @@ impl Committer {
             }
             tracing::warn!(path = %vpath, size = meta.len(), "git: {vpath} is {} bytes, above git.large_file_warn = {limit}; committing it anyway", meta.len());
         }
-        let added = if meta.len() <= limit && plain.allows(&self.workdir, rpath) {
-            add_plain(repo, index, &self.workdir, rpath, meta)
-        } else {
-            index.add_path(Path::new(rpath))
+        let large = meta.len() > limit;
+        let added = match index {
+            Index::Git2(i) if large || !plain.allows(&self.workdir, rpath) => {
+                i.add_path(Path::new(rpath))
+            }
+            // Direct: nothing can filter these files (checked when it was opened).
+            index => {
+                plain_entry(repo, &self.workdir, rpath, meta, large).and_then(|e| index.add(e))
+            }
         };
         match added {
             Ok(()) => Added::Yes,
@@ -690,8 +750,8 @@ enum Added {
     Skipped,
 }
 
-/// Opens the index, re-read from disk when git changed it; refuses while it has conflicts.
-fn open_index(repo: &Repository) -> Result<git2::Index, CommitError> {
+/// Opens libgit2's index, re-read from disk when git changed it; refuses while it has conflicts.
+fn open_git2_index(repo: &Repository) -> Result<git2::Index, CommitError> {
     let mut index = repo.index().map_err(other("opening the index"))?;
     // Unforced: libgit2 re-reads when the file's mtime, size or inode changed, and git
     // always replaces the index by renaming index.lock (a new inode), so a rewrite by
@@ -709,16 +769,112 @@ fn write_index(repo: &Repository, index: &mut git2::Index) -> Result<(), CommitE
         return Ok(());
     };
     if e.code() == ErrorCode::Locked {
-        // Taken between our check and the write: report it like the check does.
-        let held = safety::index_lock(repo.path())
-            .err()
-            .unwrap_or(Blocked::IndexLocked {
-                lock: repo.path().join("index.lock"),
-                age: std::time::Duration::ZERO,
-            });
-        return Err(CommitError::Blocked(held));
+        return Err(locked(repo));
     }
     Err(other("writing the index")(e))
+}
+
+/// `index.lock` taken by another git between our check and our use of the index: reported
+/// like the check reports it.
+fn locked(repo: &Repository) -> CommitError {
+    let held = safety::index_lock(repo.path())
+        .err()
+        .unwrap_or(Blocked::IndexLocked {
+            lock: repo.path().join("index.lock"),
+            age: std::time::Duration::ZERO,
+        });
+    CommitError::Blocked(held)
+}
+
+/// The index a commit stages into: libgit2's, or the file itself (see [`index_file`]).
+enum Index {
+    Git2(git2::Index),
+    Direct {
+        file: IndexFile,
+        /// Entries whose mtime (seconds) is at least this are racily clean; see [`Index::add`].
+        racy_from: i64,
+    },
+}
+
+impl Index {
+    /// The object id and mode staged at `rpath`.
+    fn get(&self, rpath: &str) -> Option<(Oid, u32)> {
+        match self {
+            Index::Git2(i) => i.get_path(Path::new(rpath), 0).map(|e| (e.id, e.mode)),
+            Index::Direct { file, .. } => file.get(rpath),
+        }
+    }
+
+    /// Stages `entry`. On the direct path, a file changed within the last seconds gets size
+    /// 0 in its stat data (as git "smudges" racily clean entries), so that git compares its
+    /// content instead of trusting a stat that a write in the same clock tick may not change.
+    fn add(&mut self, entry: git2::IndexEntry) -> Result<(), git2::Error> {
+        match self {
+            Index::Git2(i) => i.add(&entry),
+            Index::Direct { file, racy_from } => {
+                let racy = i64::from(entry.mtime.seconds()) >= *racy_from;
+                let path = String::from_utf8(entry.path)
+                    .map_err(|_| git2::Error::from_str("a path to stage is not UTF-8"))?;
+                let stat = index_file::Stat {
+                    ctime: (entry.ctime.seconds() as u32, entry.ctime.nanoseconds()),
+                    mtime: (entry.mtime.seconds() as u32, entry.mtime.nanoseconds()),
+                    dev: entry.dev,
+                    ino: entry.ino,
+                    uid: entry.uid,
+                    gid: entry.gid,
+                    size: if racy { 0 } else { entry.file_size },
+                };
+                file.upsert(
+                    &path,
+                    NewEntry {
+                        stat,
+                        id: entry.id,
+                        mode: entry.mode,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn remove(&mut self, rpath: &str) -> Result<(), CommitError> {
+        match self {
+            Index::Git2(i) => i.remove_path(Path::new(rpath)).map_err(other(rpath)),
+            Index::Direct { file, .. } => {
+                file.remove(rpath);
+                Ok(())
+            }
+        }
+    }
+
+    fn remove_dir(&mut self, rpath: &str) -> Result<(), CommitError> {
+        match self {
+            Index::Git2(i) => i.remove_dir(Path::new(rpath), 0).map_err(other(rpath)),
+            Index::Direct { file, .. } => {
+                file.remove_dir(rpath);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the index (the direct one: renames its lock over the index).
+    fn write(self, repo: &Repository) -> Result<(), CommitError> {
+        match self {
+            Index::Git2(mut i) => write_index(repo, &mut i),
+            Index::Direct { file, .. } => file.commit().map_err(|source| CommitError::Index {
+                what: "writing",
+                source,
+            }),
+        }
+    }
+}
+
+/// Seconds since the epoch from which an entry counts as racily clean: two seconds back
+/// covers coarse file-system clocks and file systems that keep whole (or even) seconds.
+fn racy_from() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64 - 2)
 }
 
 /// Moves the branch to the new commit, only from the commit HEAD had when the attempt
@@ -828,14 +984,15 @@ fn plain_possible(repo: &Repository) -> bool {
     !files.iter().any(|f| f.exists())
 }
 
-/// Stages one file from its bytes (see [`PlainStaging`]), with the stat data git keeps.
-fn add_plain(
+/// The index entry of one file, its blob made from its bytes (see [`PlainStaging`]) or,
+/// when `streamed` (a large file), from the file without holding it in memory.
+fn plain_entry(
     repo: &Repository,
-    index: &mut git2::Index,
     workdir: &Path,
     rpath: &str,
     meta: &std::fs::Metadata,
-) -> Result<(), git2::Error> {
+    streamed: bool,
+) -> Result<git2::IndexEntry, git2::Error> {
     use std::os::unix::fs::MetadataExt;
     let full = workdir.join(rpath);
     let os = |e: std::io::Error| {
@@ -846,21 +1003,27 @@ fn add_plain(
         };
         git2::Error::new(code, git2::ErrorClass::Os, format!("{rpath}: {e}"))
     };
-    let (data, mode) = if meta.file_type().is_symlink() {
+    let (id, mode) = if meta.file_type().is_symlink() {
         let target = std::fs::read_link(&full).map_err(os)?;
-        (target.into_os_string().into_encoded_bytes(), 0o120000)
+        (
+            repo.blob(&target.into_os_string().into_encoded_bytes())?,
+            0o120000,
+        )
     } else {
-        let data = std::fs::read(&full).map_err(os)?;
+        let id = if streamed {
+            repo.blob_path(&full)?
+        } else {
+            repo.blob(&std::fs::read(&full).map_err(os)?)?
+        };
         let mode = if meta.mode() & 0o100 != 0 {
             0o100755
         } else {
             0o100644
         };
-        (data, mode)
+        (id, mode)
     };
-    let id = repo.blob(&data)?;
     // Truncations as git does them: the index stores 32-bit fields.
-    let entry = git2::IndexEntry {
+    Ok(git2::IndexEntry {
         ctime: git2::IndexTime::new(meta.ctime() as i32, meta.ctime_nsec() as u32),
         mtime: git2::IndexTime::new(meta.mtime() as i32, meta.mtime_nsec() as u32),
         dev: meta.dev() as u32,
@@ -873,8 +1036,7 @@ fn add_plain(
         flags: 0,
         flags_extended: 0,
         path: rpath.as_bytes().to_vec(),
-    };
-    index.add(&entry)
+    })
 }
 
 /// Paths from which a commit writes one pack instead of loose objects.

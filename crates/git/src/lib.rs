@@ -9,6 +9,8 @@
 //! - [`safety`]: whether the repository is busy (rebase, merge, `index.lock`, detached HEAD),
 //! - [`commit`]: [`Committer`] makes one commit of exactly the pending paths: read HEAD,
 //!   stage each path, write tree and commit object, write the index, move the branch,
+//! - `index_file`: the index read and rewritten directly (binary search, one splice), when
+//!   its format is a plain one and nothing can filter the files; libgit2's index otherwise,
 //! - [`message`]: the commit message from `git.message`,
 //! - [`sign`]: signing as `commit.gpgsign` / `gpg.format` ask, or refusing to commit,
 //! - [`push`]: pushing after commits, one attempt at a time on its own thread,
@@ -20,6 +22,7 @@
 
 pub mod commit;
 pub mod config;
+mod index_file;
 pub mod init;
 pub mod message;
 pub mod mirror;
