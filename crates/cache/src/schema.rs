@@ -136,6 +136,9 @@ pub(crate) const TABLES: &[&str] = &[
 /// lives for the whole run, and every page it ever read stays resident up to this size.
 pub(crate) const STEADY_CACHE_KIB: i64 = 4096;
 
+/// Bytes of the cache a read-only connection maps into memory (see [`open_ro`]).
+const READ_MMAP_BYTES: i64 = 256 * 1024 * 1024;
+
 /// Page cache while a full index writes its one big transaction, in KiB (keeps it off the
 /// disk until the commit).
 pub(crate) const BULK_CACHE_KIB: i64 = 65536;
@@ -255,6 +258,11 @@ pub fn open_ro(path: &Path) -> Result<Connection, CacheError> {
     )
     .map_err(|e| CacheError::db(path, e))?;
     conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| CacheError::db(path, e))?;
+    // A query process is short-lived: reading pages through a memory map saves a copy and a
+    // page buffer per page read (the profile of a search matching every note had 20% in
+    // pread and page allocation). The map is the file's own pages, dropped with the connection.
+    conn.pragma_update(None, "mmap_size", READ_MMAP_BYTES)
         .map_err(|e| CacheError::db(path, e))?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
