@@ -61,10 +61,12 @@ fn timed(mut cmd: Command, limit: Duration) -> Outcome {
                 };
             }
             Ok(None) if t0.elapsed() >= limit => {
+                // `--`: without it procps' kill reads `-PGID` as an option and kills nothing.
                 let _ = Command::new("kill")
-                    .arg("-KILL")
+                    .args(["-KILL", "--"])
                     .arg(format!("-{}", child.id()))
                     .status();
+                let _ = child.kill();
                 let _ = child.wait();
                 return Outcome::Limit(t0.elapsed());
             }
