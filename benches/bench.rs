@@ -1,6 +1,6 @@
 //! The benchmark harness: `cargo bench --bench bench [-- SECTION...]` prints each figure
 //! with what it was compared against in the same run. Sections: journal, scan, latency, memory, cache,
-//! search, git, amqp, spine, api.
+//! search, peers, git, amqp, spine, api.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +18,12 @@ mod api_figures;
 mod cache_figures;
 #[path = "figures/git.rs"]
 mod git_figures;
+#[path = "figures/memory.rs"]
+mod memory_figures;
+#[path = "figures/peers.rs"]
+mod peers_figures;
+#[path = "figures/search.rs"]
+mod search_figures;
 #[path = "figures/table.rs"]
 mod table;
 
@@ -57,6 +63,9 @@ fn main() {
     }
     if want("search") {
         bench_search();
+    }
+    if want("peers") {
+        peers_figures::run(BIN);
     }
     if want("git") {
         bench_git();
@@ -401,7 +410,7 @@ fn bench_latency() {
 /// generated 10,000-note vault, and search p50 through the CLI (a whole process per search)
 /// next to `rg -l -i WORD` on the same files.
 fn bench_search() {
-    use cache_figures::{cli_search_times, index_time_and_size};
+    use cache_figures::index_time_and_size;
     let dir = tempfile::tempdir().expect("tempdir");
     let generated = dir.path().join("generated");
     vaultkeeper_testkit::vaultgen::generate(&generated, 10_000, 42).expect("generate");
@@ -431,39 +440,32 @@ fn bench_search() {
         let sub = dir.path().join(name.replace([' ', ','], "_"));
         std::fs::create_dir_all(&sub).expect("mkdir");
         let (t, size, db) = index_time_and_size(&root, &sub, 3).expect("index");
-        let mut ours = cli_search_times(BIN, &db, &words, 5).expect("cli search");
-        ours.sort();
-        let mut rg = Vec::new();
-        for _ in 0..5 {
-            for w in &words {
-                let w = w.trim_matches(['"', '*']);
-                let t0 = Instant::now();
-                match Command::new("rg")
-                    .args(["-l", "-i", "--", w])
-                    .arg(&root)
-                    .stdout(Stdio::null())
-                    .status()
-                {
-                    Ok(_) => rg.push(t0.elapsed()),
-                    Err(_) => break,
-                }
+        let v = match search_figures::cli_vs_rg(BIN, &db, &root, &words, 5) {
+            Ok(v) => v,
+            Err(e) => {
+                println!("search on {name}: CLI search failed: {e}");
+                continue;
             }
-        }
-        rg.sort();
-        let ours_ms = percentile(&ours, 0.5).as_secs_f64() * 1000.0;
-        let rg_part = if rg.is_empty() {
-            "rg not available".to_string()
-        } else {
-            let r = percentile(&rg, 0.5).as_secs_f64() * 1000.0;
-            format!("`rg -l -i WORD` {r:.1} ms: {:.1}x", r / ours_ms.max(1e-9))
+        };
+        let rg_part = match (v.rg, v.ratio()) {
+            (Some(r), Some(x)) => format!(
+                "`rg -l -i WORD` {:.1} ms: {x:.1}x",
+                r.as_secs_f64() * 1000.0
+            ),
+            _ => "rg not available".to_string(),
         };
         println!(
-            "search on {name}: full index {:.2} s (median of 3), cache {:.1} MiB; CLI search p50 {ours_ms:.1} ms (process start included, top 20, {} runs) vs {rg_part}",
+            "search on {name}: full index {:.2} s (median of 3), cache {:.1} MiB; CLI search p50 {:.1} ms (process start included, top 20, {} runs) vs {rg_part}",
             t.as_secs_f64(),
             size as f64 / (1024.0 * 1024.0),
-            ours.len()
+            v.ours.as_secs_f64() * 1000.0,
+            v.runs
         );
+        if name.starts_with("generated") {
+            search_figures::record_every_word_row(&v);
+        }
     }
+    search_figures::zipf_row(BIN, dir.path());
 }
 
 fn help_vault() -> Option<PathBuf> {
@@ -492,9 +494,20 @@ fn bench_memory() {
     let state = dir.path().join("vk");
     let d = Daemon::start(&vault, &state, "");
     d.wait_ready(Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(2));
-    let idle = d.rss_kib("VmRSS:");
     let journal = Journal::open_readonly(&state.join("state/journal.db")).expect("journal");
+    // Idle means the cache has indexed the vault, and a few seconds more.
+    wait_journal(
+        &journal,
+        Duration::from_secs(120),
+        "help vault indexed",
+        |j| {
+            let head = j.head().unwrap_or(u64::MAX);
+            j.cursor("cache").ok().flatten().is_some_and(|c| c >= head)
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = d.rss_kib("VmRSS:");
+    memory_figures::record_idle(idle, d.rss_kib("RssAnon:"), d.rss_kib("RssFile:"));
     let head = journal.head().expect("head");
     let started = Instant::now();
     let burst = vault.join("burst");
@@ -518,6 +531,7 @@ fn bench_memory() {
         peak as f64 / 1024.0,
         burst_time.as_secs_f64()
     );
+    memory_figures::huge_note(BIN);
 }
 
 /// The API: 100 SSE clients during a 10,000-file burst, memory per client, latency.
@@ -580,6 +594,9 @@ fn bench_spine(n: usize) {
     std::thread::sleep(Duration::from_secs(3));
     let settled = d.rss_kib("VmRSS:");
     let peak_first = d.rss_kib("VmHWM:");
+    if n >= 100_000 {
+        memory_figures::record_first_start(n, peak_first, settled);
+    }
 
     // 10,000 edits (or every note of a smaller vault), each appending a line.
     let edits = generated.note_paths.len().min(10_000);

@@ -306,6 +306,9 @@ impl RenderHuman for NoteInfo {
         if self.tasks > 0 {
             writeln!(out, "  tasks:   {} ({} open)", self.tasks, self.open_tasks)?;
         }
+        if let Some(why) = &self.not_indexed {
+            writeln!(out, "  body:    not indexed ({why}); not searchable")?;
+        }
         if let Some(e) = &self.error {
             writeln!(out, "  error:   {e}")?;
         }

@@ -783,9 +783,24 @@ fn fifty_megabyte_note_with_default_limit() {
     let e = h.event(Kind::Created, "huge.md", None, Some(&big));
     assert_eq!(h.apply(&[e]), Durable::Upto(1));
     let c = h.conn();
+    // Over the default max_note_bytes (2 MiB): metadata only, which bounds what it costs
+    // (indexing it whole held about 15x its size). `note` says its body is not indexed.
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM notes WHERE path = 'huge.md'"),
+        1
+    );
     assert_eq!(
         count(&c, "SELECT count(*) FROM links WHERE path = 'huge.md'"),
-        1
+        0
+    );
+    let info = vaultkeeper_cache::query::note(&c, "huge.md").expect("note");
+    assert!(!info.body_indexed);
+    assert!(
+        info.not_indexed
+            .as_deref()
+            .is_some_and(|w| w.contains("too large")),
+        "{:?}",
+        info.not_indexed
     );
     let _ = &h.vault;
 }

@@ -22,6 +22,7 @@ mod life_signals;
 mod life_status;
 mod mcp;
 mod mv_links;
+mod note_bounds;
 mod rules;
 mod search_cli;
 mod search_help;

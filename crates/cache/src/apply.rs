@@ -1098,7 +1098,8 @@ fn reindex_conn(
     };
     let files = &files;
     let dbe = |e| CacheError::db(db, e);
-    std::thread::scope(|s| -> Result<(), CacheError> {
+    schema::bulk_cache(conn, true);
+    let indexed = std::thread::scope(|s| -> Result<(), CacheError> {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<(usize, Loaded)>(512);
         let mut started = 0usize;
         for _ in 0..threads {
@@ -1223,7 +1224,9 @@ fn reindex_conn(
         tx.commit().map_err(dbe)?;
         tracing::debug!(rows = ?t_rows, indexes = ?t_idx, pre_commit = ?t_before_commit, total = ?start.elapsed(), "reindex phases");
         Ok(())
-    })?;
+    });
+    schema::bulk_cache(conn, false);
+    indexed?;
     stats.elapsed_ms = start.elapsed().as_millis();
     Ok((stats, cursor))
 }

@@ -34,13 +34,19 @@ pub use apply::{
     CacheConsumer, NAME, ReindexState, ReindexStats, reindex, reindex_state, request_reindex,
 };
 
+/// The default `max_note_bytes`: 2 MiB (about 300,000 words, a long book), so one note
+/// costs at most about 30 MB while it is indexed (a 50 MB note cost 440 MB).
+pub const DEFAULT_MAX_NOTE_BYTES: u64 = 2 * 1024 * 1024;
+
 /// The `[cache]` section of the configuration.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Run the cache consumer.
     pub enabled: bool,
-    /// Notes larger than this (bytes) are indexed as metadata only, with an error.
+    /// Notes larger than this (bytes) are indexed as metadata only, with an error, and
+    /// `note` says their body is not indexed. This bounds what one note costs: parsing and
+    /// indexing a note holds about 15x its size in memory for a moment.
     pub max_note_bytes: u64,
     /// Threads parsing notes in a full reindex; 0 means one per core.
     pub reindex_threads: usize,
@@ -53,7 +59,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             enabled: true,
-            max_note_bytes: 50 * 1024 * 1024,
+            max_note_bytes: DEFAULT_MAX_NOTE_BYTES,
             reindex_threads: 0,
             busy_timeout: Duration::from_secs(5),
         }

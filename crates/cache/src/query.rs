@@ -189,6 +189,25 @@ pub struct NoteInfo {
     pub open_tasks: u64,
     /// Parse and read errors (malformed YAML …).
     pub error: Option<String>,
+    /// Whether the note's body is in the cache (searchable, with snippets). False for a
+    /// markdown note indexed as metadata only (over `max_note_bytes`, binary, unreadable)
+    /// and for attachments.
+    pub body_indexed: bool,
+    /// Why a markdown note's body is not indexed (`null` when it is, and for attachments).
+    pub not_indexed: Option<String>,
+}
+
+/// Why the body of a markdown note is missing from the cache: the part of its error that
+/// says so (each such error ends in "metadata only"), else the whole error.
+fn not_indexed_reason(error: Option<&str>) -> String {
+    match error {
+        Some(e) => e
+            .split("; ")
+            .find(|part| part.ends_with("metadata only"))
+            .unwrap_or(e)
+            .to_string(),
+        None => "the body is not in the cache".to_string(),
+    }
 }
 
 /// Everything about one note, found by [`find_unique_note`] (a shared name is an error
@@ -202,7 +221,7 @@ pub fn note_unique(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, Ca
 pub fn note(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, CacheError> {
     let path = find_note(conn, name_or_path)?;
     #[allow(clippy::type_complexity)]
-    let (title, size, mtime, hash, words, is_md, fm, aliases, error): (
+    let (title, size, mtime, hash, words, is_md, fm, aliases, error, has_body): (
         String,
         i64,
         Option<String>,
@@ -212,9 +231,11 @@ pub fn note(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, CacheErro
         Option<String>,
         String,
         Option<String>,
+        bool,
     ) = conn
         .query_row(
-            "SELECT title, size, mtime, hash, words, is_markdown, frontmatter, aliases, error
+            "SELECT title, size, mtime, hash, words, is_markdown, frontmatter, aliases, error,
+                    EXISTS (SELECT 1 FROM bodies b WHERE b.id = notes.id)
              FROM notes WHERE path = ?1",
             [&path],
             |r| {
@@ -228,6 +249,7 @@ pub fn note(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, CacheErro
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
+                    r.get(9)?,
                 ))
             },
         )
@@ -276,6 +298,8 @@ pub fn note(conn: &Connection, name_or_path: &str) -> Result<NoteInfo, CacheErro
         headings,
         tasks: u64::try_from(tasks).unwrap_or(0),
         open_tasks: u64::try_from(open_tasks).unwrap_or(0),
+        body_indexed: has_body,
+        not_indexed: (is_md && !has_body).then(|| not_indexed_reason(error.as_deref())),
         error,
         path,
     })
@@ -768,6 +792,18 @@ fn read_rows(st: &mut rusqlite::Statement<'_>, bounds: &SqlBounds) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_indexed_reason_is_the_metadata_only_part() {
+        assert_eq!(
+            not_indexed_reason(Some(
+                "too large: 9 bytes > max_note_bytes 4: metadata only; bad YAML"
+            )),
+            "too large: 9 bytes > max_note_bytes 4: metadata only"
+        );
+        assert_eq!(not_indexed_reason(Some("cannot read: x")), "cannot read: x");
+        assert_eq!(not_indexed_reason(None), "the body is not in the cache");
+    }
 
     #[test]
     fn keywords() {

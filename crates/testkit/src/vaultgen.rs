@@ -1,8 +1,15 @@
 //! A deterministic vault generator for tests and benchmarks: seeded, N notes in nested
 //! folders with frontmatter, tags, wikilinks, tasks, headings and a few attachments.
+//! [`generate`] draws its words from a small fixed list (every word is in nearly every note);
+//! [`generate_zipf`] draws them from a large vocabulary with Zipf-distributed frequencies
+//! ([`Zipf`]), as natural text has: a few words everywhere, most words in a few notes.
 
 use std::io;
 use std::path::Path;
+
+mod zipf;
+
+pub use zipf::Zipf;
 
 /// SplitMix64: tiny, fast, and stable forever, so a seed always gives the same vault
 /// (a general-purpose RNG crate may change its streams between versions).
@@ -84,11 +91,21 @@ pub fn note_path(i: usize, n: usize) -> String {
 
 /// Writes `n` notes (and about `n / 50` attachments) into `root`, deterministically from `seed`.
 pub fn generate(root: &Path, n: usize, seed: u64) -> io::Result<Generated> {
+    generate_in(root, n, seed, &Vocab::Fixed)
+}
+
+/// [`generate`] with the words of the notes drawn from `vocab` by their Zipf frequencies
+/// (same folders, frontmatter, links, tasks and attachments).
+pub fn generate_zipf(root: &Path, n: usize, seed: u64, vocab: &Zipf) -> io::Result<Generated> {
+    generate_in(root, n, seed, &Vocab::Zipf(vocab))
+}
+
+fn generate_in(root: &Path, n: usize, seed: u64, vocab: &Vocab<'_>) -> io::Result<Generated> {
     let mut rng = Rng::new(seed);
     let mut out = Generated::default();
     for i in 0..n {
         let rel = note_path(i, n);
-        let text = note_text(&mut rng, i, n);
+        let text = note_text_in(&mut rng, i, n, vocab);
         let abs = root.join(&rel);
         if let Some(parent) = abs.parent() {
             std::fs::create_dir_all(parent)?;
@@ -107,19 +124,40 @@ pub fn generate(root: &Path, n: usize, seed: u64) -> io::Result<Generated> {
     Ok(out)
 }
 
-fn words(rng: &mut Rng, count: usize) -> String {
+/// Where the words of a note come from.
+enum Vocab<'a> {
+    /// [`WORDS`], uniformly (one `below` draw per word: the original generator's stream).
+    Fixed,
+    /// A large vocabulary by Zipf's law.
+    Zipf(&'a Zipf),
+}
+
+impl Vocab<'_> {
+    fn pick(&self, rng: &mut Rng) -> &str {
+        match self {
+            Vocab::Fixed => WORDS[rng.below(WORDS.len())],
+            Vocab::Zipf(z) => z.sample(rng),
+        }
+    }
+}
+
+fn words(rng: &mut Rng, vocab: &Vocab<'_>, count: usize) -> String {
     let mut s = String::new();
     for k in 0..count {
         if k > 0 {
             s.push(' ');
         }
-        s.push_str(WORDS[rng.below(WORDS.len())]);
+        s.push_str(vocab.pick(rng));
     }
     s
 }
 
 /// The text of note `i`: frontmatter, headings, paragraphs with tags and links, tasks.
 pub fn note_text(rng: &mut Rng, i: usize, n: usize) -> String {
+    note_text_in(rng, i, n, &Vocab::Fixed)
+}
+
+fn note_text_in(rng: &mut Rng, i: usize, n: usize, vocab: &Vocab<'_>) -> String {
     let mut t = String::new();
     t.push_str("---\n");
     t.push_str(&format!("title: Note {i}\n"));
@@ -139,7 +177,7 @@ pub fn note_text(rng: &mut Rng, i: usize, n: usize) -> String {
     for section in 0..(1 + rng.below(3)) {
         t.push_str(&format!("## Section {section}\n\n"));
         let count = 30 + rng.below(60);
-        let mut para = words(rng, count);
+        let mut para = words(rng, vocab, count);
         if rng.chance(60) {
             para.push_str(&format!(" #{}", TAGS[rng.below(TAGS.len())]));
         }
@@ -158,7 +196,7 @@ pub fn note_text(rng: &mut Rng, i: usize, n: usize) -> String {
     if rng.chance(40) {
         for k in 0..(1 + rng.below(4)) {
             let done = if rng.chance(30) { 'x' } else { ' ' };
-            let what = words(rng, 4);
+            let what = words(rng, vocab, 4);
             t.push_str(&format!("- [{done}] task {k} {what}\n"));
         }
         t.push('\n');
@@ -172,6 +210,8 @@ pub fn note_text(rng: &mut Rng, i: usize, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PINNED: &str = "380ac27ad258ba48ce8e9647425762c3c2dc2166a416181dc678fd98d3883755";
 
     #[test]
     fn same_seed_same_vault() {
@@ -189,5 +229,58 @@ mod tests {
         let text = std::fs::read_to_string(a.path().join(&ga.note_paths[0])).expect("read");
         assert!(text.starts_with("---\ntitle: Note 0\n"));
         assert!(text.contains("# Note 0"));
+    }
+
+    /// Every note of `generate(root, 120, 7)`, hashed in order.
+    fn vault_hash(root: &Path, g: &Generated) -> String {
+        let mut h = blake3::Hasher::new();
+        for p in &g.note_paths {
+            h.update(p.as_bytes());
+            h.update(&std::fs::read(root.join(p)).expect("read"));
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    #[test]
+    fn fixed_vocabulary_output_is_unchanged() {
+        // Pinned from the generator before the Zipf mode: tests and benchmarks depend on it.
+        let a = tempfile::tempdir().expect("tempdir");
+        let g = generate(a.path(), 120, 7).expect("gen");
+        assert_eq!(vault_hash(a.path(), &g), PINNED);
+    }
+
+    #[test]
+    fn zipf_vault_has_a_long_tail() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let z = Zipf::new(5_000, 1.0);
+        let g = generate_zipf(a.path(), 200, 7, &z).expect("gen");
+        assert_eq!(g.notes, 200);
+        let all: String = g
+            .note_paths
+            .iter()
+            .map(|p| std::fs::read_to_string(a.path().join(p)).expect("read"))
+            .collect();
+        let top = z.word(0);
+        let in_notes = g
+            .note_paths
+            .iter()
+            .filter(|p| {
+                std::fs::read_to_string(a.path().join(p))
+                    .expect("read")
+                    .split_whitespace()
+                    .any(|w| w == top)
+            })
+            .count();
+        assert!(in_notes > 150, "the top word is in most notes ({in_notes})");
+        let distinct: std::collections::HashSet<&str> = all.split_whitespace().collect();
+        assert!(
+            distinct.len() > 1_500,
+            "a large vocabulary ({})",
+            distinct.len()
+        );
+        // Same seed, same vault.
+        let b = tempfile::tempdir().expect("tempdir");
+        let g2 = generate_zipf(b.path(), 200, 7, &z).expect("gen");
+        assert_eq!(vault_hash(a.path(), &g), vault_hash(b.path(), &g2));
     }
 }
