@@ -119,7 +119,7 @@ pub(crate) fn settle(
             // watcher journals it later; if it goes unseen, it must not stay in the cache.
             let mut dropped = 0usize;
             for path in left.iter().filter(|p| !files.contains_key(*p)) {
-                if delete_note(tx, path).map_err(|e| CacheError::db(db, e))? {
+                if delete_note(tx, path, &mut dirty.fts).map_err(|e| CacheError::db(db, e))? {
                     dirty.sources.remove(path.as_str());
                     dirty.keys.insert(name_key(path));
                 }
@@ -183,7 +183,7 @@ fn reread(
             return Ok(false);
         }
     };
-    if delete_note(tx, path).map_err(dbe)? {
+    if delete_note(tx, path, &mut dirty.fts).map_err(dbe)? {
         dirty.sources.remove(path);
     }
     dirty.keys.insert(name_key(path));
@@ -195,9 +195,10 @@ fn reread(
         (Some(t), true) => Some(parse_note(path, t)),
         _ => None,
     };
-    insert_note(tx, path, &data, parsed.as_ref(), &mut |_, _| None).map_err(dbe)?;
+    let held = data.held();
+    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts).map_err(dbe)?;
     dirty.sources.insert(path.to_string());
-    if let Some(held) = data.held() {
+    if let Some(held) = held {
         indexed.insert(path.to_string(), held);
     }
     Ok(true)
