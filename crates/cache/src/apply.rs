@@ -521,7 +521,7 @@ impl CacheState {
         })?;
         let journal = self.journal.clone();
         let mut reader: Option<vaultkeeper_journal::JournalReader> = None;
-        let mut snapshot = move || -> Result<Snapshot, CacheError> {
+        let mut snapshot = move |full: bool| -> Result<Snapshot, CacheError> {
             let Some(path) = &journal else {
                 return Ok((0, Default::default()));
             };
@@ -529,7 +529,8 @@ impl CacheState {
                 reader = Some(vaultkeeper_journal::JournalReader::open(path)?);
             }
             match &reader {
-                Some(r) => Ok(r.snapshot()?),
+                Some(r) if full => Ok(r.snapshot()?),
+                Some(r) => Ok((r.head()?, Default::default())),
                 None => Ok((0, Default::default())),
             }
         };

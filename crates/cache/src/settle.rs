@@ -24,8 +24,15 @@ use super::resolve::name_key;
 /// The journal's head and the watcher's snapshot journaled with it.
 pub type Snapshot = (u64, BTreeMap<String, FileState>);
 
-/// Reads the journal's [`Snapshot`] (see [`vaultkeeper_journal::JournalReader::snapshot`]).
-pub(crate) type SnapshotFn<'a> = &'a mut dyn FnMut() -> Result<Snapshot, CacheError>;
+/// Reads the journal's [`Snapshot`] (see [`vaultkeeper_journal::JournalReader::snapshot`]);
+/// with `false`, only its head (the files left empty).
+pub(crate) type SnapshotFn<'a> = &'a mut dyn FnMut(bool) -> Result<Snapshot, CacheError>;
+
+/// A head that moved by more than this since the last round means the watcher is still in a
+/// scan (it journals 1000 events at a time): its whole snapshot is not read again until it
+/// slows down. On a first start that read (100,000 rows) every round took the core the
+/// watcher needed. A busy writer's few events a round still get a full check each round.
+const SCANNING: u64 = 500;
 
 /// How long settling may take. The watcher catches up within its quiet period, so waiting
 /// ends in well under a second unless files keep changing; past the limits, the index keeps
@@ -85,7 +92,18 @@ pub(crate) fn settle(
     // Files that cannot be read now: the watcher keeps them as they were, so does the index.
     let mut unreadable: HashSet<String> = HashSet::new();
     loop {
-        let (head, files) = snapshot()?;
+        if let Some(last) = last_head {
+            let (now, _) = snapshot(false)?;
+            if now > last + SCANNING && started.elapsed() < limits.total {
+                last_head = Some(now);
+                head_moved = Instant::now();
+                rounds += 1;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(250));
+                continue;
+            }
+        }
+        let (head, files) = snapshot(true)?;
         if last_head != Some(head) {
             last_head = Some(head);
             head_moved = Instant::now();
