@@ -89,3 +89,56 @@ pub fn cli_search_times(
     }
     Ok(out)
 }
+
+/// Times of `vaultkeeper --vault VAULT reindex` as a whole process without a daemon (state in
+/// `state`), `runs` times; the first run builds a new cache, the later ones rebuild it.
+pub fn cli_reindex_times(
+    bin: &str,
+    vault: &Path,
+    state: &Path,
+    runs: usize,
+) -> Result<Vec<std::time::Duration>, String> {
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        let res = std::process::Command::new(bin)
+            .arg("--vault")
+            .arg(vault)
+            .arg("reindex")
+            .env("VAULTKEEPER_STATE_DIR", state)
+            .env_remove("VAULTKEEPER_CONFIG")
+            .env_remove("VAULTKEEPER_AMQP_URL")
+            .env_remove("RABBITMQ_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| format!("reindex: {e}"))?;
+        if !res.status.success() {
+            return Err(format!(
+                "reindex failed: {}",
+                String::from_utf8_lossy(&res.stderr)
+            ));
+        }
+        out.push(start.elapsed());
+    }
+    Ok(out)
+}
+
+/// Times of `rg -c -i WORD VAULT` (every file read, a count per file), `runs` times; `None`
+/// when rg is not installed.
+pub fn rg_count_times(vault: &Path, word: &str, runs: usize) -> Option<Vec<std::time::Duration>> {
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        let status = std::process::Command::new("rg")
+            .args(["-c", "-i", "--", word])
+            .arg(vault)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        // 0: matches, 1: none; both read every file.
+        status.code().filter(|c| *c <= 1)?;
+        out.push(start.elapsed());
+    }
+    Some(out)
+}

@@ -15,10 +15,11 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::parse::fts::{FtsColumns, fts_columns};
+use super::parse::fts::fts_columns;
 use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem, parse_note};
-use super::resolve::{fold, name_key, resolve, target_key};
+use super::resolve::{name_key, resolve};
+use super::rows::{FtsBatch, NoteRows};
 use super::schema::{self, read_cursor, write_cursor};
 use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
@@ -104,12 +105,12 @@ pub fn reindex_state(cache_db: &Path) -> Result<ReindexState, CacheError> {
 /// What the cache knows about one file before parsing.
 #[derive(Debug, Clone)]
 pub(crate) struct FileData {
-    size: u64,
-    mtime: Option<String>,
-    hash: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) mtime: Option<String>,
+    pub(crate) hash: Option<String>,
     /// The text to parse (markdown only; `None`: metadata only).
     pub(crate) text: Option<String>,
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 pub(crate) fn is_markdown(path: &str) -> bool {
@@ -172,129 +173,21 @@ impl FileData {
     }
 }
 
-fn join_errors(data: &FileData, parsed: Option<&ParsedNote>) -> Option<String> {
-    let mut all: Vec<&str> = data.error.iter().map(String::as_str).collect();
-    if let Some(p) = parsed {
-        all.extend(p.errors.iter().map(String::as_str));
-    }
-    (!all.is_empty()).then(|| all.join("; "))
-}
-
 /// Inserts one file's rows; `resolve_link(src, target)` gives each link's target path.
 pub(crate) fn insert_note(
     tx: &Connection,
     path: &str,
-    data: &FileData,
-    parsed: Option<&ParsedNote>,
+    data: FileData,
+    parsed: Option<ParsedNote>,
     resolve_link: &mut dyn FnMut(&str, &str) -> Option<String>,
+    fts: &mut FtsBatch,
 ) -> rusqlite::Result<()> {
-    let md = is_markdown(path);
-    let (title, title_from) = match parsed {
-        Some(p) => (p.title.clone(), p.title_from),
-        None if md => (file_stem(path).to_string(), "name"),
-        None => (path.rsplit('/').next().unwrap_or(path).to_string(), "name"),
-    };
-    let frontmatter = parsed
-        .map(|p| &p.frontmatter)
-        .filter(|f| !f.is_null())
-        .map(|f| f.to_string());
-    let aliases = parsed
-        .map(|p| serde_json::to_string(&p.aliases).unwrap_or_else(|_| "[]".into()))
-        .unwrap_or_else(|| "[]".into());
-    tx.prepare_cached(
-        "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key)
-         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
-        path,
-        name_key(path),
-        title,
-        title_from,
-        frontmatter,
-        aliases,
-        i64::try_from(data.size).unwrap_or(i64::MAX),
-        data.mtime,
-        data.hash,
-        parsed.map(|p| i64::try_from(p.words).unwrap_or(i64::MAX)).unwrap_or(0),
-        md,
-        join_errors(data, parsed),
-        words_key(&title),
-    ])?;
-    let id = tx.last_insert_rowid();
-    let Some(p) = parsed else { return Ok(()) };
-    insert_fts(tx, id, &p.fts)?;
-    tx.prepare_cached("INSERT INTO bodies(id, body) VALUES(?1, ?2)")?
-        .execute(params![id, p.body])?;
-    let mut st = tx.prepare_cached(
-        "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for t in &p.tags {
-        st.execute(params![path, t.tag, fold(&t.tag), t.source, t.line])?;
-    }
-    let mut st = tx.prepare_cached(
-        "INSERT INTO links(path, target_raw, target, target_key, target_path, kind, heading, block, display, line)
-         VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    for l in &p.links {
-        let to = resolve_link(path, &l.target);
-        st.execute(params![
-            path,
-            l.raw,
-            l.target,
-            target_key(&l.target),
-            to,
-            l.kind.as_str(),
-            l.heading,
-            l.block,
-            l.display,
-            l.line
-        ])?;
-    }
-    let mut st =
-        tx.prepare_cached("INSERT INTO headings(path, level, text, line) VALUES(?1, ?2, ?3, ?4)")?;
-    for h in &p.headings {
-        st.execute(params![path, h.level, h.text, h.line])?;
-    }
-    let mut st =
-        tx.prepare_cached("INSERT INTO blocks(path, block_id, line) VALUES(?1, ?2, ?3)")?;
-    for b in &p.blocks {
-        st.execute(params![path, b.id, b.line])?;
-    }
-    let mut st = tx.prepare_cached(
-        "INSERT INTO tasks(path, line, status, done, text) VALUES(?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for t in &p.tasks {
-        let done = matches!(t.status, 'x' | 'X');
-        st.execute(params![path, t.line, t.status.to_string(), done, t.text])?;
-    }
-    let mut st = tx.prepare_cached(
-        "INSERT INTO fields(path, key, key_fold, value, source, line) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for f in &p.fields {
-        st.execute(params![
-            path,
-            f.key,
-            fold(&f.key),
-            f.value,
-            f.source,
-            f.line
-        ])?;
-    }
-    Ok(())
-}
-
-/// The full-text row of note `id` (terms made by the parser, see `parse::fts`).
-fn insert_fts(tx: &Connection, id: i64, c: &FtsColumns) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO notes_fts(rowid, title, aliases, fm, body) VALUES(?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![id, c.title, c.aliases, c.fm, c.body])?;
-    Ok(())
+    NoteRows::new(path, data, parsed, resolve_link).insert(tx, Some(fts))
 }
 
 /// Gives note `id` a new title in the full-text index. The index keeps no text, so the row is
 /// made again from what the cache stores (aliases, frontmatter, body).
-fn retitle_fts(tx: &Connection, id: i64, title: &str) -> rusqlite::Result<()> {
+fn retitle_fts(tx: &Connection, id: i64, title: &str, fts: &mut FtsBatch) -> rusqlite::Result<()> {
     let found: Option<(Option<String>, String, Option<String>)> = tx
         .prepare_cached(
             "SELECT n.frontmatter, n.aliases, b.body FROM notes n
@@ -310,9 +203,9 @@ fn retitle_fts(tx: &Connection, id: i64, title: &str) -> rusqlite::Result<()> {
         .and_then(|f| serde_json::from_str(&f).ok())
         .unwrap_or(serde_json::Value::Null);
     let aliases: Vec<String> = serde_json::from_str(&aliases).unwrap_or_default();
-    tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?
-        .execute([id])?;
-    insert_fts(tx, id, &fts_columns(title, &aliases, &fm, &body))
+    fts.delete(id);
+    fts.insert(id, fts_columns(title, &aliases, &fm, &body));
+    Ok(())
 }
 
 const CHILD_TABLES: &[&str] = &["tags", "links", "headings", "blocks", "tasks", "fields"];
@@ -336,7 +229,11 @@ fn get_row(tx: &Connection, path: &str) -> rusqlite::Result<Option<Row>> {
 }
 
 /// Removes every row of `path`; true when there was one.
-pub(crate) fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool> {
+pub(crate) fn delete_note(
+    tx: &Connection,
+    path: &str,
+    fts: &mut FtsBatch,
+) -> rusqlite::Result<bool> {
     let Some(row) = get_row(tx, path)? else {
         return Ok(false);
     };
@@ -344,8 +241,7 @@ pub(crate) fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool>
         tx.prepare_cached(&format!("DELETE FROM {t} WHERE path = ?1"))?
             .execute([path])?;
     }
-    tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?
-        .execute([row.id])?;
+    fts.delete(row.id);
     tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
         .execute([row.id])?;
     tx.prepare_cached("DELETE FROM notes WHERE id = ?1")?
@@ -358,6 +254,8 @@ pub(crate) fn delete_note(tx: &Connection, path: &str) -> rusqlite::Result<bool>
 pub(crate) struct Dirty {
     pub(crate) sources: HashSet<String>,
     pub(crate) keys: HashSet<String>,
+    /// Full-text writes, made before the commit.
+    pub(crate) fts: FtsBatch,
 }
 
 /// The `cache` consumer. See the module docs; open with [`CacheConsumer::open`].
@@ -592,6 +490,7 @@ impl CacheState {
             apply_event(&tx, e, root.as_deref(), &cfg, &mut dirty)
                 .map_err(|err| consumer_error(CacheError::db(&db, err), Some(e.seq)))?;
         }
+        dirty.fts.write(&tx).map_err(dbe)?;
         reresolve(&tx, &dirty).map_err(dbe)?;
         write_cursor(&tx, new_cursor).map_err(dbe)?;
         tx.commit()
@@ -622,7 +521,7 @@ impl CacheState {
         })?;
         let journal = self.journal.clone();
         let mut reader: Option<vaultkeeper_journal::JournalReader> = None;
-        let mut snapshot = move || -> Result<Snapshot, CacheError> {
+        let mut snapshot = move |full: bool| -> Result<Snapshot, CacheError> {
             let Some(path) = &journal else {
                 return Ok((0, Default::default()));
             };
@@ -630,7 +529,8 @@ impl CacheState {
                 reader = Some(vaultkeeper_journal::JournalReader::open(path)?);
             }
             match &reader {
-                Some(r) => Ok(r.snapshot()?),
+                Some(r) if full => Ok(r.snapshot()?),
+                Some(r) => Ok((r.head()?, Default::default())),
                 None => Ok((0, Default::default())),
             }
         };
@@ -724,6 +624,7 @@ fn apply_remote(
         apply_event(&tx, e, None, cfg, &mut dirty).map_err(dbe)?;
     }
     let dbe = |e| consumer_error(CacheError::db(db, e), None);
+    dirty.fts.write(&tx).map_err(dbe)?;
     reresolve(&tx, &dirty).map_err(dbe)?;
     // Kept for `own_cursor` and inspection only: nothing is skipped by it here.
     let max_seq = batch.iter().map(|e| e.seq).max().unwrap_or(0);
@@ -803,7 +704,7 @@ fn apply_event(
     match e.event {
         Kind::Created | Kind::Modified => upsert(tx, e, &e.file_path, root, cfg, dirty),
         Kind::Deleted => {
-            if delete_note(tx, &e.file_path)? {
+            if delete_note(tx, &e.file_path, &mut dirty.fts)? {
                 dirty.keys.insert(name_key(&e.file_path));
             }
             dirty.sources.remove(&e.file_path);
@@ -819,17 +720,17 @@ fn apply_event(
             };
             let same_content = e.hash.is_none() || e.hash == row.hash;
             if same_content && is_markdown(old) == is_markdown(new) {
-                if new != old && delete_note(tx, new)? {
+                if new != old && delete_note(tx, new, &mut dirty.fts)? {
                     dirty.sources.remove(new);
                 }
-                move_note(tx, old, new, &row, e)?;
+                move_note(tx, old, new, &row, e, &mut dirty.fts)?;
                 dirty.keys.insert(name_key(old));
                 dirty.keys.insert(name_key(new));
                 dirty.sources.remove(old);
                 dirty.sources.insert(new.clone());
                 Ok(())
             } else {
-                delete_note(tx, old)?;
+                delete_note(tx, old, &mut dirty.fts)?;
                 dirty.keys.insert(name_key(old));
                 dirty.sources.remove(old);
                 upsert(tx, e, new, root, cfg, dirty)
@@ -839,7 +740,14 @@ fn apply_event(
 }
 
 /// Moves a file's rows to a new path without parsing it again.
-fn move_note(tx: &Connection, old: &str, new: &str, row: &Row, e: &Event) -> rusqlite::Result<()> {
+fn move_note(
+    tx: &Connection,
+    old: &str,
+    new: &str,
+    row: &Row,
+    e: &Event,
+    fts: &mut FtsBatch,
+) -> rusqlite::Result<()> {
     let mtime = e.mtime.map(mtime_str);
     tx.prepare_cached(
         "UPDATE notes SET path = ?2, name_key = ?3, mtime = COALESCE(?4, mtime) WHERE id = ?1",
@@ -853,7 +761,7 @@ fn move_note(tx: &Connection, old: &str, new: &str, row: &Row, e: &Event) -> rus
         };
         tx.prepare_cached("UPDATE notes SET title = ?2, title_key = ?3 WHERE id = ?1")?
             .execute(params![row.id, title, words_key(title)])?;
-        retitle_fts(tx, row.id, title)?;
+        retitle_fts(tx, row.id, title, fts)?;
     }
     for t in CHILD_TABLES {
         tx.prepare_cached(&format!("UPDATE {t} SET path = ?2 WHERE path = ?1"))?
@@ -938,7 +846,7 @@ fn upsert(
         return Ok(());
     }
     if existing.is_some() {
-        delete_note(tx, path)?;
+        delete_note(tx, path, &mut dirty.fts)?;
     } else {
         dirty.keys.insert(name_key(path));
     }
@@ -949,7 +857,7 @@ fn upsert(
     if let Some(err) = &data.error {
         tracing::warn!(path, error = %err, "cache: indexed with an error");
     }
-    insert_note(tx, path, &data, parsed.as_ref(), &mut |_, _| None)?;
+    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts)?;
     dirty.sources.insert(path.to_string());
     Ok(())
 }
@@ -1049,21 +957,40 @@ pub fn reindex(
     cursor: u64,
     cfg: &CacheConfig,
 ) -> Result<ReindexStats, CacheError> {
-    let mut conn = schema::open_rw(cache_db, cfg.busy_timeout)?;
-    reindex_conn(
+    let files: Vec<String> = files.collect();
+    // No integrity check first (it reads the whole file): every table is dropped and made
+    // again. Damage met on the way (dropping a damaged table) starts a new file instead.
+    let mut conn = schema::open_for_rebuild(cache_db, cfg.busy_timeout)?;
+    let first = reindex_conn(
         &mut conn,
         cache_db,
         vault_root,
-        files.collect(),
+        files.clone(),
         cursor,
         cfg,
         None,
         None,
-    )
-    .map(|(stats, _)| stats)
+    );
+    match first {
+        Err(CacheError::Db { source, .. }) if vaultkeeper_journal::is_damage(&source) => {
+            tracing::warn!(
+                "cache {} is damaged ({source}): rebuilding it in a new file",
+                cache_db.display()
+            );
+            drop(conn);
+            let mut conn = schema::open_new(cache_db, cfg.busy_timeout)?;
+            reindex_conn(
+                &mut conn, cache_db, vault_root, files, cursor, cfg, None, None,
+            )
+            .map(|(stats, _)| stats)
+        }
+        other => other.map(|(stats, _)| stats),
+    }
 }
 
-type Loaded = std::io::Result<(FileData, Option<ParsedNote>)>;
+/// What a parser thread hands the writer for one file: its rows, what settling needs to
+/// know of it (when settling), and whether it was indexed with an error.
+type Loaded = std::io::Result<(NoteRows, Option<Held>, bool)>;
 
 /// The full index behind [`reindex`] and the consumer's rebuilds. With `settle`, the index
 /// settles on the journal's snapshot (see [`super::settle`]) and claims the seq it settled
@@ -1097,6 +1024,8 @@ fn reindex_conn(
         ..Default::default()
     };
     let files = &files;
+    let by_key = &by_key;
+    let settling = settle.is_some();
     let dbe = |e| CacheError::db(db, e);
     schema::bulk_cache(conn, true);
     let indexed = std::thread::scope(|s| -> Result<(), CacheError> {
@@ -1111,12 +1040,22 @@ fn reindex_conn(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(rel) = files.get(i) else { break };
+                        // Everything but the SQLite calls happens here, off the writer,
+                        // link resolution included: the writer is the one serial part.
                         let loaded = load_file(root, rel, max).map(|d| {
                             let parsed = match (&d.text, is_markdown(rel)) {
                                 (Some(t), true) => Some(parse_note(rel, t)),
                                 _ => None,
                             };
-                            (d, parsed)
+                            let with_error = d.error.is_some()
+                                || parsed.as_ref().is_some_and(|p| !p.errors.is_empty());
+                            let held = if settling { d.held() } else { None };
+                            let rows = NoteRows::new(rel, d, parsed, &mut |src, target| {
+                                resolve(src, target, &mut |k| {
+                                    by_key.get(k).cloned().unwrap_or_default()
+                                })
+                            });
+                            (rows, held, with_error)
                         });
                         if sender.send((i, loaded)).is_err() {
                             break;
@@ -1146,30 +1085,22 @@ fn reindex_conn(
         // Fewer, larger FTS segments while bulk loading (fewer merges).
         tx.execute_batch("INSERT INTO notes_fts(notes_fts, rank) VALUES('hashsize', 67108864)")
             .map_err(dbe)?;
-        let mut resolver = |src: &str, target: &str| {
-            resolve(src, target, &mut |k| {
-                by_key.get(k).cloned().unwrap_or_default()
-            })
-        };
         let mut dirty = Dirty::default();
         let mut indexed = Indexed::new();
         for (i, loaded) in receiver {
             let rel = &files[i];
             match loaded {
-                Ok((data, parsed)) => {
+                Ok((rows, held, with_error)) => {
                     if is_markdown(rel) {
                         stats.notes += 1;
                     } else {
                         stats.attachments += 1;
                     }
-                    if data.error.is_some() || parsed.as_ref().is_some_and(|p| !p.errors.is_empty())
-                    {
+                    if with_error {
                         stats.with_errors += 1;
                     }
-                    insert_note(&tx, rel, &data, parsed.as_ref(), &mut resolver).map_err(dbe)?;
-                    if settle.is_some()
-                        && let Some(held) = data.held()
-                    {
+                    rows.insert(&tx, None).map_err(dbe)?;
+                    if let Some(held) = held {
                         indexed.insert(rel.clone(), held);
                     }
                 }
@@ -1198,6 +1129,7 @@ fn reindex_conn(
         }
         // Links resolved to a file that could not be read must not point at it, and the
         // files settling read again resolve their links now.
+        dirty.fts.write(&tx).map_err(dbe)?;
         reresolve(&tx, &dirty).map_err(dbe)?;
         write_cursor(&tx, cursor).map_err(dbe)?;
         let (links, unresolved): (i64, i64) = tx

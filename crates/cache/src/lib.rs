@@ -6,6 +6,8 @@
 //!   frontmatter, links, tags, line-shaped syntax).
 //! - [`resolve`]: Obsidian's link resolution rules (public: writers check a rewritten link).
 //! - [`schema`]: tables, schema version, opening the database; readers get [`schema::open_ro`].
+//! - `rows` (private): one file's rows, computed (on parser threads in a full index), then
+//!   inserted.
 //! - [`apply`]: the writer: the `cache` consumer ([`CacheConsumer`], its SQLite work on tokio's
 //!   blocking pool) and the full [`reindex`]; the `reindex` command's request to a daemon.
 //! - [`query`]: read-only queries with serializable results (the binary renders them);
@@ -21,6 +23,7 @@ mod parse;
 pub mod query;
 mod reader;
 pub mod resolve;
+mod rows;
 pub mod schema;
 mod search;
 mod settle;

@@ -245,6 +245,29 @@ pub(crate) fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheEr
     try_open(path, busy).map_err(|e| CacheError::db(path, e))
 }
 
+/// Opens (creating as needed) the cache for a full rebuild, without the integrity check of
+/// [`open_rw`]: the rebuild drops and makes every table again, so the check would read the
+/// whole file only to throw it away. A file that is not a database starts empty.
+pub(crate) fn open_for_rebuild(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CacheError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    match try_open(path, busy) {
+        Ok(c) => Ok(c),
+        Err(e) if is_busy(&e) => Err(CacheError::db(path, e)),
+        Err(_) => open_new(path, busy),
+    }
+}
+
+/// Removes the cache's files and opens a new, empty one (after damage).
+pub(crate) fn open_new(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
+    remove_db_files(path);
+    try_open(path, busy).map_err(|e| CacheError::db(path, e))
+}
+
 /// Opens the cache read-only for queries (works while the daemon writes: WAL).
 pub fn open_ro(path: &Path) -> Result<Connection, CacheError> {
     if !path.exists() {

@@ -24,8 +24,15 @@ use super::resolve::name_key;
 /// The journal's head and the watcher's snapshot journaled with it.
 pub type Snapshot = (u64, BTreeMap<String, FileState>);
 
-/// Reads the journal's [`Snapshot`] (see [`vaultkeeper_journal::JournalReader::snapshot`]).
-pub(crate) type SnapshotFn<'a> = &'a mut dyn FnMut() -> Result<Snapshot, CacheError>;
+/// Reads the journal's [`Snapshot`] (see [`vaultkeeper_journal::JournalReader::snapshot`]);
+/// with `false`, only its head (the files left empty).
+pub(crate) type SnapshotFn<'a> = &'a mut dyn FnMut(bool) -> Result<Snapshot, CacheError>;
+
+/// A head that moved by more than this since the last round means the watcher is still in a
+/// scan (it journals 1000 events at a time): its whole snapshot is not read again until it
+/// slows down. On a first start that read (100,000 rows) every round took the core the
+/// watcher needed. A busy writer's few events a round still get a full check each round.
+const SCANNING: u64 = 500;
 
 /// How long settling may take. The watcher catches up within its quiet period, so waiting
 /// ends in well under a second unless files keep changing; past the limits, the index keeps
@@ -85,7 +92,18 @@ pub(crate) fn settle(
     // Files that cannot be read now: the watcher keeps them as they were, so does the index.
     let mut unreadable: HashSet<String> = HashSet::new();
     loop {
-        let (head, files) = snapshot()?;
+        if let Some(last) = last_head {
+            let (now, _) = snapshot(false)?;
+            if now > last + SCANNING && started.elapsed() < limits.total {
+                last_head = Some(now);
+                head_moved = Instant::now();
+                rounds += 1;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(250));
+                continue;
+            }
+        }
+        let (head, files) = snapshot(true)?;
         if last_head != Some(head) {
             last_head = Some(head);
             head_moved = Instant::now();
@@ -119,7 +137,7 @@ pub(crate) fn settle(
             // watcher journals it later; if it goes unseen, it must not stay in the cache.
             let mut dropped = 0usize;
             for path in left.iter().filter(|p| !files.contains_key(*p)) {
-                if delete_note(tx, path).map_err(|e| CacheError::db(db, e))? {
+                if delete_note(tx, path, &mut dirty.fts).map_err(|e| CacheError::db(db, e))? {
                     dirty.sources.remove(path.as_str());
                     dirty.keys.insert(name_key(path));
                 }
@@ -183,7 +201,7 @@ fn reread(
             return Ok(false);
         }
     };
-    if delete_note(tx, path).map_err(dbe)? {
+    if delete_note(tx, path, &mut dirty.fts).map_err(dbe)? {
         dirty.sources.remove(path);
     }
     dirty.keys.insert(name_key(path));
@@ -195,9 +213,10 @@ fn reread(
         (Some(t), true) => Some(parse_note(path, t)),
         _ => None,
     };
-    insert_note(tx, path, &data, parsed.as_ref(), &mut |_, _| None).map_err(dbe)?;
+    let held = data.held();
+    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts).map_err(dbe)?;
     dirty.sources.insert(path.to_string());
-    if let Some(held) = data.held() {
+    if let Some(held) = held {
         indexed.insert(path.to_string(), held);
     }
     Ok(true)

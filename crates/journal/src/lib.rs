@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use vaultkeeper_core::event::Event;
@@ -121,6 +121,43 @@ pub struct CursorRow {
 }
 
 const SCHEMA_VERSION: i64 = 1;
+
+/// WAL pages (4 KiB) after which a commit checkpoints (see [`Journal::open`]).
+const WAL_CHECKPOINT_PAGES: i64 = 8192;
+
+/// Columns bound per event row in [`Journal::append`].
+const APPEND_COLUMNS: usize = 9;
+
+/// Event rows per INSERT statement in [`Journal::append`] (the rest go one by one).
+const APPEND_ROWS: usize = 32;
+
+/// One event row.
+const APPEND_ONE: &str = "INSERT INTO events(seq, id, at, kind, path, old_path, hash, size, body)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// [`APPEND_ROWS`] event rows in one statement.
+fn append_sql_many() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        format!(
+            "INSERT INTO events(seq, id, at, kind, path, old_path, hash, size, body) VALUES {}",
+            vec![row; APPEND_ROWS].join(", ")
+        )
+    })
+}
+
+/// The highest seq ever given (AUTOINCREMENT's mark; 0 for a new journal), read inside the
+/// appending transaction.
+fn high_water(conn: &Connection) -> rusqlite::Result<u64> {
+    let mark: i64 = conn.query_row(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                    coalesce((SELECT max(seq) FROM events), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(mark).unwrap_or(0))
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events(
@@ -244,6 +281,16 @@ impl Journal {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(|e| self.err(e))?;
+        // Checkpoints every 32 MiB of WAL instead of SQLite's 4 MiB: each one costs two more
+        // fsyncs (the WAL, then the database), which were half of an append's fsyncs. An
+        // append is durable at its commit either way (the WAL is fsynced then); the WAL file
+        // is kept at that size after a checkpoint.
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "journal_size_limit", WAL_CHECKPOINT_PAGES * 4096)
+            .map_err(|e| self.err(e))?;
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -283,7 +330,14 @@ impl Journal {
     }
 
     /// Appends events (assigning their `seq`) and applies snapshot changes, in one
-    /// transaction. Returns the new head.
+    /// transaction: when it returns, the events are durable (WAL, `synchronous = FULL`: the
+    /// commit is fsynced). Returns the new head.
+    ///
+    /// The events get the next seqs in order, written explicitly: the write transaction is
+    /// taken first (IMMEDIATE), so no other writer can come between reading the high-water
+    /// mark and inserting, and AUTOINCREMENT moves its mark to the last one. Rows go in
+    /// [`APPEND_ROWS`] at a time, one statement each, which roughly halves SQLite's cost per
+    /// event against one statement per event.
     pub fn append(
         &mut self,
         events: &mut [Event],
@@ -294,36 +348,76 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(e)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events(id, at, kind, path, old_path, hash, size, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(e)?;
+            let first = high_water(&tx).map_err(e)? + 1;
+            let mut bodies: Vec<String> = Vec::with_capacity(events.len());
             for event in events.iter_mut() {
+                // The body never carries its seq: the column is the one truth.
                 event.seq = 0;
-                let body = serde_json::to_string(&event).map_err(|err| JournalError::Corrupt {
-                    path: path.clone(),
-                    seq: 0,
-                    source: err,
-                })?;
-                insert
-                    .execute(params![
-                        event.id,
+                bodies.push(serde_json::to_string(&event).map_err(|err| {
+                    JournalError::Corrupt {
+                        path: path.clone(),
+                        seq: 0,
+                        source: err,
+                    }
+                })?);
+            }
+            let mut seq = first;
+            let mut done = 0usize;
+            while done < events.len() {
+                let rows = if events.len() - done >= APPEND_ROWS {
+                    APPEND_ROWS
+                } else {
+                    1
+                };
+                let sql = if rows == APPEND_ROWS {
+                    append_sql_many()
+                } else {
+                    APPEND_ONE
+                };
+                let mut insert = tx.prepare_cached(sql).map_err(e)?;
+                let mut at = Vec::with_capacity(rows);
+                for event in &events[done..done + rows] {
+                    at.push(
                         event
                             .timestamp
                             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        event.event.as_str(),
-                        event.file_path,
-                        event.old_path,
-                        event.hash,
-                        event.size as i64,
-                        body,
-                    ])
-                    .map_err(e)?;
-                event.seq = tx.last_insert_rowid() as u64;
+                    );
+                }
+                let mut k = 1;
+                for (i, event) in events[done..done + rows].iter().enumerate() {
+                    let s = i64::try_from(seq + i as u64).unwrap_or(i64::MAX);
+                    insert.raw_bind_parameter(k, s).map_err(e)?;
+                    insert.raw_bind_parameter(k + 1, &event.id).map_err(e)?;
+                    insert.raw_bind_parameter(k + 2, &at[i]).map_err(e)?;
+                    insert
+                        .raw_bind_parameter(k + 3, event.event.as_str())
+                        .map_err(e)?;
+                    insert
+                        .raw_bind_parameter(k + 4, &event.file_path)
+                        .map_err(e)?;
+                    insert
+                        .raw_bind_parameter(k + 5, &event.old_path)
+                        .map_err(e)?;
+                    insert.raw_bind_parameter(k + 6, &event.hash).map_err(e)?;
+                    insert
+                        .raw_bind_parameter(k + 7, event.size as i64)
+                        .map_err(e)?;
+                    insert
+                        .raw_bind_parameter(k + 8, &bodies[done + i])
+                        .map_err(e)?;
+                    k += APPEND_COLUMNS;
+                }
+                insert.raw_execute().map_err(e)?;
+                for event in &mut events[done..done + rows] {
+                    event.seq = seq;
+                    seq += 1;
+                }
+                done += rows;
             }
             let mut put = tx
                 .prepare_cached(
@@ -748,6 +842,23 @@ mod tests {
         assert_eq!(back, batch);
         assert_eq!(j.read_after(1, 10).expect("read").len(), 1);
         assert_eq!(j.load_files().expect("files").len(), 1);
+    }
+
+    #[test]
+    fn a_large_batch_gets_consecutive_seqs_in_order() {
+        // More than one multi-row statement and a remainder row by row.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut j = Journal::open(&dir.path().join("j.db")).expect("open");
+        let mut first = vec![ev("first.md")];
+        j.append(&mut first, &[]).expect("append");
+        let n = APPEND_ROWS * 3 + 5;
+        let mut batch: Vec<Event> = (0..n).map(|i| ev(&format!("{i}.md"))).collect();
+        let head = j.append(&mut batch, &[]).expect("append");
+        assert_eq!(head, n as u64 + 1);
+        let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (2..=n as u64 + 1).collect::<Vec<_>>());
+        let back = j.read_after(1, n + 10).expect("read");
+        assert_eq!(back, batch);
     }
 
     #[test]

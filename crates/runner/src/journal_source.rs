@@ -148,9 +148,16 @@ impl Source for JournalSource {
         self.read_pos = self.read_pos.max(self.read_end);
     }
 
-    /// The cursor only moves forward, and never past what was accepted.
+    /// The cursor only moves forward. A consumer whose effect reaches past what it was
+    /// handed (the cache's full index, which holds every event up to the seq it settled on)
+    /// takes the read position along: the events in between are not read and handed over
+    /// again, as after a restart, where the consumer's own cursor is where reading starts.
     async fn durable(&mut self, seq: u64) -> Result<u64, Self::Error> {
-        let n = seq.min(self.read_pos);
+        if seq > self.read_pos {
+            self.read_pos = seq;
+            self.read_end = self.read_end.max(seq);
+        }
+        let n = seq;
         if n <= self.cursor {
             return Ok(self.cursor);
         }

@@ -134,6 +134,8 @@ mod tests {
         hold: Option<Duration>,
         pending: Option<(u64, Instant)>,
         flushed: Arc<Mutex<bool>>,
+        /// On its first batch, claims its effect up to this seq (as a full rebuild does).
+        claim: Option<u64>,
     }
 
     impl Probe {
@@ -145,6 +147,7 @@ mod tests {
                 hold: None,
                 pending: None,
                 flushed: Arc::new(Mutex::new(false)),
+                claim: None,
             }
         }
     }
@@ -170,6 +173,9 @@ mod tests {
             let mut seen = self.seen.lock().expect("lock");
             seen.extend(batch.iter().map(|e| e.seq));
             let last = batch.last().map_or(0, |e| e.seq);
+            if let Some(claim) = self.claim.take() {
+                return Ok(Durable::Upto(claim.max(last)));
+            }
             match self.hold {
                 Some(d) => {
                     self.pending = Some((last, Instant::now() + d));
@@ -319,6 +325,29 @@ mod tests {
             *seen2.lock().expect("lock"),
             (21..=25).collect::<Vec<u64>>()
         );
+    }
+
+    #[tokio::test]
+    async fn a_consumer_claiming_past_its_batch_is_not_handed_those_events() {
+        // A full rebuild includes every event up to the seq it settled on: reading and
+        // handing over those events again would only cost (100,000 of them on a first start).
+        let mut rig = rig();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let head = append(&mut rig.journal, 20);
+        let mut probe = Probe::new(&seen);
+        probe.claim = Some(15);
+        let (signals, _, task) = start(&rig, probe);
+        rig.head.send_replace(head);
+        wait_for("the events after the claim", || {
+            seen.lock().expect("lock").last() == Some(&20)
+        })
+        .await;
+        signals.stop.cancel();
+        task.await.expect("join").expect("runner");
+        let mut want: Vec<u64> = (1..=7).collect();
+        want.extend(16..=20);
+        assert_eq!(*seen.lock().expect("lock"), want);
+        assert_eq!(rig.journal.cursor("probe").expect("cursor"), Some(20));
     }
 
     #[tokio::test]

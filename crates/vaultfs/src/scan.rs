@@ -17,7 +17,8 @@ use vaultkeeper_core::file::FileState;
 pub enum Probe {
     /// Same size, mtime and inode as the snapshot: not read again.
     Unchanged,
-    /// A regular file whose state differs from the snapshot (or that is new).
+    /// A regular file whose state differs from the snapshot (or that is new). Its hash is
+    /// empty for a new file a walk was told not to read (`hash_new` false).
     Present(FileState),
     /// No regular file there (missing, a folder, a symlink, ignored).
     Gone,
@@ -77,7 +78,16 @@ pub fn probe(root: &Path, rel: &str, prev: Option<&FileState>) -> Probe {
 
 /// [`probe`] with metadata already at hand (from the walk).
 pub fn probe_meta(abs: &Path, meta: &Metadata, prev: Option<&FileState>) -> Probe {
+    probe_meta_with(abs, meta, prev, true)
+}
+
+/// [`probe_meta`]; with `hash_new` false, a file the snapshot does not have is not read:
+/// it is [`Probe::Present`] with an empty hash (its one read comes when its event is built).
+fn probe_meta_with(abs: &Path, meta: &Metadata, prev: Option<&FileState>, hash_new: bool) -> Probe {
     let quick = quick_state(meta);
+    if prev.is_none() && !hash_new {
+        return Probe::Present(quick);
+    }
     if let Some(prev) = prev
         && prev.size == quick.size
         && prev.mtime_ns == quick.mtime_ns
@@ -125,20 +135,23 @@ pub fn relative(root: &Path, abs: &Path) -> Option<String> {
 
 /// Walks `start` (a folder of the vault, `""` for the root) on all cores, probing every
 /// file that is not ignored against `snapshot`. Symlinks are reported and not followed.
+/// With `hash_new` false, files the snapshot does not have are not read (see
+/// [`Probe::Present`]): a first scan, with nothing to pair them with, reads each file once.
 pub fn walk(
     root: &Path,
     start: &str,
     rules: &Arc<IgnoreRules>,
     snapshot: &Arc<BTreeMap<String, FileState>>,
+    hash_new: bool,
     on_found: impl FnMut(Found),
 ) {
-    walk_inner(root, start, rules, Some(snapshot), on_found);
+    walk_inner(root, start, rules, Some(snapshot), hash_new, on_found);
 }
 
 /// The walk of the whole vault for [`crate::list`]: files are found, never read (their
 /// probe is reported as [`Probe::Unchanged`]).
 pub(crate) fn walk_listing(root: &Path, rules: &Arc<IgnoreRules>, on_found: impl FnMut(Found)) {
-    walk_inner(root, "", rules, None, on_found);
+    walk_inner(root, "", rules, None, true, on_found);
 }
 
 /// The walk; with a snapshot each file is probed against it, without one it is only found.
@@ -147,6 +160,7 @@ fn walk_inner(
     start: &str,
     rules: &Arc<IgnoreRules>,
     snapshot: Option<&Arc<BTreeMap<String, FileState>>>,
+    hash_new: bool,
     mut on_found: impl FnMut(Found),
 ) {
     let start_abs: PathBuf = if start.is_empty() {
@@ -180,7 +194,7 @@ fn walk_inner(
                 Box::new(move |entry| {
                     let found = match entry {
                         Err(e) => walk_error(&root, &e),
-                        Ok(entry) => classify(&root, &entry, snapshot.as_deref()),
+                        Ok(entry) => classify(&root, &entry, snapshot.as_deref(), hash_new),
                     };
                     if let Some(found) = found {
                         let _ = tx.send(found);
@@ -242,6 +256,7 @@ fn classify(
     root: &Path,
     entry: &ignore::DirEntry,
     snapshot: Option<&BTreeMap<String, FileState>>,
+    hash_new: bool,
 ) -> Option<Found> {
     let path = entry.path();
     let Some(rel) = relative(root, path) else {
@@ -278,7 +293,7 @@ fn classify(
             ));
         }
     };
-    let probe = probe_meta(path, &meta, snapshot.get(&rel));
+    let probe = probe_meta_with(path, &meta, snapshot.get(&rel), hash_new);
     Some(Found::File(rel, probe))
 }
 

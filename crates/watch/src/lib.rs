@@ -702,7 +702,9 @@ impl WatchState {
         let mut skipped = Vec::new();
         let mut new_dirs = Vec::new();
         let mut unlistable: Vec<(String, String)> = Vec::new();
-        scan::walk(&self.root, "", &rules, &snapshot, |f| match f {
+        // A first scan has nothing to pair new files with (no file went): each file is read
+        // once, when its event is built, instead of also being hashed here.
+        scan::walk(&self.root, "", &rules, &snapshot, !first, |f| match f {
             Found::File(rel, probe) => {
                 progress.file();
                 match probe {

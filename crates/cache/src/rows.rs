@@ -1,0 +1,258 @@
+//! One file's rows for the cache's tables: every value computed first ([`NoteRows::new`], pure,
+//! so a full index runs it on its parser threads, link resolution included), then inserted
+//! ([`NoteRows::insert`]: binds and steps only, the one part that must run on the writer).
+//! Full-text writes of a batch wait in an [`FtsBatch`] until its end (see there why).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rusqlite::{Connection, params};
+
+use super::apply::{FileData, is_markdown};
+use super::parse::fts::FtsColumns;
+use super::parse::tokens::words_key;
+use super::parse::{ParsedNote, file_stem};
+use super::resolve::{fold, name_key, target_key};
+
+/// A file's rows, ready to insert.
+pub(crate) struct NoteRows {
+    path: String,
+    data: FileData,
+    parsed: Option<ParsedNote>,
+    name_key: String,
+    title: String,
+    title_from: &'static str,
+    title_key: String,
+    frontmatter: Option<String>,
+    aliases: String,
+    error: Option<String>,
+    /// Per tag of `parsed`, its folded form.
+    tag_keys: Vec<String>,
+    /// Per link of `parsed`, its target key and the path it resolves to.
+    links: Vec<(String, Option<String>)>,
+    /// Per field of `parsed`, its folded key.
+    field_keys: Vec<String>,
+}
+
+impl NoteRows {
+    /// Computes the rows of `path`; `resolve_link(src, target)` gives each link's target path.
+    pub(crate) fn new(
+        path: &str,
+        data: FileData,
+        parsed: Option<ParsedNote>,
+        resolve_link: &mut dyn FnMut(&str, &str) -> Option<String>,
+    ) -> NoteRows {
+        let md = is_markdown(path);
+        let (title, title_from) = match &parsed {
+            Some(p) => (p.title.clone(), p.title_from),
+            None if md => (file_stem(path).to_string(), "name"),
+            None => (path.rsplit('/').next().unwrap_or(path).to_string(), "name"),
+        };
+        let frontmatter = parsed
+            .as_ref()
+            .map(|p| &p.frontmatter)
+            .filter(|f| !f.is_null())
+            .map(|f| f.to_string());
+        let aliases = parsed
+            .as_ref()
+            .map(|p| serde_json::to_string(&p.aliases).unwrap_or_else(|_| "[]".into()))
+            .unwrap_or_else(|| "[]".into());
+        let error = join_errors(&data, parsed.as_ref());
+        let (tag_keys, links, field_keys) = match &parsed {
+            Some(p) => (
+                p.tags.iter().map(|t| fold(&t.tag)).collect(),
+                p.links
+                    .iter()
+                    .map(|l| (target_key(&l.target), resolve_link(path, &l.target)))
+                    .collect(),
+                p.fields.iter().map(|f| fold(&f.key)).collect(),
+            ),
+            None => Default::default(),
+        };
+        NoteRows {
+            path: path.to_string(),
+            name_key: name_key(path),
+            title_key: words_key(&title),
+            title,
+            title_from,
+            frontmatter,
+            aliases,
+            error,
+            data,
+            parsed,
+            tag_keys,
+            links,
+            field_keys,
+        }
+    }
+
+    /// Inserts the rows (inside the caller's transaction); the full-text row goes into `fts`
+    /// when given, else at once (a full index, whose ids only grow).
+    pub(crate) fn insert(
+        mut self,
+        tx: &Connection,
+        fts: Option<&mut FtsBatch>,
+    ) -> rusqlite::Result<()> {
+        let path = self.path.as_str();
+        let data = &self.data;
+        let parsed = self.parsed.as_mut();
+        tx.prepare_cached(
+            "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?
+        .execute(params![
+            path,
+            self.name_key,
+            self.title,
+            self.title_from,
+            self.frontmatter,
+            self.aliases,
+            i64::try_from(data.size).unwrap_or(i64::MAX),
+            data.mtime,
+            data.hash,
+            parsed
+                .as_ref()
+                .map(|p| i64::try_from(p.words).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+            is_markdown(path),
+            self.error,
+            self.title_key,
+        ])?;
+        let id = tx.last_insert_rowid();
+        let Some(p) = parsed else { return Ok(()) };
+        match fts {
+            Some(batch) => batch.insert(id, std::mem::take(&mut p.fts)),
+            None => insert_fts(tx, id, &p.fts)?,
+        }
+        let p = &*p;
+        tx.prepare_cached("INSERT INTO bodies(id, body) VALUES(?1, ?2)")?
+            .execute(params![id, p.body])?;
+        let mut st = tx.prepare_cached(
+            "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (t, key) in p.tags.iter().zip(&self.tag_keys) {
+            st.execute(params![path, t.tag, key, t.source, t.line])?;
+        }
+        let mut st = tx.prepare_cached(
+            "INSERT INTO links(path, target_raw, target, target_key, target_path, kind, heading, block, display, line)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for (l, (key, to)) in p.links.iter().zip(&self.links) {
+            st.execute(params![
+                path,
+                l.raw,
+                l.target,
+                key,
+                to,
+                l.kind.as_str(),
+                l.heading,
+                l.block,
+                l.display,
+                l.line
+            ])?;
+        }
+        let mut st = tx.prepare_cached(
+            "INSERT INTO headings(path, level, text, line) VALUES(?1, ?2, ?3, ?4)",
+        )?;
+        for h in &p.headings {
+            st.execute(params![path, h.level, h.text, h.line])?;
+        }
+        let mut st =
+            tx.prepare_cached("INSERT INTO blocks(path, block_id, line) VALUES(?1, ?2, ?3)")?;
+        for b in &p.blocks {
+            st.execute(params![path, b.id, b.line])?;
+        }
+        let mut st = tx.prepare_cached(
+            "INSERT INTO tasks(path, line, status, done, text) VALUES(?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for t in &p.tasks {
+            let done = matches!(t.status, 'x' | 'X');
+            st.execute(params![path, t.line, t.status.to_string(), done, t.text])?;
+        }
+        let mut st = tx.prepare_cached(
+            "INSERT INTO fields(path, key, key_fold, value, source, line) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (f, key) in p.fields.iter().zip(&self.field_keys) {
+            st.execute(params![path, f.key, key, f.value, f.source, f.line])?;
+        }
+        Ok(())
+    }
+}
+
+fn join_errors(data: &FileData, parsed: Option<&ParsedNote>) -> Option<String> {
+    let mut all: Vec<&str> = data.error.iter().map(String::as_str).collect();
+    if let Some(p) = parsed {
+        all.extend(p.errors.iter().map(String::as_str));
+    }
+    (!all.is_empty()).then(|| all.join("; "))
+}
+
+/// The full-text row of note `id` (terms made by the parser, see `parse::fts`).
+pub(crate) fn insert_fts(tx: &Connection, id: i64, c: &FtsColumns) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO notes_fts(rowid, title, aliases, fm, body) VALUES(?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, c.title, c.aliases, c.fm, c.body])?;
+    Ok(())
+}
+
+/// The full-text writes of one transaction, made at its end: deletions first, then insertions,
+/// each in rowid order. FTS5 keeps pending insertions in memory only while rowids grow; a
+/// deletion of a smaller rowid (the old row of an edited note, right after the previous
+/// note's new row) writes them out as a segment of their own first. Per event, that made one
+/// tiny segment per note and constant merging: 540 notes/s catching up after a burst, most of
+/// it in `fts5IndexFlush` and merges.
+#[derive(Default)]
+pub(crate) struct FtsBatch {
+    deletes: BTreeSet<i64>,
+    inserts: BTreeMap<i64, FtsColumns>,
+}
+
+impl FtsBatch {
+    /// Row `id` leaves the index (a row inserted in this batch is simply not inserted).
+    pub(crate) fn delete(&mut self, id: i64) {
+        if self.inserts.remove(&id).is_none() {
+            self.deletes.insert(id);
+        }
+    }
+
+    /// Row `id` gets these columns (after any deletion of `id` in this batch).
+    pub(crate) fn insert(&mut self, id: i64, columns: FtsColumns) {
+        self.inserts.insert(id, columns);
+    }
+
+    /// Makes the writes (inside the caller's transaction) and empties the batch.
+    pub(crate) fn write(&mut self, tx: &Connection) -> rusqlite::Result<()> {
+        let mut del = tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?;
+        for id in std::mem::take(&mut self.deletes) {
+            del.execute([id])?;
+        }
+        for (id, c) in std::mem::take(&mut self.inserts) {
+            insert_fts(tx, id, &c)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cols(body: &str) -> FtsColumns {
+        FtsColumns {
+            body: body.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_deletes_first_and_drops_rows_it_inserted_itself() {
+        let mut b = FtsBatch::default();
+        b.insert(7, cols("seven"));
+        b.delete(7);
+        b.delete(3);
+        b.insert(3, cols("three again"));
+        b.insert(9, cols("nine"));
+        assert_eq!(b.deletes.iter().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(b.inserts.keys().copied().collect::<Vec<_>>(), vec![3, 9]);
+    }
+}
