@@ -110,11 +110,7 @@ pub fn run(
     };
     for &n in sizes {
         let repo = work.join(format!("repo-{n}"));
-        std::fs::create_dir_all(&repo).map_err(|e| format!("{}: {e}", repo.display()))?;
-        git(&repo, &["init", "-q", "-b", "main"])?;
-        git(&repo, &["config", "user.name", "Bench"])?;
-        git(&repo, &["config", "user.email", "bench@example.org"])?;
-        git(&repo, &["config", "commit.gpgsign", "false"])?;
+        init_repo(&repo)?;
         let paths = write_notes(&repo, "notes", n, "v0")?;
         let setup = sh(&repo, "git add -A && git commit -q -m init")?;
         fig(
@@ -215,17 +211,22 @@ pub fn run(
     Ok(figures)
 }
 
+/// A new repository at `repo` with the bench's identity and no signing.
+fn init_repo(repo: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(repo).map_err(|e| format!("{}: {e}", repo.display()))?;
+    git(repo, &["init", "-q", "-b", "main"])?;
+    git(repo, &["config", "user.name", "Bench"])?;
+    git(repo, &["config", "user.email", "bench@example.org"])?;
+    git(repo, &["config", "commit.gpgsign", "false"])
+}
+
 /// `vaultkeeper commit` as a user runs it, the whole process, against a running daemon on a
 /// repository of `n` tracked notes (its quiet period long, so only the command commits):
 /// one changed file, already journaled, committed; median of `rounds`, alternating with
 /// `git add -A && git commit -q` of another changed file on the same repository.
 pub fn run_cli(work: &Path, bin: &str, n: usize, rounds: usize) -> Result<(), String> {
     let repo = work.join(format!("cli-{n}"));
-    std::fs::create_dir_all(&repo).map_err(|e| format!("{}: {e}", repo.display()))?;
-    git(&repo, &["init", "-q", "-b", "main"])?;
-    git(&repo, &["config", "user.name", "Bench"])?;
-    git(&repo, &["config", "user.email", "bench@example.org"])?;
-    git(&repo, &["config", "commit.gpgsign", "false"])?;
+    init_repo(&repo)?;
     let paths = write_notes(&repo, "notes", n, "v0")?;
     sh(&repo, "git add -A && git commit -q -m init")?;
     let state = work.join(format!("cli-{n}-state"));
