@@ -166,7 +166,7 @@ async fn next(mut c: Cursor) -> Option<(Item, Cursor)> {
         }
         // At the head, one client reads for all: the others find its batch in the window.
         let recent = c.source.recent.clone();
-        let _filling = if recent.at_end(c.pos) {
+        let filling = if recent.at_end(c.pos) {
             let guard = recent.filling.lock().await;
             if c.take_shared() {
                 continue;
@@ -199,7 +199,7 @@ async fn next(mut c: Cursor) -> Option<(Item, Cursor)> {
                 return None;
             }
         }
-        drop(_filling);
+        drop(filling);
         tokio::select! {
             _ = c.source.head.changed() => {}
             _ = c.source.stop.cancelled() => return None,

@@ -213,12 +213,7 @@ pub(crate) fn open_beside_daemon(path: &Path, busy: Duration) -> Result<Connecti
 /// is damaged (a `quick_check` runs on every open) or from another version: it starts empty
 /// instead, and the consumer, finding no cursor, rebuilds it from the vault.
 pub(crate) fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CacheError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    make_parent(path)?;
     let damage = match try_open(path, busy) {
         Ok(c) => {
             // A damaged page in the middle opens fine and reads as missing rows; the cache
@@ -241,25 +236,30 @@ pub(crate) fn open_rw(path: &Path, busy: Duration) -> Result<Connection, CacheEr
         "cache {} is damaged or unreadable ({damage}): rebuilding it from the vault",
         path.display()
     );
-    remove_db_files(path);
-    try_open(path, busy).map_err(|e| CacheError::db(path, e))
+    open_new(path, busy)
 }
 
 /// Opens (creating as needed) the cache for a full rebuild, without the integrity check of
 /// [`open_rw`]: the rebuild drops and makes every table again, so the check would read the
 /// whole file only to throw it away. A file that is not a database starts empty.
 pub(crate) fn open_for_rebuild(path: &Path, busy: Duration) -> Result<Connection, CacheError> {
+    make_parent(path)?;
+    match try_open(path, busy) {
+        Ok(c) => Ok(c),
+        Err(e) if is_busy(&e) => Err(CacheError::db(path, e)),
+        Err(_) => open_new(path, busy),
+    }
+}
+
+/// Makes the folder the cache lives in.
+fn make_parent(path: &Path) -> Result<(), CacheError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| CacheError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
     }
-    match try_open(path, busy) {
-        Ok(c) => Ok(c),
-        Err(e) if is_busy(&e) => Err(CacheError::db(path, e)),
-        Err(_) => open_new(path, busy),
-    }
+    Ok(())
 }
 
 /// Removes the cache's files and opens a new, empty one (after damage).
