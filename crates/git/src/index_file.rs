@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 use sha1::{Digest, Sha1};
 
+use crate::lock_owner;
+
+/// Where the new index is written while `index.lock` is held (git's own writers use the
+/// lock file itself; see [`lock_owner`] for why this one does not).
+const NEW_INDEX: &str = "index.vaultkeeper.new";
 const HASH_LEN: usize = 20;
 const HEADER_LEN: usize = 12;
 /// Stat fields (10 × u32), object id, flags: the fixed part of a v2 entry.
@@ -109,19 +114,37 @@ impl IndexFile {
     pub(crate) fn open(git_dir: &Path) -> std::io::Result<Open> {
         let path = git_dir.join("index");
         let lock_path = git_dir.join("index.lock");
-        let file = match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock_path)
-        {
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock_path)
+        };
+        let mut file = match create() {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Open::Locked),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if !lock_owner::take_back_orphan(&lock_path) {
+                    return Ok(Open::Locked);
+                }
+                match create() {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Ok(Open::Locked);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Err(e) => return Err(e),
         };
+        // Says who holds it, should this process die before letting go (see lock_owner).
+        let written = file.write_all(&lock_owner::marker());
         let lock = Lock {
             path: lock_path,
             file: Some(file),
         };
+        written?;
+        // A new index a killed vaultkeeper was writing; ours to remove while the lock is held.
+        let _ = std::fs::remove_file(git_dir.join(NEW_INDEX));
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -335,23 +358,27 @@ impl IndexFile {
         }
     }
 
-    /// Writes the new index into the lock and renames it over the index.
-    pub(crate) fn commit(mut self) -> std::io::Result<()> {
-        let bytes = self.encode();
-        let Some(mut file) = self.lock.file.take() else {
+    /// Writes the new index beside the lock, renames it over the index, then lets go of
+    /// the lock. git renames the lock itself; ours keeps saying who holds it to the end.
+    pub(crate) fn commit(self) -> std::io::Result<()> {
+        if self.lock.file.is_none() {
             return Err(std::io::Error::other("index.lock already released"));
-        };
+        }
+        let bytes = self.encode();
+        let new = self.path.with_file_name(NEW_INDEX);
         let written = (|| {
+            let mut file = std::fs::File::create(&new)?;
             file.write_all(&bytes)?;
             if let Ok(meta) = std::fs::metadata(&self.path) {
                 file.set_permissions(meta.permissions())?;
             }
             drop(file);
-            std::fs::rename(&self.lock.path, &self.path)
+            std::fs::rename(&new, &self.path)
         })();
         if written.is_err() {
-            let _ = std::fs::remove_file(&self.lock.path);
+            let _ = std::fs::remove_file(&new);
         }
+        // Dropping the lock removes index.lock.
         written
     }
 }
@@ -740,6 +767,78 @@ mod tests {
         // An unopened change drops its lock.
         drop(ready(&d.join(".git")));
         assert!(!d.join(".git/index.lock").exists());
+    }
+
+    /// Set by [`a_lock_left_by_a_killed_process_is_taken_back`] for the child it kills.
+    const HOLD_ENV: &str = "VAULTKEEPER_TEST_HOLD_INDEX_LOCK";
+
+    /// Opening takes the lock; in the child of the test below, it then holds it until killed.
+    #[test]
+    fn opening_takes_the_lock_until_dropped() {
+        let held = std::env::var_os(HOLD_ENV);
+        let t = tempfile::tempdir().expect("tempdir");
+        let git_dir = match &held {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                git(t.path(), &["init", "-q", "-b", "main"]);
+                t.path().join(".git")
+            }
+        };
+        let idx = ready(&git_dir);
+        assert!(git_dir.join("index.lock").exists());
+        if held.is_some() {
+            // The parent kills this process: the lock is never released.
+            std::fs::write(git_dir.join("child-holds-the-lock"), "").expect("write");
+            loop {
+                std::thread::park();
+            }
+        }
+        drop(idx);
+        assert!(!git_dir.join("index.lock").exists());
+    }
+
+    /// A vaultkeeper killed (OOM, power, `kill -9`) while it stages leaves `index.lock`
+    /// behind; unlike a foreign git's, that one is known to be ours and dead, and is removed.
+    #[test]
+    fn a_lock_left_by_a_killed_process_is_taken_back() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let d = t.path();
+        git(d, &["init", "-q", "-b", "main"]);
+        let git_dir = d.join(".git");
+        let mut child = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "index_file::tests::opening_takes_the_lock_until_dropped",
+                "--nocapture",
+            ])
+            .env(HOLD_ENV, &git_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the holder");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !git_dir.join("child-holds-the-lock").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never took the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+        assert!(git_dir.join("index.lock").exists(), "left behind");
+        let repo = git2::Repository::open(d).expect("repo");
+        assert_eq!(crate::safety::check(&repo), Ok(()));
+        assert!(!git_dir.join("index.lock").exists(), "removed");
+        drop(ready(&git_dir));
+        // A lock of a live process of ours (this one) is left alone, as a foreign one is.
+        let idx = ready(&git_dir);
+        assert!(matches!(crate::safety::check(&repo), Err(_)));
+        assert!(matches!(
+            IndexFile::open(&git_dir).expect("open"),
+            Open::Locked
+        ));
+        drop(idx);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod commit;
 pub mod config;
 mod index_file;
 pub mod init;
+mod lock_owner;
 pub mod message;
 pub mod mirror;
 pub mod push;

@@ -46,13 +46,13 @@ impl std::fmt::Display for Blocked {
             ),
             Blocked::IndexLocked { lock, age } if *age >= STALE_AFTER => write!(
                 f,
-                "{} exists, held for {}: probably stale (a git that was killed leaves it behind); if no git process is running, remove it by hand (vaultkeeper never removes it); waiting",
+                "{} exists, held for {}: probably stale (a git that was killed leaves it behind); if no git process is running, remove it by hand (vaultkeeper removes only a lock a vaultkeeper that died left behind); waiting",
                 lock.display(),
                 format_age(*age)
             ),
             Blocked::IndexLocked { lock, age } => write!(
                 f,
-                "{} exists, held for {}: another git process is using the index; waiting (the lock is never removed by vaultkeeper)",
+                "{} exists, held for {}: another git process is using the index; waiting (vaultkeeper removes only a lock a vaultkeeper that died left behind)",
                 lock.display(),
                 format_age(*age)
             ),
@@ -115,9 +115,13 @@ pub fn check(repo: &Repository) -> Result<(), Blocked> {
 /// can tell the two apart.
 pub const STALE_AFTER: Duration = Duration::from_secs(600);
 
-/// A foreign `index.lock` means another git is writing the index right now.
+/// A foreign `index.lock` means another git is writing the index right now; one left by
+/// a vaultkeeper that died is removed (see `lock_owner`).
 pub fn index_lock(git_dir: &Path) -> Result<(), Blocked> {
     let lock = git_dir.join("index.lock");
+    if crate::lock_owner::take_back_orphan(&lock) {
+        return Ok(());
+    }
     match std::fs::symlink_metadata(&lock) {
         Ok(meta) => {
             let age = meta
