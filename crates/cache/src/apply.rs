@@ -557,6 +557,9 @@ impl CacheState {
             requested = request.is_some(),
             "cache: full index done"
         );
+        // The index's page cache, FTS buffers and parsed notes are freed by now; without
+        // this the daemon would keep their pages for the rest of its run.
+        vaultkeeper_core::memory::release_freed();
         Ok(upto)
     }
 
@@ -1083,7 +1086,7 @@ fn reindex_conn(
         }
         tx.execute_batch(schema::SCHEMA).map_err(dbe)?;
         // Fewer, larger FTS segments while bulk loading (fewer merges).
-        tx.execute_batch("INSERT INTO notes_fts(notes_fts, rank) VALUES('hashsize', 67108864)")
+        tx.execute_batch("INSERT INTO notes_fts(notes_fts, rank) VALUES('hashsize', 16777216)")
             .map_err(dbe)?;
         let mut dirty = Dirty::default();
         let mut indexed = Indexed::new();

@@ -141,7 +141,7 @@ const READ_MMAP_BYTES: i64 = 256 * 1024 * 1024;
 
 /// Page cache while a full index writes its one big transaction, in KiB (keeps it off the
 /// disk until the commit).
-pub(crate) const BULK_CACHE_KIB: i64 = 65536;
+pub(crate) const BULK_CACHE_KIB: i64 = 16384;
 
 /// Raises (`true`) or lowers (`false`) `conn`'s page cache around a full index. Lowering also
 /// hands the index's pages back (`shrink_memory`), so they do not stay resident for the rest

@@ -19,5 +19,6 @@ pub mod child;
 pub mod consumer;
 pub mod event;
 pub mod file;
+pub mod memory;
 pub mod retry;
 pub mod status;

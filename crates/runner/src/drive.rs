@@ -37,6 +37,7 @@ pub async fn drive<C: Consumer, S: Source>(
         attempts: HashMap::new(),
         backoff,
         deadline_retry: None,
+        since_release: 0,
     };
     run.go(&signals).await
 }
@@ -55,7 +56,13 @@ struct Run<'s, C, S> {
     backoff: Backoff,
     /// After a failed deadline or flush: not before this.
     deadline_retry: Option<Instant>,
+    /// Events handled since freed memory was last handed back (see [`RELEASE_AFTER`]).
+    since_release: usize,
 }
+
+/// Once this many events were handled, catching up hands freed memory back to the system:
+/// a burst's parsed notes and buffers would otherwise stay mapped (see `memory::release_freed`).
+const RELEASE_AFTER: usize = 1000;
 
 enum Wake {
     Events,
@@ -179,6 +186,7 @@ impl<C: Consumer, S: Source> Run<'_, C, S> {
                         self.apply(d).await?;
                         self.backoff.reset();
                         self.read = end;
+                        self.since_release += batch.len();
                         self.update(|s| s.read = end);
                         self.report(None);
                         if self.source.wants_flush() {
@@ -223,6 +231,10 @@ impl<C: Consumer, S: Source> Run<'_, C, S> {
 
             // Caught up: replay dead letters someone asked to retry.
             self.replay_retries().await?;
+            if self.since_release >= RELEASE_AFTER {
+                self.since_release = 0;
+                vaultkeeper_core::memory::release_freed();
+            }
             if stopping {
                 return self.stop().await;
             }
