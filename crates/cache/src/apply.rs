@@ -567,7 +567,10 @@ impl CacheState {
         {
             tracing::warn!(error = %e, "cache: cannot optimize the full-text index");
         }
-        tracing::debug!(ms = optimized.elapsed().as_millis() as u64, "cache: full-text index optimized");
+        tracing::debug!(
+            ms = optimized.elapsed().as_millis() as u64,
+            "cache: full-text index optimized"
+        );
         // The index's page cache, FTS buffers and parsed notes are freed by now; without
         // this the daemon would keep their pages for the rest of its run.
         vaultkeeper_core::memory::release_freed();

@@ -92,7 +92,13 @@ impl Watcher {
         head: tokio::sync::watch::Sender<u64>,
         ready: tokio::sync::oneshot::Sender<Result<()>>,
     ) -> Result<Watcher> {
-        let journal = Journal::open(&paths.journal())?;
+        let mut journal = Journal::open(&paths.journal())?;
+        // The watcher is the one appender: its appends never wait for a checkpoint.
+        if let Err(e) =
+            journal.checkpoint_in_background(vaultkeeper_journal::CHECKPOINT_EVERY_BYTES)
+        {
+            tracing::warn!(error = %e, "journal: checkpoints stay in the appends");
+        }
         let snapshot = journal.load_files()?;
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue);
         let state_rel = paths.state_dir_in_vault();
