@@ -1026,9 +1026,14 @@ fn reindex_conn(
     let start = Instant::now();
     files.sort();
     files.dedup();
-    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
-    for f in &files {
-        by_key.entry(name_key(f)).or_default().push(f.clone());
+    // Name key -> the files with it, as indices into `files` (a copy of every path was 19 MB
+    // of a 100,000-note first start's peak).
+    let mut by_key: HashMap<String, Vec<u32>> = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        by_key
+            .entry(name_key(f))
+            .or_default()
+            .push(u32::try_from(i).unwrap_or(u32::MAX));
     }
     let threads = match cfg.reindex_threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -1069,7 +1074,11 @@ fn reindex_conn(
                             let held = if settling { d.held() } else { None };
                             let rows = NoteRows::new(rel, d, parsed, &mut |src, target| {
                                 resolve(src, target, &mut |k| {
-                                    by_key.get(k).cloned().unwrap_or_default()
+                                    by_key.get(k).map_or_else(Vec::new, |ids| {
+                                        ids.iter()
+                                            .filter_map(|&i| files.get(i as usize).cloned())
+                                            .collect()
+                                    })
                                 })
                             });
                             (rows, held, with_error)

@@ -713,20 +713,27 @@ impl WatchState {
         scan::walk(&self.root, "", &rules, &snapshot, !first, |f| match f {
             Found::File(rel, probe) => {
                 progress.file();
+                // Only paths the snapshot holds can be found gone below: a file new to it
+                // (every file of a first scan, 100,000 paths on a large vault) is not kept.
+                let known = snapshot.contains_key(&rel);
                 match probe {
                     Probe::Present(s) => {
-                        seen.insert(rel.clone());
+                        if known {
+                            seen.insert(rel.clone());
+                        }
                         present.push((rel, s));
                     }
-                    Probe::Unchanged => {
+                    Probe::Unchanged if known => {
                         seen.insert(rel);
                     }
                     Probe::Unreadable(m) => {
                         // Kept as it was: an unreadable file is not a deleted one.
-                        seen.insert(rel);
+                        if known {
+                            seen.insert(rel);
+                        }
                         skipped.push(m);
                     }
-                    Probe::Gone => {}
+                    Probe::Unchanged | Probe::Gone => {}
                 }
             }
             Found::Dir(d) => dirs.push(d),
