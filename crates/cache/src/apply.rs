@@ -1028,12 +1028,9 @@ fn reindex_conn(
     files.dedup();
     // Name key -> the files with it, as indices into `files` (a copy of every path was 19 MB
     // of a 100,000-note first start's peak).
-    let mut by_key: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
-        by_key
-            .entry(name_key(f))
-            .or_default()
-            .push(u32::try_from(i).unwrap_or(u32::MAX));
+        by_key.entry(name_key(f)).or_default().push(i);
     }
     let threads = match cfg.reindex_threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -1075,9 +1072,7 @@ fn reindex_conn(
                             let rows = NoteRows::new(rel, d, parsed, &mut |src, target| {
                                 resolve(src, target, &mut |k| {
                                     by_key.get(k).map_or_else(Vec::new, |ids| {
-                                        ids.iter()
-                                            .filter_map(|&i| files.get(i as usize).cloned())
-                                            .collect()
+                                        ids.iter().filter_map(|&i| files.get(i).cloned()).collect()
                                     })
                                 })
                             });

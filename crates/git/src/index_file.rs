@@ -84,20 +84,19 @@ pub(crate) struct IndexFile {
     changes: BTreeMap<Vec<u8>, Option<NewEntry>>,
     /// Folders removed whole (`a/b/`, with the slash).
     removed_dirs: Vec<Vec<u8>>,
-    lock: Lock,
+    /// Held until the commit or the drop: `index.lock` goes with it.
+    _lock: Lock,
 }
 
-/// `index.lock`, removed on drop unless it was renamed over the index.
+/// `index.lock`, held while this exists: removed on drop (the new index is renamed over the
+/// index beside it, see [`IndexFile::commit`]).
 struct Lock {
     path: PathBuf,
-    file: Option<std::fs::File>,
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -114,35 +113,21 @@ impl IndexFile {
     pub(crate) fn open(git_dir: &Path) -> std::io::Result<Open> {
         let path = git_dir.join("index");
         let lock_path = git_dir.join("index.lock");
-        let create = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&lock_path)
-        };
-        let mut file = match create() {
+        // A lock a vaultkeeper that died left behind is taken back by `safety::check`,
+        // which every commit runs before it gets here.
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+        {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                if !lock_owner::take_back_orphan(&lock_path) {
-                    return Ok(Open::Locked);
-                }
-                match create() {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        return Ok(Open::Locked);
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Open::Locked),
             Err(e) => return Err(e),
         };
+        let lock = Lock { path: lock_path };
         // Says who holds it, should this process die before letting go (see lock_owner).
-        let written = file.write_all(&lock_owner::marker());
-        let lock = Lock {
-            path: lock_path,
-            file: Some(file),
-        };
-        written?;
+        file.write_all(&lock_owner::marker())?;
+        drop(file);
         // A new index a killed vaultkeeper was writing; ours to remove while the lock is held.
         let _ = std::fs::remove_file(git_dir.join(NEW_INDEX));
         let data = match std::fs::read(&path) {
@@ -163,7 +148,7 @@ impl IndexFile {
                 ext_start,
                 changes: BTreeMap::new(),
                 removed_dirs: Vec::new(),
-                lock,
+                _lock: lock,
             }),
             Ok(Parsed::Conflicts) => Open::Conflicts,
             Err(why) => Open::Unsupported(why),
@@ -361,9 +346,6 @@ impl IndexFile {
     /// Writes the new index beside the lock, renames it over the index, then lets go of
     /// the lock. git renames the lock itself; ours keeps saying who holds it to the end.
     pub(crate) fn commit(self) -> std::io::Result<()> {
-        if self.lock.file.is_none() {
-            return Err(std::io::Error::other("index.lock already released"));
-        }
         let bytes = self.encode();
         let new = self.path.with_file_name(NEW_INDEX);
         let written = (|| {

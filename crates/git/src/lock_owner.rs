@@ -27,14 +27,20 @@ struct Owner {
 
 impl Owner {
     /// This process, or `None` where `/proc` cannot tell (then locks are never taken back).
-    fn current() -> Option<Owner> {
-        let pid = std::process::id();
-        Some(Owner {
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
-            boot: boot_id()?,
-            pid,
-            start: start_time(pid)?,
-        })
+    /// Read once: it cannot change while the process runs.
+    fn current() -> Option<&'static Owner> {
+        static CURRENT: std::sync::OnceLock<Option<Owner>> = std::sync::OnceLock::new();
+        CURRENT
+            .get_or_init(|| {
+                let pid = std::process::id();
+                Some(Owner {
+                    host: vaultkeeper_vaultfs::host_name(),
+                    boot: boot_id()?,
+                    pid,
+                    start: start_time(pid)?,
+                })
+            })
+            .as_ref()
     }
 
     fn encode(&self) -> String {
@@ -110,7 +116,7 @@ pub(crate) fn take_back_orphan(lock: &Path) -> bool {
     let Some(now) = Owner::current() else {
         return false;
     };
-    if !owner.is_dead(&now) {
+    if !owner.is_dead(now) {
         return false;
     }
     // The file read must still be the one at the path (not a lock taken meanwhile).
@@ -141,8 +147,8 @@ mod tests {
     fn a_marker_reads_back_and_this_process_is_alive() {
         let me = Owner::current().expect("/proc on Linux");
         let back = Owner::parse(&me.encode()).expect("parses");
-        assert_eq!(back, me);
-        assert!(!back.is_dead(&me));
+        assert_eq!(&back, me);
+        assert!(!back.is_dead(me));
     }
 
     #[test]
@@ -152,18 +158,18 @@ mod tests {
             boot: "another".into(),
             ..me.clone()
         };
-        assert!(other_boot.is_dead(&me));
+        assert!(other_boot.is_dead(me));
         let reused_pid = Owner {
             start: me.start + 1,
             ..me.clone()
         };
-        assert!(reused_pid.is_dead(&me));
+        assert!(reused_pid.is_dead(me));
         let elsewhere = Owner {
             host: "another-host".into(),
             boot: "another".into(),
             ..me.clone()
         };
-        assert!(!elsewhere.is_dead(&me), "a shared folder's other host");
+        assert!(!elsewhere.is_dead(me), "a shared folder's other host");
     }
 
     #[test]
