@@ -877,6 +877,114 @@ fn reindex_equals_consumer_result() {
     }
 }
 
+#[test]
+fn full_text_after_edits_renames_and_deletes_equals_a_fresh_reindex() {
+    // The full-text index keeps no text: a row leaves it by being handed its terms again,
+    // made from what the cache stores. Any term left behind, or taken from another row,
+    // shows in the vocabulary's counts against a fresh index of the same files.
+    let mut h = Harness::new();
+    let on_disk = |h: &Harness, p: &str, t: Option<&str>| {
+        let f = h.vault.join(p);
+        match t {
+            Some(t) => {
+                std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+                std::fs::write(&f, t).expect("write");
+            }
+            None => std::fs::remove_file(&f).expect("remove"),
+        }
+    };
+    let notes = [
+        (
+            "Named.md",
+            "no heading here, titled by its name\nshared words\n",
+        ),
+        (
+            "fm/Front.md",
+            "---\naliases: [Other Name, Third]\nrating: 4.5\ndone: true\nnested: {deep: Value}\n---\nbody of front\n",
+        ),
+        ("Plain.md", "# Heading Title\nshared words again\n"),
+        ("Bad.md", "---\nkey: [unclosed\n---\nbroken yaml body\n"),
+        ("gone/Doomed.md", "# Doomed\nwords that must go\n"),
+    ];
+    for (p, t) in notes {
+        on_disk(&h, p, Some(t));
+        h.write(p, t);
+    }
+    let rename = |h: &mut Harness, from: &str, to: &str| {
+        let hash: String = h
+            .conn()
+            .query_row("SELECT hash FROM notes WHERE path = ?1", [from], |r| {
+                r.get(0)
+            })
+            .expect("hash");
+        std::fs::create_dir_all(h.vault.join(to).parent().expect("parent")).expect("mkdir");
+        std::fs::rename(h.vault.join(from), h.vault.join(to)).expect("rename");
+        let mut e = h.event(Kind::Renamed, to, Some(from), None);
+        e.hash = Some(hash);
+        h.apply(&[e]);
+    };
+    // A note titled by its name gets the new name as its title, twice; one with a heading
+    // keeps its title.
+    rename(&mut h, "Named.md", "moved/Renamed Once.md");
+    rename(&mut h, "moved/Renamed Once.md", "Twice Renamed.md");
+    rename(&mut h, "Plain.md", "sub/Plain Moved.md");
+    // Edits, one of them in the same batch as a rename of the same note.
+    let fm2 = "---\naliases: [Fresh Alias]\n---\nnew front body\n";
+    on_disk(&h, "fm/Front.md", Some(fm2));
+    let e = h.event(Kind::Modified, "fm/Front.md", None, Some(fm2));
+    h.apply(&[e]);
+    let t2 = "# Twice\nedited then moved in one batch\n";
+    on_disk(&h, "Twice Renamed.md", Some(t2));
+    let hash = blake3::hash(t2.as_bytes()).to_hex().to_string();
+    let edit = h.event(Kind::Modified, "Twice Renamed.md", None, Some(t2));
+    std::fs::rename(h.vault.join("Twice Renamed.md"), h.vault.join("Final.md")).expect("mv");
+    let mut mv = h.event(Kind::Renamed, "Final.md", Some("Twice Renamed.md"), None);
+    mv.hash = Some(hash);
+    h.apply(&[edit, mv]);
+    on_disk(&h, "gone/Doomed.md", None);
+    let e = h.event(Kind::Deleted, "gone/Doomed.md", None, None);
+    h.apply(&[e]);
+
+    let files = vault_files(&h.vault).expect("walk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db2 = dir.path().join("fresh.db");
+    reindex(
+        &db2,
+        &h.vault,
+        files.into_iter(),
+        h.seq,
+        &CacheConfig::default(),
+    )
+    .expect("reindex");
+    let vocab = "SELECT term, doc, cnt FROM notes_vocab ORDER BY term";
+    let live = rows(&h.conn(), vocab);
+    assert_eq!(live, rows(&open_ro(&db2).expect("ro"), vocab));
+    let c = h.conn();
+    let term = "SELECT count(*) FROM notes_vocab WHERE term = ?1";
+    assert_eq!(count_p(&c, term, "doomed"), 0);
+    assert_eq!(count_p(&c, term, "twice"), 1);
+    for (word, path) in [
+        ("renamed", None),
+        ("third", None),
+        ("twice", Some("Final.md")),
+        ("fresh", Some("fm/Front.md")),
+        ("heading", Some("sub/Plain Moved.md")),
+    ] {
+        let hits: Vec<String> = c
+            .prepare("SELECT n.path FROM notes_fts f JOIN notes n ON n.id = f.rowid WHERE notes_fts MATCH ?1")
+            .expect("prepare")
+            .query_map([word], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            hits,
+            path.into_iter().map(str::to_string).collect::<Vec<_>>(),
+            "{word}"
+        );
+    }
+}
+
 fn rows(c: &Connection, sql: &str) -> Vec<Vec<String>> {
     let mut st = c.prepare(sql).expect("prepare");
     let n = st.column_count();

@@ -15,11 +15,10 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::parse::fts::fts_columns;
 use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem, parse_note};
 use super::resolve::{name_key, resolve};
-use super::rows::{FtsBatch, NoteRows};
+use super::rows::{FtsBatch, NoteRows, StoredText};
 use super::schema::{self, read_cursor, write_cursor};
 use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
@@ -186,25 +185,15 @@ pub(crate) fn insert_note(
 }
 
 /// Gives note `id` a new title in the full-text index. The index keeps no text, so the row is
-/// made again from what the cache stores (aliases, frontmatter, body).
+/// made again from what the cache stores (aliases, frontmatter, body); call it before the
+/// stored title changes, since the old row's terms are made from it.
 fn retitle_fts(tx: &Connection, id: i64, title: &str, fts: &mut FtsBatch) -> rusqlite::Result<()> {
-    let found: Option<(Option<String>, String, Option<String>)> = tx
-        .prepare_cached(
-            "SELECT n.frontmatter, n.aliases, b.body FROM notes n
-             LEFT JOIN bodies b ON b.id = n.id WHERE n.id = ?1",
-        )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    // No body: an attachment or a note indexed as metadata only, never in the index.
-    let Some((fm, aliases, Some(body))) = found else {
+    // No stored text: an attachment or a note indexed as metadata only, never in the index.
+    let Some(stored) = StoredText::read(tx, id)? else {
         return Ok(());
     };
-    let fm = fm
-        .and_then(|f| serde_json::from_str(&f).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let aliases: Vec<String> = serde_json::from_str(&aliases).unwrap_or_default();
-    fts.delete(id);
-    fts.insert(id, fts_columns(title, &aliases, &fm, &body));
+    fts.delete(tx, id)?;
+    fts.insert(id, stored.columns(Some(title)));
     Ok(())
 }
 
@@ -241,7 +230,7 @@ pub(crate) fn delete_note(
         tx.prepare_cached(&format!("DELETE FROM {t} WHERE path = ?1"))?
             .execute([path])?;
     }
-    fts.delete(row.id);
+    fts.delete(tx, row.id)?;
     tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
         .execute([row.id])?;
     tx.prepare_cached("DELETE FROM notes WHERE id = ?1")?
@@ -776,9 +765,9 @@ fn move_note(
         } else {
             new.rsplit('/').next().unwrap_or(new)
         };
+        retitle_fts(tx, row.id, title, fts)?;
         tx.prepare_cached("UPDATE notes SET title = ?2, title_key = ?3 WHERE id = ?1")?
             .execute(params![row.id, title, words_key(title)])?;
-        retitle_fts(tx, row.id, title, fts)?;
     }
     for t in CHILD_TABLES {
         tx.prepare_cached(&format!("UPDATE {t} SET path = ?2 WHERE path = ?1"))?

@@ -3,12 +3,12 @@
 //! ([`NoteRows::insert`]: binds and steps only, the one part that must run on the writer).
 //! Full-text writes of a batch wait in an [`FtsBatch`] until its end (see there why).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::apply::{FileData, is_markdown};
-use super::parse::fts::FtsColumns;
+use super::parse::fts::{FtsColumns, fts_columns};
 use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem};
 use super::resolve::{fold, name_key, target_key};
@@ -195,24 +195,80 @@ pub(crate) fn insert_fts(tx: &Connection, id: i64, c: &FtsColumns) -> rusqlite::
     Ok(())
 }
 
+/// What the cache stores of an indexed note, from which its full-text row was made: the index
+/// keeps no text (contentless), so deleting a row means handing FTS5 the same terms again.
+pub(crate) struct StoredText {
+    title: String,
+    frontmatter: serde_json::Value,
+    aliases: Vec<String>,
+    body: String,
+}
+
+impl StoredText {
+    /// Note `id`'s stored text, or None when it has no full-text row (an attachment, or a
+    /// note indexed as metadata only: those have no body).
+    pub(crate) fn read(tx: &Connection, id: i64) -> rusqlite::Result<Option<StoredText>> {
+        let found: Option<(String, Option<String>, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT n.title, n.frontmatter, n.aliases, b.body FROM notes n
+                 LEFT JOIN bodies b ON b.id = n.id WHERE n.id = ?1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let Some((title, fm, aliases, Some(body))) = found else {
+            return Ok(None);
+        };
+        // Both were written by `NoteRows::new` from the parse the row was made of.
+        let frontmatter = fm
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let aliases = serde_json::from_str(&aliases).unwrap_or_default();
+        Ok(Some(StoredText {
+            title,
+            frontmatter,
+            aliases,
+            body,
+        }))
+    }
+
+    /// The full-text columns this text makes under `title` (the stored one when None).
+    pub(crate) fn columns(&self, title: Option<&str>) -> FtsColumns {
+        let title = title.unwrap_or(&self.title);
+        fts_columns(title, &self.aliases, &self.frontmatter, &self.body)
+    }
+}
+
 /// The full-text writes of one transaction, made at its end: deletions first, then insertions,
-/// each in rowid order. FTS5 keeps pending insertions in memory only while rowids grow; a
-/// deletion of a smaller rowid (the old row of an edited note, right after the previous
-/// note's new row) writes them out as a segment of their own first. Per event, that made one
-/// tiny segment per note and constant merging: 540 notes/s catching up after a burst, most of
-/// it in `fts5IndexFlush` and merges.
+/// each in rowid order. FTS5 keeps pending writes in memory only while rowids grow; a write of
+/// a smaller rowid (the old row of an edited note, right after the previous note's new row)
+/// writes them out as a segment of their own first. Per event, that made one tiny segment per
+/// note and constant merging: 540 notes/s catching up after a burst, most of it in
+/// `fts5IndexFlush` and merges.
+///
+/// A deletion carries the row's old columns (FTS5's `delete` command on a contentless table).
+/// The table used to be `contentless_delete=1`, which deletes by rowid alone and keeps
+/// tombstones instead: a linear-probing hash per segment that every merge and every search
+/// consults for each posting it reads. A burst of edits to notes with consecutive ids fills
+/// consecutive slots, and those lookups were a quarter of catching up after a 10,000-edit
+/// burst, and made a search five times slower until the next optimize.
 #[derive(Default)]
 pub(crate) struct FtsBatch {
-    deletes: BTreeSet<i64>,
+    deletes: BTreeMap<i64, FtsColumns>,
     inserts: BTreeMap<i64, FtsColumns>,
 }
 
 impl FtsBatch {
-    /// Row `id` leaves the index (a row inserted in this batch is simply not inserted).
-    pub(crate) fn delete(&mut self, id: i64) {
-        if self.inserts.remove(&id).is_none() {
-            self.deletes.insert(id);
+    /// Row `id` leaves the index; its old terms come from what the cache stores of it, so call
+    /// this before its rows change. A row inserted in this batch is simply not inserted.
+    pub(crate) fn delete(&mut self, tx: &Connection, id: i64) -> rusqlite::Result<()> {
+        if self.inserts.remove(&id).is_some() || self.deletes.contains_key(&id) {
+            // Either not in the index yet, or already leaving it with the terms it holds.
+            return Ok(());
         }
+        if let Some(stored) = StoredText::read(tx, id)? {
+            self.deletes.insert(id, stored.columns(None));
+        }
+        Ok(())
     }
 
     /// Row `id` gets these columns (after any deletion of `id` in this batch).
@@ -222,9 +278,12 @@ impl FtsBatch {
 
     /// Makes the writes (inside the caller's transaction) and empties the batch.
     pub(crate) fn write(&mut self, tx: &Connection) -> rusqlite::Result<()> {
-        let mut del = tx.prepare_cached("DELETE FROM notes_fts WHERE rowid = ?1")?;
-        for id in std::mem::take(&mut self.deletes) {
-            del.execute([id])?;
+        let mut del = tx.prepare_cached(
+            "INSERT INTO notes_fts(notes_fts, rowid, title, aliases, fm, body)
+             VALUES('delete', ?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (id, c) in std::mem::take(&mut self.deletes) {
+            del.execute(params![id, c.title, c.aliases, c.fm, c.body])?;
         }
         for (id, c) in std::mem::take(&mut self.inserts) {
             insert_fts(tx, id, &c)?;
@@ -238,21 +297,67 @@ mod tests {
     use super::*;
 
     fn cols(body: &str) -> FtsColumns {
-        FtsColumns {
-            body: body.to_string(),
-            ..Default::default()
-        }
+        fts_columns("", &[], &serde_json::Value::Null, body)
+    }
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().expect("db");
+        c.execute_batch(crate::schema::SCHEMA).expect("schema");
+        c
+    }
+
+    /// A note as `NoteRows::insert` leaves it: its row, its body, its full-text row.
+    fn indexed(c: &Connection, id: i64, body: &str) {
+        c.execute(
+            "INSERT INTO notes(id, path, name_key, title, title_from, size, is_markdown)
+             VALUES(?1, ?2, '', '', 'name', 0, 1)",
+            params![id, format!("n{id}.md")],
+        )
+        .expect("note");
+        c.execute(
+            "INSERT INTO bodies(id, body) VALUES(?1, ?2)",
+            params![id, body],
+        )
+        .expect("body");
+        insert_fts(c, id, &cols(body)).expect("fts");
+    }
+
+    fn terms(c: &Connection) -> Vec<(String, i64)> {
+        c.prepare("SELECT term, doc FROM notes_vocab ORDER BY term")
+            .expect("vocab")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
     }
 
     #[test]
     fn a_batch_deletes_first_and_drops_rows_it_inserted_itself() {
+        let c = db();
+        indexed(&c, 3, "three");
         let mut b = FtsBatch::default();
         b.insert(7, cols("seven"));
-        b.delete(7);
-        b.delete(3);
+        b.delete(&c, 7).expect("delete 7");
+        b.delete(&c, 3).expect("delete 3");
         b.insert(3, cols("three again"));
         b.insert(9, cols("nine"));
-        assert_eq!(b.deletes.iter().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(b.deletes.keys().copied().collect::<Vec<_>>(), vec![3]);
         assert_eq!(b.inserts.keys().copied().collect::<Vec<_>>(), vec![3, 9]);
+    }
+
+    #[test]
+    fn a_deleted_row_leaves_none_of_its_terms_behind() {
+        let c = db();
+        indexed(&c, 1, "alpha shared");
+        indexed(&c, 2, "shared");
+        let mut b = FtsBatch::default();
+        b.delete(&c, 1).expect("delete");
+        b.insert(1, cols("beta shared"));
+        // Deleted again in the same batch: the terms leaving are still the indexed ones.
+        b.delete(&c, 1).expect("delete again");
+        b.insert(1, cols("gamma"));
+        b.delete(&c, 2).expect("delete 2");
+        b.write(&c).expect("write");
+        assert_eq!(terms(&c), vec![("gamma".to_string(), 1)]);
     }
 }

@@ -13,14 +13,16 @@ use super::CacheError;
 
 /// Current schema version; bump it with any change to [`SCHEMA`] (or to what the search
 /// tokenizer writes into `notes_fts`). Version 2: the tokenizer of `parse::tokens`, with
-/// aliases and frontmatter columns, and the original body in `bodies`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// aliases and frontmatter columns, and the original body in `bodies`. Version 3: `notes_fts`
+/// without `contentless_delete` (deletions hand FTS5 the old terms, see `rows::FtsBatch`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Every table and the FTS table of version [`SCHEMA_VERSION`] (indexes: [`INDEXES`]).
 ///
 /// `notes_fts` holds terms only (contentless): its columns get the text that
 /// `parse::tokens` made (words folded, CJK as bigrams, marked stems), which FTS5 splits on
-/// spaces alone, since every other character class is a token character. The original body,
+/// spaces alone, since every other character class is a token character. A row is deleted by
+/// giving FTS5 its terms again, made from what `notes` and `bodies` store of the note. The original body,
 /// for snippets, is in `bodies` (same id as `notes`); `notes_vocab` lists the index's terms
 /// (substring search looks words up there).
 pub(crate) const SCHEMA: &str = r#"
@@ -95,7 +97,7 @@ CREATE TABLE IF NOT EXISTS bodies(
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS notes_fts USING fts5(
     title, aliases, fm, body,
-    content = '', contentless_delete = 1,
+    content = '',
     tokenize = "unicode61 remove_diacritics 0 categories 'L* N* M* P* S* C*'"
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS notes_vocab USING fts5vocab(notes_fts, row);
