@@ -276,6 +276,9 @@ struct CacheState {
     settle: Limits,
 }
 
+/// Files a parser thread of a full index reads and parses before handing them to the writer.
+const PARSE_CHUNK: usize = 16;
+
 /// Lists the vault's files (relative paths with `/`) for a full reindex.
 pub type FileLister = Box<dyn FnMut(&Path) -> std::io::Result<Vec<String>> + Send>;
 
@@ -1037,7 +1040,10 @@ fn reindex_conn(
     let dbe = |e| CacheError::db(db, e);
     schema::bulk_cache(conn, true);
     let indexed = std::thread::scope(|s| -> Result<(), CacheError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<(usize, Loaded)>(512);
+        // Parsed files travel in chunks: one send per file woke the writer (or a parser) per
+        // file, and those futex wake-ups were a tenth of a full index.
+        let (sender, receiver) =
+            std::sync::mpsc::sync_channel::<Vec<(usize, Loaded)>>(512 / PARSE_CHUNK);
         let mut started = 0usize;
         for _ in 0..threads {
             let sender = sender.clone();
@@ -1046,28 +1052,37 @@ fn reindex_conn(
                 .name("vk-parse".into())
                 .spawn_scoped(s, move || {
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(rel) = files.get(i) else { break };
-                        // Everything but the SQLite calls happens here, off the writer,
-                        // link resolution included: the writer is the one serial part.
-                        let loaded = load_file(root, rel, max).map(|d| {
-                            let parsed = match (&d.text, is_markdown(rel)) {
-                                (Some(t), true) => Some(parse_note(rel, t)),
-                                _ => None,
-                            };
-                            let with_error = d.error.is_some()
-                                || parsed.as_ref().is_some_and(|p| !p.errors.is_empty());
-                            let held = if settling { d.held() } else { None };
-                            let rows = NoteRows::new(rel, d, parsed, &mut |src, target| {
-                                resolve(src, target, &mut |k| {
-                                    by_key.get(k).map_or_else(Vec::new, |ids| {
-                                        ids.iter().filter_map(|&i| files.get(i).cloned()).collect()
+                        let first = next.fetch_add(PARSE_CHUNK, Ordering::Relaxed);
+                        let end = files.len().min(first.saturating_add(PARSE_CHUNK));
+                        if first >= end {
+                            break;
+                        }
+                        let mut chunk = Vec::with_capacity(end - first);
+                        for (i, rel) in files.iter().enumerate().take(end).skip(first) {
+                            // Everything but the SQLite calls happens here, off the writer,
+                            // link resolution included: the writer is the one serial part.
+                            let loaded = load_file(root, rel, max).map(|d| {
+                                let parsed = match (&d.text, is_markdown(rel)) {
+                                    (Some(t), true) => Some(parse_note(rel, t)),
+                                    _ => None,
+                                };
+                                let with_error = d.error.is_some()
+                                    || parsed.as_ref().is_some_and(|p| !p.errors.is_empty());
+                                let held = if settling { d.held() } else { None };
+                                let rows = NoteRows::new(rel, d, parsed, &mut |src, target| {
+                                    resolve(src, target, &mut |k| {
+                                        by_key.get(k).map_or_else(Vec::new, |ids| {
+                                            ids.iter()
+                                                .filter_map(|&i| files.get(i).cloned())
+                                                .collect()
+                                        })
                                     })
-                                })
+                                });
+                                (rows, held, with_error)
                             });
-                            (rows, held, with_error)
-                        });
-                        if sender.send((i, loaded)).is_err() {
+                            chunk.push((i, loaded));
+                        }
+                        if sender.send(chunk).is_err() {
                             break;
                         }
                     }
@@ -1097,7 +1112,7 @@ fn reindex_conn(
             .map_err(dbe)?;
         let mut dirty = Dirty::default();
         let mut indexed = Indexed::new();
-        for (i, loaded) in receiver {
+        for (i, loaded) in receiver.into_iter().flatten() {
             let rel = &files[i];
             match loaded {
                 Ok((rows, held, with_error)) => {
