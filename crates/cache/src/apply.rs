@@ -24,6 +24,7 @@ use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind, Origin, extension_of};
+use vaultkeeper_journal::checkpoint::{Checkpointer, Pace};
 use vaultkeeper_vaultfs::Content;
 use vaultkeeper_vaultfs::ignore::IgnoreRules;
 
@@ -274,6 +275,37 @@ struct CacheState {
     unindexed: Arc<AtomicBool>,
     /// How long a full index waits for the watcher to catch up (see [`super::settle`]).
     settle: Limits,
+    /// Checkpoints the cache's WAL beside the writer (None: the writer's own autocheckpoint).
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Least time between two background checkpoints of the cache: every commit nudges the
+/// checkpointer, and a burst of commits is served by one checkpoint per gap.
+const CHECKPOINT_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Starts checkpointing `conn`'s database on a thread of its own and turns the connection's
+/// own checkpoints off; on any failure they stay on, as SQLite has them by default. The
+/// commit that crossed SQLite's mark used to copy the WAL while the writer waited: an eighth
+/// of the cache's time catching up after a burst of edits.
+fn checkpoint_beside(conn: &Connection, db: &Path) -> Option<Checkpointer> {
+    let pace = Pace {
+        every_bytes: 1,
+        gap: CHECKPOINT_GAP,
+    };
+    let started = Checkpointer::start(db, pace, "cache")
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map(|()| c)
+                .map_err(|e| e.to_string())
+        });
+    match started {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(path = %db.display(), error = %e, "cache: checkpoints stay in the writer");
+            None
+        }
+    }
 }
 
 /// Files a parser thread of a full index reads and parses before handing them to the writer.
@@ -334,6 +366,7 @@ impl CacheConsumer {
             .map_err(|e| CacheError::db(cache_db, e))?
             .is_none();
         let unindexed = Arc::new(AtomicBool::new(unindexed));
+        let checkpointer = checkpoint_beside(&conn, cache_db);
         let state = CacheState {
             conn,
             db_path: cache_db.to_path_buf(),
@@ -343,6 +376,7 @@ impl CacheConsumer {
             journal: None,
             unindexed: Arc::clone(&unindexed),
             settle: Limits::default(),
+            checkpointer,
         };
         Ok(CacheConsumer {
             state: Arc::new(Mutex::new(state)),
@@ -443,6 +477,19 @@ impl CacheState {
 
     /// Applies a batch in one transaction with the cursor (see [`CacheConsumer::apply`]).
     fn apply(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
+        let done = self.apply_batch(batch);
+        self.checkpoint_soon();
+        done
+    }
+
+    /// The WAL grew by a commit: the checkpointer copies it into the database soon.
+    fn checkpoint_soon(&mut self) {
+        if let Some(c) = &mut self.checkpointer {
+            c.wrote(1);
+        }
+    }
+
+    fn apply_batch(&mut self, batch: &[Event]) -> Result<Durable, ConsumerError> {
         let db = self.db_path.clone();
         let Some(max_seq) = batch.iter().map(|e| e.seq).max() else {
             return Ok(Durable::Unchanged);
@@ -563,6 +610,7 @@ impl CacheState {
             ms = optimized.elapsed().as_millis() as u64,
             "cache: full-text index optimized"
         );
+        self.checkpoint_soon();
         // The index's page cache, FTS buffers and parsed notes are freed by now; without
         // this the daemon would keep their pages for the rest of its run.
         vaultkeeper_core::memory::release_freed();
@@ -1192,6 +1240,41 @@ fn reindex_conn(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_wal_is_checkpointed_beside_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("cache.db");
+        let mut consumer = CacheConsumer::open(&db, None, &CacheConfig::default()).expect("open");
+        let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+        let before = size();
+        let batch: Vec<Event> = (1..=4u64)
+            .map(|i| {
+                let text = format!("# N{i}\n{}", "word ".repeat(20_000));
+                let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
+                let mut e = Event::builder(Kind::Created, format!("n{i}.md"))
+                    .read(text.len() as u64, Some(hash), Some(text))
+                    .source("v", "h")
+                    .origin(Origin::Watch)
+                    .build();
+                e.seq = i;
+                e
+            })
+            .collect();
+        consumer.apply(&batch).expect("apply");
+        // 400 KB of bodies committed: far below SQLite's own mark (1000 pages, 8 MiB), so only
+        // the checkpointer copies them into the database file.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while size() < before + 300 * 1024 {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint copied the WAL into {} ({} bytes)",
+                db.display(),
+                size()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     #[test]
     fn work_leaves_its_current_thread_runtime_free() {

@@ -1,11 +1,12 @@
-//! Checkpointing the journal's WAL on a thread and connection of its own, so that an append
-//! never waits for one.
+//! Checkpointing an SQLite database's WAL on a thread and connection of its own, so that a
+//! writer never waits for one. The journal's appender uses it, and so does the cache's writer.
 //!
-//! SQLite checkpoints in the committing connection by default: the append that crosses the
-//! mark copies the whole WAL into the database and fsyncs both, while the watcher waits (a
-//! fifth of the time of 100,000 appends, in the profile of the `journal` benchmark). Here the
-//! appender only counts what it wrote and nudges this thread, which runs a PASSIVE checkpoint:
-//! it never blocks the writer, and the WAL restarts from its start once a checkpoint caught up.
+//! SQLite checkpoints in the committing connection by default: the commit that crosses the
+//! mark copies the whole WAL into the database and fsyncs both, while the writer waits (a
+//! fifth of the time of 100,000 appends, in the profile of the `journal` benchmark, and an
+//! eighth of the cache catching up after a burst of edits). Here the writer only counts what
+//! it wrote and nudges this thread, which runs a PASSIVE checkpoint: it never blocks the
+//! writer, and the WAL restarts from its start once a checkpoint caught up.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -14,40 +15,54 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-/// The checkpointing thread, nudged by the appender; joined on drop.
-pub(crate) struct Checkpointer {
+/// The checkpointing thread, nudged by the writer; joined on drop.
+pub struct Checkpointer {
     nudge: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
-    /// Bytes appended since the last nudge (an estimate: bodies, paths, a row's overhead).
+    /// Bytes written since the last nudge (the writer's estimate).
     written: u64,
-    /// Nudge once this many bytes were appended.
+    /// Nudge once this many bytes were written.
     every: u64,
+    /// What the database is, for logs ("journal", "cache").
+    what: &'static str,
+}
+
+/// When checkpoints run (see [`Checkpointer::start`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Nudge once the writer reported this many bytes written ([`Checkpointer::wrote`]).
+    pub every_bytes: u64,
+    /// Least time between two checkpoints: nudges meanwhile are served by the next one.
+    pub gap: Duration,
 }
 
 impl Checkpointer {
     /// Opens a second connection to `path` (here, so that a failure is the caller's to
-    /// see) and starts the thread.
-    pub(crate) fn start(path: &Path, every: u64) -> std::io::Result<Checkpointer> {
+    /// see) and starts the thread. The caller then turns its own connection's
+    /// `wal_autocheckpoint` off.
+    pub fn start(path: &Path, pace: Pace, what: &'static str) -> std::io::Result<Checkpointer> {
         let conn = Connection::open(path)
             .and_then(|c| c.busy_timeout(Duration::from_secs(10)).map(|()| c))
             .map_err(std::io::Error::other)?;
         // One nudge pending is enough: the checkpoint it runs covers every later frame too.
         let (nudge, nudged) = std::sync::mpsc::sync_channel(1);
         let shown = path.display().to_string();
+        let gap = pace.gap;
         let thread = std::thread::Builder::new()
             .name("vk-checkpoint".into())
-            .spawn(move || run(&conn, &nudged, &shown))?;
+            .spawn(move || run(&conn, &nudged, &shown, gap, what))?;
         Ok(Checkpointer {
             nudge: Some(nudge),
             thread: Some(thread),
             written: 0,
-            every: every.max(1),
+            every: pace.every_bytes.max(1),
+            what,
         })
     }
 
-    /// Counts `bytes` appended; nudges the thread once enough were.
-    pub(crate) fn appended(&mut self, bytes: u64) {
-        self.written += bytes;
+    /// Counts `bytes` written by a commit; nudges the thread once enough were.
+    pub fn wrote(&mut self, bytes: u64) {
+        self.written = self.written.saturating_add(bytes);
         if self.written < self.every {
             return;
         }
@@ -57,7 +72,8 @@ impl Checkpointer {
                 Ok(()) | Err(TrySendError::Full(())) => {}
                 Err(TrySendError::Disconnected(())) => {
                     tracing::warn!(
-                        "journal: the checkpoint thread is gone; the WAL grows until restart"
+                        what = self.what,
+                        "the checkpoint thread is gone; the WAL grows until restart"
                     );
                 }
             }
@@ -75,22 +91,48 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: &Connection, nudged: &Receiver<()>, path: &str) {
-    while nudged.recv().is_ok() {
-        let started = std::time::Instant::now();
-        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
-        match done {
-            Ok((frames, copied)) => tracing::debug!(
-                path,
-                frames,
-                copied,
-                ms = started.elapsed().as_millis() as u64,
-                "journal checkpoint"
-            ),
-            // Busy or failed: the WAL only grows until the next nudge's checkpoint.
-            Err(e) => tracing::debug!(path, error = %e, "journal checkpoint did not run"),
+fn run(conn: &Connection, nudged: &Receiver<()>, path: &str, gap: Duration, what: &str) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut pending = false;
+    loop {
+        if !pending && nudged.recv().is_err() {
+            return;
         }
+        pending = false;
+        let started = std::time::Instant::now();
+        checkpoint(conn, path, what);
+        // Wait out the gap; a nudge meanwhile is served by a checkpoint right after it.
+        while let Some(rest) = gap.checked_sub(started.elapsed()).filter(|r| !r.is_zero()) {
+            match nudged.recv_timeout(rest) {
+                Ok(()) => pending = true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The writer is gone: what it wrote last is checkpointed before the end.
+                    if pending {
+                        checkpoint(conn, path, what);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn checkpoint(conn: &Connection, path: &str, what: &str) {
+    let started = std::time::Instant::now();
+    let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match done {
+        Ok((frames, copied)) => tracing::debug!(
+            what,
+            path,
+            frames,
+            copied,
+            ms = started.elapsed().as_millis() as u64,
+            "checkpoint"
+        ),
+        // Busy or failed: the WAL only grows until the next nudge's checkpoint.
+        Err(e) => tracing::debug!(what, path, error = %e, "checkpoint did not run"),
     }
 }

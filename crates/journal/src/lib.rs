@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use vaultkeeper_core::event::Event;
 pub use vaultkeeper_core::file::FileState;
-mod checkpoint;
+pub mod checkpoint;
 pub mod reader;
 pub use reader::JournalReader;
 
@@ -461,7 +461,7 @@ impl Journal {
         }
         tx.commit().map_err(e)?;
         if let Some(c) = &mut self.checkpointer {
-            c.appended(wal_bytes);
+            c.wrote(wal_bytes);
         }
         self.head()
     }
@@ -473,7 +473,11 @@ impl Journal {
         if self.checkpointer.is_some() {
             return Ok(());
         }
-        let started = checkpoint::Checkpointer::start(&self.path, every_bytes)?;
+        let pace = checkpoint::Pace {
+            every_bytes,
+            gap: std::time::Duration::ZERO,
+        };
+        let started = checkpoint::Checkpointer::start(&self.path, pace, "journal")?;
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(std::io::Error::other)?;
