@@ -494,6 +494,15 @@ impl Harness {
         }
     }
 
+    /// A consumer of the vault's own journal: it reads files from disk when an event has no
+    /// content, and its first batch indexes the vault from disk.
+    fn with_root() -> Harness {
+        let mut h = Harness::new();
+        h.consumer = CacheConsumer::open(&h.db, Some(h.vault.clone()), &CacheConfig::default())
+            .expect("open");
+        h
+    }
+
     fn event(&mut self, kind: Kind, path: &str, old: Option<&str>, content: Option<&str>) -> Event {
         self.seq += 1;
         let hash = content.map(|c| blake3::hash(c.as_bytes()).to_hex().to_string());
@@ -882,7 +891,7 @@ fn full_text_after_edits_renames_and_deletes_equals_a_fresh_reindex() {
     // The full-text index keeps no text: a row leaves it by being handed its terms again,
     // made from what the cache stores. Any term left behind, or taken from another row,
     // shows in the vocabulary's counts against a fresh index of the same files.
-    let mut h = Harness::new();
+    let mut h = Harness::with_root();
     let on_disk = |h: &Harness, p: &str, t: Option<&str>| {
         let f = h.vault.join(p);
         match t {
@@ -944,6 +953,37 @@ fn full_text_after_edits_renames_and_deletes_equals_a_fresh_reindex() {
     on_disk(&h, "gone/Doomed.md", None);
     let e = h.event(Kind::Deleted, "gone/Doomed.md", None, None);
     h.apply(&[e]);
+    // Batches large enough to be parsed ahead on parser threads: creates, then edits of
+    // them (one edited twice), deletions and an edit of an older note, all in one batch.
+    let many: Vec<Event> = (0..12)
+        .map(|i| {
+            let (p, t) = (
+                format!("many/M{i}.md"),
+                format!("# M{i}\nfirst{i} common\n"),
+            );
+            on_disk(&h, &p, Some(&t));
+            h.event(Kind::Created, &p, None, Some(&t))
+        })
+        .collect();
+    h.apply(&many);
+    let mut mixed = Vec::new();
+    for i in 0..12 {
+        let p = format!("many/M{i}.md");
+        if i % 4 == 0 {
+            on_disk(&h, &p, None);
+            mixed.push(h.event(Kind::Deleted, &p, None, None));
+        } else {
+            for round in 0..(1 + i % 2) {
+                let t = format!("# M{i}\nsecond{i} round{round} common\n");
+                on_disk(&h, &p, Some(&t));
+                mixed.push(h.event(Kind::Modified, &p, None, Some(&t)));
+            }
+        }
+    }
+    let t = "---\naliases: [Batch Alias]\n---\nfront edited zebra\n";
+    on_disk(&h, "fm/Front.md", Some(t));
+    mixed.push(h.event(Kind::Modified, "fm/Front.md", None, Some(t)));
+    h.apply(&mixed);
 
     let files = vault_files(&h.vault).expect("walk");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -967,7 +1007,10 @@ fn full_text_after_edits_renames_and_deletes_equals_a_fresh_reindex() {
         ("renamed", None),
         ("third", None),
         ("twice", Some("Final.md")),
-        ("fresh", Some("fm/Front.md")),
+        ("fresh", None),
+        ("zebra", Some("fm/Front.md")),
+        ("first3", None),
+        ("second3", Some("many/M3.md")),
         ("heading", Some("sub/Plain Moved.md")),
     ] {
         let hits: Vec<String> = c

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem, parse_note};
+use super::prepare::{self, PreparedNote};
 use super::resolve::{name_key, resolve};
 use super::rows::{FtsBatch, NoteRows, StoredText};
 use super::schema::{self, read_cursor, write_cursor};
@@ -519,16 +520,26 @@ impl CacheState {
         let new_cursor = cursor.map_or(max_seq, |c| c.max(max_seq));
         let cfg = self.cfg.clone();
         let mut dirty = Dirty::default();
-        for e in batch {
-            if let Some(c) = cursor
-                && e.seq <= c
-                && !snapshot_fills_in(&tx, e, c).map_err(dbe)?
-            {
-                continue;
+        // Redelivered events are not worth preparing: nearly all of them are skipped.
+        let fresh: Vec<bool> = batch
+            .iter()
+            .map(|e| cursor.is_none_or(|c| e.seq > c))
+            .collect();
+        let applied = prepare::alongside(&tx, batch, &fresh, &cfg, |prepared| {
+            for (i, e) in batch.iter().enumerate() {
+                if let Some(c) = cursor
+                    && e.seq <= c
+                    && !snapshot_fills_in(&tx, e, c).map_err(dbe)?
+                {
+                    continue;
+                }
+                let note = prepared.take(i, &mut dirty.fts);
+                apply_event(&tx, e, root.as_deref(), &cfg, &mut dirty, note)
+                    .map_err(|err| consumer_error(CacheError::db(&db, err), Some(e.seq)))?;
             }
-            apply_event(&tx, e, root.as_deref(), &cfg, &mut dirty)
-                .map_err(|err| consumer_error(CacheError::db(&db, err), Some(e.seq)))?;
-        }
+            Ok(())
+        });
+        applied.map_err(dbe)??;
         dirty.fts.write(&tx).map_err(dbe)?;
         reresolve(&tx, &dirty).map_err(dbe)?;
         write_cursor(&tx, new_cursor).map_err(dbe)?;
@@ -678,7 +689,7 @@ fn apply_remote(
             )
             .map_err(dbe)?;
         }
-        apply_event(&tx, e, None, cfg, &mut dirty).map_err(dbe)?;
+        apply_event(&tx, e, None, cfg, &mut dirty, None).map_err(dbe)?;
     }
     let dbe = |e| consumer_error(CacheError::db(db, e), None);
     dirty.fts.write(&tx).map_err(dbe)?;
@@ -757,9 +768,10 @@ fn apply_event(
     root: Option<&Path>,
     cfg: &CacheConfig,
     dirty: &mut Dirty,
+    prepared: Option<PreparedNote>,
 ) -> rusqlite::Result<()> {
     match e.event {
-        Kind::Created | Kind::Modified => upsert(tx, e, &e.file_path, root, cfg, dirty),
+        Kind::Created | Kind::Modified => upsert(tx, e, &e.file_path, root, cfg, dirty, prepared),
         Kind::Deleted => {
             if delete_note(tx, &e.file_path, &mut dirty.fts)? {
                 dirty.keys.insert(name_key(&e.file_path));
@@ -770,10 +782,10 @@ fn apply_event(
         Kind::Renamed => {
             let new = &e.file_path;
             let Some(old) = e.old_path.as_deref().filter(|o| o != new) else {
-                return upsert(tx, e, new, root, cfg, dirty);
+                return upsert(tx, e, new, root, cfg, dirty, None);
             };
             let Some(row) = get_row(tx, old)? else {
-                return upsert(tx, e, new, root, cfg, dirty);
+                return upsert(tx, e, new, root, cfg, dirty, None);
             };
             let same_content = e.hash.is_none() || e.hash == row.hash;
             if same_content && is_markdown(old) == is_markdown(new) {
@@ -790,7 +802,7 @@ fn apply_event(
                 delete_note(tx, old, &mut dirty.fts)?;
                 dirty.keys.insert(name_key(old));
                 dirty.sources.remove(old);
-                upsert(tx, e, new, root, cfg, dirty)
+                upsert(tx, e, new, root, cfg, dirty, None)
             }
         }
     }
@@ -827,6 +839,35 @@ fn move_note(
     Ok(())
 }
 
+/// The file data of an event that carries the file's content: the same outcome as a reindex
+/// reading the file from disk.
+pub(crate) fn event_data(e: &Event, text: &str, md: bool, cfg: &CacheConfig) -> FileData {
+    let (text, error) = if !md {
+        (None, None)
+    } else {
+        let len = text.len() as u64;
+        let content = if len > cfg.max_note_bytes {
+            Content::TooLarge
+        } else {
+            Content::of_bytes(text.as_bytes().to_vec())
+        };
+        note_text(content, len, cfg.max_note_bytes)
+    };
+    FileData {
+        size: e.size,
+        mtime: e.mtime.map(mtime_str),
+        hash: e.hash.clone().or_else(|| {
+            Some(
+                blake3::hash(e.content.as_deref().unwrap_or("").as_bytes())
+                    .to_hex()
+                    .to_string(),
+            )
+        }),
+        text,
+        error,
+    }
+}
+
 fn upsert(
     tx: &Connection,
     e: &Event,
@@ -834,6 +875,7 @@ fn upsert(
     root: Option<&Path>,
     cfg: &CacheConfig,
     dirty: &mut Dirty,
+    prepared: Option<PreparedNote>,
 ) -> rusqlite::Result<()> {
     let existing = get_row(tx, path)?;
     if let (Some(row), Some(h)) = (&existing, &e.hash)
@@ -842,40 +884,53 @@ fn upsert(
         return Ok(());
     }
     let md = is_markdown(path);
+    let (data, parsed) = match prepared {
+        Some(p) => (p.data, Some(p.parsed)),
+        None => match upsert_data(e, path, root, cfg, md) {
+            Some(data) => (data, None),
+            None => return Ok(()),
+        },
+    };
+    if let Some(row) = &existing
+        && data.hash.is_some()
+        && row.hash == data.hash
+    {
+        return Ok(());
+    }
+    if existing.is_some() {
+        delete_note(tx, path, &mut dirty.fts)?;
+    } else {
+        dirty.keys.insert(name_key(path));
+    }
+    let parsed = parsed.unwrap_or_else(|| match (&data.text, md) {
+        (Some(t), true) => Some(parse_note(path, t)),
+        _ => None,
+    });
+    if let Some(err) = &data.error {
+        tracing::warn!(path, error = %err, "cache: indexed with an error");
+    }
+    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts)?;
+    dirty.sources.insert(path.to_string());
+    Ok(())
+}
+
+/// What an upsert indexes of `path`: the event's content, else the file on disk, else
+/// metadata only; None when the file is gone since the event.
+fn upsert_data(
+    e: &Event,
+    path: &str,
+    root: Option<&Path>,
+    cfg: &CacheConfig,
+    md: bool,
+) -> Option<FileData> {
     let data = match (&e.content, root) {
-        (Some(text), _) => {
-            let (text, error) = if !md {
-                (None, None)
-            } else {
-                // Same outcome as a reindex reading the file from disk.
-                let len = text.len() as u64;
-                let content = if len > cfg.max_note_bytes {
-                    Content::TooLarge
-                } else {
-                    Content::of_bytes(text.as_bytes().to_vec())
-                };
-                note_text(content, len, cfg.max_note_bytes)
-            };
-            FileData {
-                size: e.size,
-                mtime: e.mtime.map(mtime_str),
-                hash: e.hash.clone().or_else(|| {
-                    Some(
-                        blake3::hash(e.content.as_deref().unwrap_or("").as_bytes())
-                            .to_hex()
-                            .to_string(),
-                    )
-                }),
-                text,
-                error,
-            }
-        }
+        (Some(text), _) => event_data(e, text, md, cfg),
         (None, Some(root)) => match load_file(root, path, cfg.max_note_bytes) {
             Ok(d) => d,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 // Gone since the event: a later event in the journal says where it went.
                 tracing::debug!(path, "cache: file vanished before indexing");
-                return Ok(());
+                return None;
             }
             Err(err) => {
                 tracing::warn!(path, error = %err, "cache: cannot read file, indexing metadata only");
@@ -896,27 +951,7 @@ fn upsert(
             error: md.then(|| "content not in the event: metadata only".to_string()),
         },
     };
-    if let Some(row) = &existing
-        && data.hash.is_some()
-        && row.hash == data.hash
-    {
-        return Ok(());
-    }
-    if existing.is_some() {
-        delete_note(tx, path, &mut dirty.fts)?;
-    } else {
-        dirty.keys.insert(name_key(path));
-    }
-    let parsed = match (&data.text, md) {
-        (Some(t), true) => Some(parse_note(path, t)),
-        _ => None,
-    };
-    if let Some(err) = &data.error {
-        tracing::warn!(path, error = %err, "cache: indexed with an error");
-    }
-    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts)?;
-    dirty.sources.insert(path.to_string());
-    Ok(())
+    Some(data)
 }
 
 /// Resolves again the links of touched notes and the links whose target name was touched.

@@ -20,6 +20,7 @@
 pub mod apply;
 pub mod graph;
 mod parse;
+mod prepare;
 pub mod query;
 mod reader;
 pub mod resolve;

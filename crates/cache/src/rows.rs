@@ -3,7 +3,7 @@
 //! ([`NoteRows::insert`]: binds and steps only, the one part that must run on the writer).
 //! Full-text writes of a batch wait in an [`FtsBatch`] until its end (see there why).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -195,6 +195,9 @@ pub(crate) fn insert_fts(tx: &Connection, id: i64, c: &FtsColumns) -> rusqlite::
     Ok(())
 }
 
+/// Title, frontmatter, aliases and body as the cache stores them.
+type StoredRow = (String, Option<String>, String, Option<String>);
+
 /// What the cache stores of an indexed note, from which its full-text row was made: the index
 /// keeps no text (contentless), so deleting a row means handing FTS5 the same terms again.
 pub(crate) struct StoredText {
@@ -208,27 +211,51 @@ impl StoredText {
     /// Note `id`'s stored text, or None when it has no full-text row (an attachment, or a
     /// note indexed as metadata only: those have no body).
     pub(crate) fn read(tx: &Connection, id: i64) -> rusqlite::Result<Option<StoredText>> {
-        let found: Option<(String, Option<String>, String, Option<String>)> = tx
+        let found = tx
             .prepare_cached(
                 "SELECT n.title, n.frontmatter, n.aliases, b.body FROM notes n
                  LEFT JOIN bodies b ON b.id = n.id WHERE n.id = ?1",
             )?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        let Some((title, fm, aliases, Some(body))) = found else {
-            return Ok(None);
-        };
+        Ok(found.and_then(StoredText::from_row))
+    }
+
+    /// The id and stored text of the note at `path` (see [`StoredText::read`]).
+    pub(crate) fn read_path(
+        tx: &Connection,
+        path: &str,
+    ) -> rusqlite::Result<Option<(i64, StoredText)>> {
+        let found: Option<(i64, StoredRow)> = tx
+            .prepare_cached(
+                "SELECT n.id, n.title, n.frontmatter, n.aliases, b.body FROM notes n
+                 LEFT JOIN bodies b ON b.id = n.id WHERE n.path = ?1",
+            )?
+            .query_row([path], |r| {
+                Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            })
+            .optional()?;
+        Ok(found.and_then(|(id, row)| StoredText::from_row(row).map(|t| (id, t))))
+    }
+
+    /// Bytes of text held (for bounding work in memory).
+    pub(crate) fn len(&self) -> usize {
+        self.body.len() + self.title.len()
+    }
+
+    fn from_row((title, fm, aliases, body): StoredRow) -> Option<StoredText> {
+        let body = body?;
         // Both were written by `NoteRows::new` from the parse the row was made of.
         let frontmatter = fm
             .and_then(|f| serde_json::from_str(&f).ok())
             .unwrap_or(serde_json::Value::Null);
         let aliases = serde_json::from_str(&aliases).unwrap_or_default();
-        Ok(Some(StoredText {
+        Some(StoredText {
             title,
             frontmatter,
             aliases,
             body,
-        }))
+        })
     }
 
     /// The full-text columns this text makes under `title` (the stored one when None).
@@ -255,6 +282,8 @@ impl StoredText {
 pub(crate) struct FtsBatch {
     deletes: BTreeMap<i64, FtsColumns>,
     inserts: BTreeMap<i64, FtsColumns>,
+    /// Terms of indexed rows made ahead of their deletion (see `prepare`).
+    known: HashMap<i64, FtsColumns>,
 }
 
 impl FtsBatch {
@@ -265,10 +294,21 @@ impl FtsBatch {
             // Either not in the index yet, or already leaving it with the terms it holds.
             return Ok(());
         }
-        if let Some(stored) = StoredText::read(tx, id)? {
-            self.deletes.insert(id, stored.columns(None));
+        let old = match self.known.remove(&id) {
+            Some(columns) => Some(columns),
+            None => StoredText::read(tx, id)?.map(|stored| stored.columns(None)),
+        };
+        if let Some(columns) = old {
+            self.deletes.insert(id, columns);
         }
         Ok(())
+    }
+
+    /// The terms indexed row `id` holds, made ahead from its stored text; used if it leaves
+    /// the index in this batch. Valid until the row's first deletion, as the stored text of
+    /// a row changes only after it (see `apply::retitle_fts`).
+    pub(crate) fn know(&mut self, id: i64, columns: FtsColumns) {
+        self.known.insert(id, columns);
     }
 
     /// Row `id` gets these columns (after any deletion of `id` in this batch).
@@ -288,6 +328,7 @@ impl FtsBatch {
         for (id, c) in std::mem::take(&mut self.inserts) {
             insert_fts(tx, id, &c)?;
         }
+        self.known.clear();
         Ok(())
     }
 }
