@@ -194,7 +194,7 @@ fn retitle_fts(tx: &Connection, id: i64, title: &str, fts: &mut FtsBatch) -> rus
     let Some(stored) = StoredText::read(tx, id)? else {
         return Ok(());
     };
-    fts.delete(tx, id)?;
+    fts.delete_stored(id, &stored);
     fts.insert(id, stored.columns(Some(title)));
     Ok(())
 }
@@ -842,6 +842,10 @@ fn move_note(
 /// The file data of an event that carries the file's content: the same outcome as a reindex
 /// reading the file from disk.
 pub(crate) fn event_data(e: &Event, text: &str, md: bool, cfg: &CacheConfig) -> FileData {
+    let hash = e
+        .hash
+        .clone()
+        .unwrap_or_else(|| blake3::hash(text.as_bytes()).to_hex().to_string());
     let (text, error) = if !md {
         (None, None)
     } else {
@@ -856,13 +860,7 @@ pub(crate) fn event_data(e: &Event, text: &str, md: bool, cfg: &CacheConfig) -> 
     FileData {
         size: e.size,
         mtime: e.mtime.map(mtime_str),
-        hash: e.hash.clone().or_else(|| {
-            Some(
-                blake3::hash(e.content.as_deref().unwrap_or("").as_bytes())
-                    .to_hex()
-                    .to_string(),
-            )
-        }),
+        hash: Some(hash),
         text,
         error,
     }

@@ -72,8 +72,8 @@ impl Prepared {
 }
 
 enum Job<'a> {
-    /// Event `i` of the batch creates or modifies a file, with its content.
-    Note(usize, &'a Event),
+    /// Event `i` of the batch creates or modifies a file, with this content.
+    Note(usize, &'a Event, &'a str),
     /// Note `id`, at the path of event `i`, leaves the full-text index: its terms are needed.
     Old(usize, i64, StoredText),
 }
@@ -106,7 +106,7 @@ pub(crate) fn alongside<R>(
     }
     for job in &jobs {
         match job {
-            Job::Note(i, _) => prepared.expect[*i].0 = true,
+            Job::Note(i, ..) => prepared.expect[*i].0 = true,
             Job::Old(i, ..) => prepared.expect[*i].1 = true,
         }
     }
@@ -149,7 +149,7 @@ fn jobs<'a>(tx: &Connection, batch: &'a [Event], fresh: &[bool]) -> rusqlite::Re
         match &e.content {
             Some(text) if upsert => {
                 bytes += text.len();
-                jobs.push(Job::Note(i, e));
+                jobs.push(Job::Note(i, e, text));
             }
             _ if upsert || e.event == Kind::Deleted => {}
             _ => continue,
@@ -166,10 +166,10 @@ fn jobs<'a>(tx: &Connection, batch: &'a [Event], fresh: &[bool]) -> rusqlite::Re
 
 fn run(job: &Job<'_>, cfg: &CacheConfig) -> Done {
     match job {
-        Job::Note(i, e) => {
+        Job::Note(i, e, text) => {
             let path = e.file_path.as_str();
             let md = is_markdown(path);
-            let data = event_data(e, e.content.as_deref().unwrap_or(""), md, cfg);
+            let data = event_data(e, text, md, cfg);
             let parsed = match (&data.text, md) {
                 (Some(t), true) => Some(parse_note(path, t)),
                 _ => None,

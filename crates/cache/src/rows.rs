@@ -290,8 +290,7 @@ impl FtsBatch {
     /// Row `id` leaves the index; its old terms come from what the cache stores of it, so call
     /// this before its rows change. A row inserted in this batch is simply not inserted.
     pub(crate) fn delete(&mut self, tx: &Connection, id: i64) -> rusqlite::Result<()> {
-        if self.inserts.remove(&id).is_some() || self.deletes.contains_key(&id) {
-            // Either not in the index yet, or already leaving it with the terms it holds.
+        if self.leaving(id) {
             return Ok(());
         }
         let old = match self.known.remove(&id) {
@@ -302,6 +301,23 @@ impl FtsBatch {
             self.deletes.insert(id, columns);
         }
         Ok(())
+    }
+
+    /// [`FtsBatch::delete`] of a row whose stored text the caller has read already.
+    pub(crate) fn delete_stored(&mut self, id: i64, stored: &StoredText) {
+        if !self.leaving(id) {
+            let columns = self
+                .known
+                .remove(&id)
+                .unwrap_or_else(|| stored.columns(None));
+            self.deletes.insert(id, columns);
+        }
+    }
+
+    /// True when row `id` needs no deletion: not in the index yet (inserted in this batch,
+    /// which is then dropped), or already leaving it with the terms it holds.
+    fn leaving(&mut self, id: i64) -> bool {
+        self.inserts.remove(&id).is_some() || self.deletes.contains_key(&id)
     }
 
     /// The terms indexed row `id` holds, made ahead from its stored text; used if it leaves
