@@ -194,7 +194,7 @@ fn retitle_fts(tx: &Connection, id: i64, title: &str, fts: &mut FtsBatch) -> rus
     let Some(stored) = StoredText::read(tx, id)? else {
         return Ok(());
     };
-    fts.delete_stored(id, &stored);
+    fts.delete_stored(id, &stored)?;
     fts.insert(id, stored.columns(Some(title)));
     Ok(())
 }
@@ -284,29 +284,20 @@ struct CacheState {
 /// checkpointer, and a burst of commits is served by one checkpoint per gap.
 const CHECKPOINT_GAP: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Starts checkpointing `conn`'s database on a thread of its own and turns the connection's
-/// own checkpoints off; on any failure they stay on, as SQLite has them by default. The
-/// commit that crossed SQLite's mark used to copy the WAL while the writer waited: an eighth
-/// of the cache's time catching up after a burst of edits.
+/// Starts checkpointing `conn`'s database on a thread of its own (see [`Checkpointer`]); on a
+/// failure the connection keeps its own checkpoints. The commit that crossed SQLite's mark
+/// used to copy the WAL while the writer waited: an eighth of the cache's time catching up
+/// after a burst of edits.
 fn checkpoint_beside(conn: &Connection, db: &Path) -> Option<Checkpointer> {
     let pace = Pace {
-        every_bytes: 1,
+        every_bytes: 0,
         gap: CHECKPOINT_GAP,
     };
-    let started = Checkpointer::start(db, pace, "cache")
-        .map_err(|e| e.to_string())
-        .and_then(|c| {
-            conn.pragma_update(None, "wal_autocheckpoint", 0)
-                .map(|()| c)
-                .map_err(|e| e.to_string())
-        });
-    match started {
-        Ok(c) => Some(c),
-        Err(e) => {
+    Checkpointer::start(conn, db, pace, "cache")
+        .map_err(|e| {
             tracing::warn!(path = %db.display(), error = %e, "cache: checkpoints stay in the writer");
-            None
-        }
-    }
+        })
+        .ok()
 }
 
 /// Files a parser thread of a full index reads and parses before handing them to the writer.
@@ -486,7 +477,7 @@ impl CacheState {
     /// The WAL grew by a commit: the checkpointer copies it into the database soon.
     fn checkpoint_soon(&mut self) {
         if let Some(c) = &mut self.checkpointer {
-            c.wrote(1);
+            c.nudge();
         }
     }
 
@@ -520,12 +511,7 @@ impl CacheState {
         let new_cursor = cursor.map_or(max_seq, |c| c.max(max_seq));
         let cfg = self.cfg.clone();
         let mut dirty = Dirty::default();
-        // Redelivered events are not worth preparing: nearly all of them are skipped.
-        let fresh: Vec<bool> = batch
-            .iter()
-            .map(|e| cursor.is_none_or(|c| e.seq > c))
-            .collect();
-        let applied = prepare::alongside(&tx, batch, &fresh, &cfg, |prepared| {
+        let applied = prepare::alongside(&tx, batch, cursor, &cfg, |prepared| {
             for (i, e) in batch.iter().enumerate() {
                 if let Some(c) = cursor
                     && e.seq <= c

@@ -84,13 +84,14 @@ enum Done {
 }
 
 /// Runs `write` (the writer's pass over `batch`) while parser threads prepare the upserts
-/// with content among its `fresh` events, and the terms of the notes they replace or delete.
+/// with content among its events past `cursor`, and the terms of the notes they replace or
+/// delete (redeliveries, at or below the cursor, are nearly all skipped: not worth it).
 /// Reads the stored text of those notes through `tx` first, so call it inside the batch's
 /// transaction, before any write.
 pub(crate) fn alongside<R>(
     tx: &Connection,
     batch: &[Event],
-    fresh: &[bool],
+    cursor: Option<u64>,
     cfg: &CacheConfig,
     write: impl FnOnce(&mut Prepared) -> R,
 ) -> rusqlite::Result<R> {
@@ -100,7 +101,7 @@ pub(crate) fn alongside<R>(
         notes: HashMap::new(),
         olds: HashMap::new(),
     };
-    let jobs = jobs(tx, batch, fresh)?;
+    let jobs = jobs(tx, batch, cursor)?;
     if jobs.len() < MIN_JOBS {
         return Ok(write(&mut prepared));
     }
@@ -120,13 +121,19 @@ pub(crate) fn alongside<R>(
     Ok(std::thread::scope(|s| {
         for _ in 0..threads {
             let (next, sender): (&AtomicUsize, Sender<Done>) = (&next, sender.clone());
-            s.spawn(move || {
-                while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if sender.send(run(job, cfg)).is_err() {
-                        break;
+            let spawned = std::thread::Builder::new()
+                .name("vk-prepare".into())
+                .spawn_scoped(s, move || {
+                    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if sender.send(run(job, cfg)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                });
+            if let Err(e) = spawned {
+                // With no thread at all the channel closes at once: the writer does it all.
+                tracing::debug!(error = %e, "cache: cannot start a thread to prepare a batch");
+            }
         }
         drop(sender);
         let out = write(&mut prepared);
@@ -137,12 +144,16 @@ pub(crate) fn alongside<R>(
 }
 
 /// The batch's jobs, in event order (the writer waits for them in that order).
-fn jobs<'a>(tx: &Connection, batch: &'a [Event], fresh: &[bool]) -> rusqlite::Result<Vec<Job<'a>>> {
+fn jobs<'a>(
+    tx: &Connection,
+    batch: &'a [Event],
+    cursor: Option<u64>,
+) -> rusqlite::Result<Vec<Job<'a>>> {
     let mut jobs = Vec::new();
     let mut bytes = 0usize;
     let mut replaced = HashSet::new();
     for (i, e) in batch.iter().enumerate() {
-        if !fresh.get(i).copied().unwrap_or(false) || bytes > MAX_BYTES {
+        if cursor.is_some_and(|c| e.seq <= c) || bytes > MAX_BYTES {
             continue;
         }
         let upsert = matches!(e.event, Kind::Created | Kind::Modified);

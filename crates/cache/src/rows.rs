@@ -211,14 +211,7 @@ impl StoredText {
     /// Note `id`'s stored text, or None when it has no full-text row (an attachment, or a
     /// note indexed as metadata only: those have no body).
     pub(crate) fn read(tx: &Connection, id: i64) -> rusqlite::Result<Option<StoredText>> {
-        let found = tx
-            .prepare_cached(
-                "SELECT n.title, n.frontmatter, n.aliases, b.body FROM notes n
-                 LEFT JOIN bodies b ON b.id = n.id WHERE n.id = ?1",
-            )?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
-        Ok(found.and_then(StoredText::from_row))
+        Ok(Self::read_where(tx, "n.id", &id)?.map(|(_, t)| t))
     }
 
     /// The id and stored text of the note at `path` (see [`StoredText::read`]).
@@ -226,12 +219,21 @@ impl StoredText {
         tx: &Connection,
         path: &str,
     ) -> rusqlite::Result<Option<(i64, StoredText)>> {
+        Self::read_where(tx, "n.path", &path)
+    }
+
+    /// The note whose `column` (of `notes n`) is `value`, with its id.
+    fn read_where(
+        tx: &Connection,
+        column: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> rusqlite::Result<Option<(i64, StoredText)>> {
         let found: Option<(i64, StoredRow)> = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT n.id, n.title, n.frontmatter, n.aliases, b.body FROM notes n
-                 LEFT JOIN bodies b ON b.id = n.id WHERE n.path = ?1",
-            )?
-            .query_row([path], |r| {
+                 LEFT JOIN bodies b ON b.id = n.id WHERE {column} = ?1"
+            ))?
+            .query_row([value], |r| {
                 Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
             })
             .optional()?;
@@ -290,34 +292,35 @@ impl FtsBatch {
     /// Row `id` leaves the index; its old terms come from what the cache stores of it, so call
     /// this before its rows change. A row inserted in this batch is simply not inserted.
     pub(crate) fn delete(&mut self, tx: &Connection, id: i64) -> rusqlite::Result<()> {
-        if self.leaving(id) {
-            return Ok(());
-        }
-        let old = match self.known.remove(&id) {
-            Some(columns) => Some(columns),
-            None => StoredText::read(tx, id)?.map(|stored| stored.columns(None)),
-        };
-        if let Some(columns) = old {
-            self.deletes.insert(id, columns);
-        }
-        Ok(())
+        self.leave(id, || {
+            Ok(StoredText::read(tx, id)?.map(|stored| stored.columns(None)))
+        })
     }
 
     /// [`FtsBatch::delete`] of a row whose stored text the caller has read already.
-    pub(crate) fn delete_stored(&mut self, id: i64, stored: &StoredText) {
-        if !self.leaving(id) {
-            let columns = self
-                .known
-                .remove(&id)
-                .unwrap_or_else(|| stored.columns(None));
-            self.deletes.insert(id, columns);
-        }
+    pub(crate) fn delete_stored(&mut self, id: i64, stored: &StoredText) -> rusqlite::Result<()> {
+        self.leave(id, || Ok(Some(stored.columns(None))))
     }
 
-    /// True when row `id` needs no deletion: not in the index yet (inserted in this batch,
-    /// which is then dropped), or already leaving it with the terms it holds.
-    fn leaving(&mut self, id: i64) -> bool {
-        self.inserts.remove(&id).is_some() || self.deletes.contains_key(&id)
+    /// Row `id` leaves the index with the terms it holds: those made ahead ([`FtsBatch::know`]),
+    /// else `old`. Nothing to do for a row not in the index yet (inserted in this batch,
+    /// which is then dropped) or already leaving it.
+    fn leave(
+        &mut self,
+        id: i64,
+        old: impl FnOnce() -> rusqlite::Result<Option<FtsColumns>>,
+    ) -> rusqlite::Result<()> {
+        if self.inserts.remove(&id).is_some() || self.deletes.contains_key(&id) {
+            return Ok(());
+        }
+        let columns = match self.known.remove(&id) {
+            Some(columns) => Some(columns),
+            None => old()?,
+        };
+        if let Some(columns) = columns {
+            self.deletes.insert(id, columns);
+        }
+        Ok(())
     }
 
     /// The terms indexed row `id` holds, made ahead from its stored text; used if it leaves

@@ -22,9 +22,9 @@ pub const SCHEMA_VERSION: i64 = 3;
 /// `notes_fts` holds terms only (contentless): its columns get the text that
 /// `parse::tokens` made (words folded, CJK as bigrams, marked stems), which FTS5 splits on
 /// spaces alone, since every other character class is a token character. A row is deleted by
-/// giving FTS5 its terms again, made from what `notes` and `bodies` store of the note. The original body,
-/// for snippets, is in `bodies` (same id as `notes`); `notes_vocab` lists the index's terms
-/// (substring search looks words up there).
+/// giving FTS5 its terms again, made from what `notes` and `bodies` store of the note. The
+/// original body, for snippets, is in `bodies` (same id as `notes`); `notes_vocab` lists the
+/// index's terms (substring search looks words up there).
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta(
     key TEXT PRIMARY KEY,

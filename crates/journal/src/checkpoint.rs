@@ -30,17 +30,23 @@ pub struct Checkpointer {
 /// When checkpoints run (see [`Checkpointer::start`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
-    /// Nudge once the writer reported this many bytes written ([`Checkpointer::wrote`]).
+    /// Nudge once the writer reported this many bytes written ([`Checkpointer::wrote`]); a
+    /// writer that calls [`Checkpointer::nudge`] after each commit instead leaves it at 0.
     pub every_bytes: u64,
     /// Least time between two checkpoints: nudges meanwhile are served by the next one.
     pub gap: Duration,
 }
 
 impl Checkpointer {
-    /// Opens a second connection to `path` (here, so that a failure is the caller's to
-    /// see) and starts the thread. The caller then turns its own connection's
-    /// `wal_autocheckpoint` off.
-    pub fn start(path: &Path, pace: Pace, what: &'static str) -> std::io::Result<Checkpointer> {
+    /// Takes the checkpoints of `writer`'s database (at `path`) over: opens a second
+    /// connection to it, starts the thread, then turns the writer's own checkpoints off. On
+    /// an error the writer keeps checkpointing as SQLite does by default.
+    pub fn start(
+        writer: &Connection,
+        path: &Path,
+        pace: Pace,
+        what: &'static str,
+    ) -> std::io::Result<Checkpointer> {
         let conn = Connection::open(path)
             .and_then(|c| c.busy_timeout(Duration::from_secs(10)).map(|()| c))
             .map_err(std::io::Error::other)?;
@@ -51,21 +57,30 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("vk-checkpoint".into())
             .spawn(move || run(&conn, &nudged, &shown, gap, what))?;
-        Ok(Checkpointer {
+        let started = Checkpointer {
             nudge: Some(nudge),
             thread: Some(thread),
             written: 0,
-            every: pace.every_bytes.max(1),
+            every: pace.every_bytes,
             what,
-        })
+        };
+        // Dropping `started` on an error ends its thread.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(std::io::Error::other)?;
+        Ok(started)
     }
 
     /// Counts `bytes` written by a commit; nudges the thread once enough were.
     pub fn wrote(&mut self, bytes: u64) {
         self.written = self.written.saturating_add(bytes);
-        if self.written < self.every {
-            return;
+        if self.written >= self.every {
+            self.nudge();
         }
+    }
+
+    /// Asks for a checkpoint soon (within the pace's gap).
+    pub fn nudge(&mut self) {
         self.written = 0;
         if let Some(nudge) = &self.nudge {
             match nudge.try_send(()) {

@@ -477,10 +477,7 @@ impl Journal {
             every_bytes,
             gap: std::time::Duration::ZERO,
         };
-        let started = checkpoint::Checkpointer::start(&self.path, pace, "journal")?;
-        self.conn
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(std::io::Error::other)?;
+        let started = checkpoint::Checkpointer::start(&self.conn, &self.path, pace, "journal")?;
         self.checkpointer = Some(started);
         Ok(())
     }
