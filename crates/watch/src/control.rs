@@ -4,12 +4,13 @@
 //! and will turn soon).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Mutex};
 
 use vaultkeeper_vaultfs::WatchConfig;
 
 use super::Msg;
+use super::queue;
 
 /// Requests left for the watcher when its queue was full.
 #[derive(Default)]
@@ -37,12 +38,12 @@ impl Requests {
 /// A handle to send control messages to a running watcher.
 #[derive(Clone)]
 pub struct Control {
-    tx: SyncSender<Msg>,
+    tx: queue::Sender,
     requests: Arc<Requests>,
 }
 
 impl Control {
-    pub(crate) fn new(tx: SyncSender<Msg>, requests: Arc<Requests>) -> Control {
+    pub(crate) fn new(tx: queue::Sender, requests: Arc<Requests>) -> Control {
         Control { tx, requests }
     }
 
@@ -73,7 +74,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_leaves_the_request_instead_of_blocking() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = queue::bounded(1);
         let requests = Arc::new(Requests::default());
         let control = Control::new(tx, Arc::clone(&requests));
         control.rescan("first");

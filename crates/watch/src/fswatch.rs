@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::TrySendError;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 
 use super::Msg;
+use super::queue;
 
 /// Why a folder could not be watched.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +32,7 @@ pub struct FsWatch {
 impl FsWatch {
     /// Starts notify; its callback only forwards into `tx`. When the channel is full the
     /// event is dropped and `overflow` set, which makes the watcher rescan: a gap is never silent.
-    pub fn new(tx: SyncSender<Msg>, overflow: Arc<AtomicBool>) -> notify::Result<FsWatch> {
+    pub(crate) fn new(tx: queue::Sender, overflow: Arc<AtomicBool>) -> notify::Result<FsWatch> {
         let inner =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 match tx.try_send(Msg::Fs(res)) {

@@ -25,6 +25,7 @@ pub mod fswatch;
 mod pending;
 mod polling;
 mod progress;
+mod queue;
 pub mod reconcile;
 pub mod settle;
 mod unlistable;
@@ -37,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -77,7 +78,7 @@ pub enum Msg {
 
 /// The running watcher thread.
 pub struct Watcher {
-    tx: SyncSender<Msg>,
+    tx: queue::Sender,
     requests: Arc<Requests>,
     thread: Option<JoinHandle<()>>,
 }
@@ -100,7 +101,7 @@ impl Watcher {
             tracing::warn!(error = %e, "journal: checkpoints stay in the appends");
         }
         let snapshot = journal.load_files()?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue);
+        let (tx, rx) = queue::bounded(cfg.queue);
         let state_rel = paths.state_dir_in_vault();
         let (rules, warnings) = IgnoreRules::for_vault(paths, &cfg);
         for w in warnings {
@@ -152,7 +153,7 @@ impl Watcher {
 
     /// Journals pending changes and stops; blocks until the thread has finished.
     pub fn stop(mut self) {
-        let _ = self.tx.send(Msg::Stop);
+        let _ = self.tx.send_past_bound(Msg::Stop);
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {
@@ -202,8 +203,8 @@ struct Listing {
 impl WatchState {
     fn run(
         &mut self,
-        rx: Receiver<Msg>,
-        tx: SyncSender<Msg>,
+        rx: queue::Receiver,
+        tx: queue::Sender,
         ready: tokio::sync::oneshot::Sender<Result<()>>,
     ) {
         if self.cfg.poll {
@@ -228,6 +229,8 @@ impl WatchState {
         if failed {
             return;
         }
+        // The first scan's listing and the events it built are freed by now.
+        vaultkeeper_core::memory::release_freed();
         info!(
             files = self.snapshot.len(),
             folders = self.fs.as_ref().map_or(0, FsWatch::len),
