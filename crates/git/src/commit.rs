@@ -7,6 +7,7 @@ use git2::build::TreeUpdateBuilder;
 use git2::{ErrorCode, FileMode, Mempack, Oid, Repository, Signature};
 
 use super::config::{GitConfig, GitError};
+use super::head_tree::HeadTree;
 use super::index_file::{self, IndexFile, NewEntry};
 use super::message::{self, Change, MessageVars};
 use super::safety::{self, Blocked};
@@ -458,11 +459,11 @@ impl Committer {
 
     /// Brings every pending path (folders expanded) into the index from the work tree and
     /// collects the tree updates against HEAD.
-    fn stage(
+    fn stage<'r>(
         &self,
-        repo: &Repository,
+        repo: &'r Repository,
         index: &mut Index,
-        base_tree: &git2::Tree<'_>,
+        base_tree: &git2::Tree<'r>,
         paths: &BTreeSet<String>,
         plain: PlainStaging,
     ) -> Result<Staging, CommitError> {
@@ -473,6 +474,7 @@ impl Committer {
             removed_dirs: Vec::new(),
             plain,
         };
+        let mut head = HeadTree::new(base_tree);
         for vpath in paths {
             // Folders removed whole: later paths under them are already gone from tree and index.
             if staging.removed_dirs.iter().any(|d| {
@@ -482,23 +484,23 @@ impl Committer {
             }) {
                 continue;
             }
-            self.stage_path(repo, index, base_tree, &mut staging, vpath)?;
+            self.stage_path(repo, index, &mut head, &mut staging, vpath)?;
         }
         Ok(staging)
     }
 
     /// Stages one path: added or updated when it is on disk, removed when it is gone.
-    fn stage_path(
+    fn stage_path<'r>(
         &self,
-        repo: &Repository,
+        repo: &'r Repository,
         index: &mut Index,
-        base_tree: &git2::Tree<'_>,
+        head: &mut HeadTree<'_, 'r>,
         staging: &mut Staging,
         vpath: &str,
     ) -> Result<(), CommitError> {
         let rpath = format!("{}{}", self.prefix, vpath);
         let rel = Path::new(&rpath);
-        let head_entry = base_tree.get_path(rel).ok().map(|e| (e.id(), e.filemode()));
+        let head_entry = head.entry(repo, &rpath);
         let before = index.get(&rpath);
         let present = match self.on_disk(vpath, rel, head_entry) {
             OnDisk::Present(meta) => Some(meta),

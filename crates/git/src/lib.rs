@@ -22,6 +22,7 @@
 
 pub mod commit;
 pub mod config;
+mod head_tree;
 mod index_file;
 pub mod init;
 mod lock_owner;
