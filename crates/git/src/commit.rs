@@ -479,7 +479,7 @@ impl Committer {
             removed_dirs: Vec::new(),
             plain,
         };
-        let mut head = HeadTree::new(base_tree);
+        let mut head = HeadTree::new(repo, base_tree);
         for vpath in paths {
             // Folders removed whole: later paths under them are already gone from tree and index.
             if staging.removed_dirs.iter().any(|d| {
@@ -495,17 +495,17 @@ impl Committer {
     }
 
     /// Stages one path: added or updated when it is on disk, removed when it is gone.
-    fn stage_path<'r>(
+    fn stage_path(
         &self,
-        repo: &'r Repository,
+        repo: &Repository,
         index: &mut Index,
-        head: &mut HeadTree<'_, 'r>,
+        head: &mut HeadTree<'_, '_>,
         staging: &mut Staging,
         vpath: &str,
     ) -> Result<(), CommitError> {
         let rpath = format!("{}{}", self.prefix, vpath);
         let rel = Path::new(&rpath);
-        let head_entry = head.entry(repo, &rpath);
+        let head_entry = head.entry(&rpath);
         let before = index.get(&rpath);
         let present = match self.on_disk(vpath, rel, head_entry) {
             OnDisk::Present(meta) => Some(meta),

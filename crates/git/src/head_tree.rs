@@ -11,21 +11,23 @@ use git2::{ObjectType, Oid, Repository, Tree};
 
 /// HEAD's tree and the folders of it read so far (`None`: not a folder in HEAD).
 pub(crate) struct HeadTree<'a, 'r> {
+    repo: &'r Repository,
     root: &'a Tree<'r>,
     folders: HashMap<String, Option<Tree<'r>>>,
 }
 
 impl<'a, 'r> HeadTree<'a, 'r> {
-    /// Lookups in `root`.
-    pub(crate) fn new(root: &'a Tree<'r>) -> HeadTree<'a, 'r> {
+    /// Lookups in `root`, a tree of `repo`.
+    pub(crate) fn new(repo: &'r Repository, root: &'a Tree<'r>) -> HeadTree<'a, 'r> {
         HeadTree {
+            repo,
             root,
             folders: HashMap::new(),
         }
     }
 
     /// The id and mode of the entry at repository path `rpath` (`/`-separated), if HEAD has one.
-    pub(crate) fn entry(&mut self, repo: &'r Repository, rpath: &str) -> Option<(Oid, i32)> {
+    pub(crate) fn entry(&mut self, rpath: &str) -> Option<(Oid, i32)> {
         // As `get_path`: a trailing `/` names the folder itself.
         let rpath = rpath.strip_suffix('/').unwrap_or(rpath);
         let (dir, name) = rpath.rsplit_once('/').unwrap_or(("", rpath));
@@ -33,20 +35,25 @@ impl<'a, 'r> HeadTree<'a, 'r> {
             return None;
         }
         let tree = if dir.is_empty() {
-            self.root
+            Some(self.root)
         } else {
-            let root = self.root;
-            self.folders
-                .entry(dir.to_string())
-                .or_insert_with(|| {
-                    root.get_path(Path::new(dir))
-                        .ok()
-                        .filter(|e| e.kind() == Some(ObjectType::Tree))
-                        .and_then(|e| repo.find_tree(e.id()).ok())
-                })
-                .as_ref()?
+            self.folder(dir)
         };
-        tree.get_name(name).map(|e| (e.id(), e.filemode()))
+        tree?.get_name(name).map(|e| (e.id(), e.filemode()))
+    }
+
+    /// The tree of folder `dir` in HEAD, read the first time it is asked for.
+    fn folder(&mut self, dir: &str) -> Option<&Tree<'r>> {
+        if !self.folders.contains_key(dir) {
+            let tree = self
+                .root
+                .get_path(Path::new(dir))
+                .ok()
+                .filter(|e| e.kind() == Some(ObjectType::Tree))
+                .and_then(|e| self.repo.find_tree(e.id()).ok());
+            self.folders.insert(dir.to_string(), tree);
+        }
+        self.folders.get(dir)?.as_ref()
     }
 }
 
@@ -93,7 +100,7 @@ mod tests {
             .head()
             .and_then(|h| h.peel_to_tree())
             .expect("head tree");
-        let mut head = HeadTree::new(&root);
+        let mut head = HeadTree::new(&repo, &root);
         for path in [
             "a.md",
             "d",
@@ -116,10 +123,10 @@ mod tests {
                 .map(|e| (e.id(), e.filemode()));
             // Twice: the second lookup comes from the folders already read.
             for _ in 0..2 {
-                assert_eq!(head.entry(&repo, path), expected, "{path:?}");
+                assert_eq!(head.entry(path), expected, "{path:?}");
             }
         }
-        assert!(head.entry(&repo, "d/e/c.md").is_some());
-        assert_eq!(head.entry(&repo, "f").map(|e| e.1), Some(0o100755));
+        assert!(head.entry("d/e/c.md").is_some());
+        assert_eq!(head.entry("f").map(|e| e.1), Some(0o100755));
     }
 }

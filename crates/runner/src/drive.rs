@@ -67,9 +67,10 @@ struct Run<'s, C, S> {
 /// a burst's parsed notes and buffers would otherwise stay mapped (see `memory::release_freed`).
 const RELEASE_AFTER: usize = 1000;
 
-/// Fewer events are handed back too once this long passed since the last time (and on the
-/// first catch-up of a run): an idle daemon then keeps none of what its last work freed
-/// (2.5 MB on the help vault after its first index), at one trim per 10 s at most.
+/// Fewer than [`RELEASE_AFTER`] events are handed back too, on the first catch-up of a run
+/// and once this long passed since the last time: an idle daemon then keeps none of what
+/// its last work freed (2.5 MB on the help vault after its first index), at one trim per
+/// 10 s at most.
 const RELEASE_EVERY: Duration = Duration::from_secs(10);
 
 enum Wake {
