@@ -333,7 +333,11 @@ fn a_damaged_journal_is_refused_kept_and_salvaged_then_the_vault_is_rescanned() 
     );
     for (path, state) in &files {
         let text = std::fs::read_to_string(v.path(path)).expect("read note");
-        assert_eq!(state.hash, hash(&text), "{path}");
+        assert_eq!(
+            vaultkeeper_core::file::hash_hex(state.hash.as_ref()),
+            hash(&text),
+            "{path}"
+        );
     }
     v.write("after.md", "after the salvage\n");
     let mut after = None;

@@ -25,6 +25,7 @@ use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
 use vaultkeeper_core::consumer::{Consumer, ConsumerError, Durable};
 use vaultkeeper_core::event::{Event, Kind, Origin, extension_of};
+use vaultkeeper_core::file::parse_hash;
 use vaultkeeper_journal::checkpoint::{Checkpointer, Pace};
 use vaultkeeper_vaultfs::Content;
 use vaultkeeper_vaultfs::ignore::IgnoreRules;
@@ -157,7 +158,7 @@ pub(crate) fn load_file(root: &Path, rel: &str, max: u64) -> std::io::Result<Fil
     Ok(FileData {
         size: read.size,
         mtime: read.mtime.map(mtime_str),
-        hash: Some(read.hash),
+        hash: Some(read.hash.to_hex().to_string()),
         text,
         error,
     })
@@ -167,7 +168,7 @@ impl FileData {
     /// What the index holds of this read, for settling (see [`super::settle`]).
     pub(crate) fn held(&self) -> Option<Held> {
         Some(Held {
-            hash: self.hash.clone()?,
+            hash: parse_hash(self.hash.as_deref()?)?,
             size: self.size,
             mtime: self.mtime.clone(),
         })

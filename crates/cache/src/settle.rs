@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use vaultkeeper_core::file::FileState;
+use vaultkeeper_core::file::{ContentHash, FileState};
 
 use super::CacheError;
 use super::apply::{Dirty, delete_note, insert_note, is_markdown, load_file, mtime_str};
@@ -57,8 +57,8 @@ impl Default for Limits {
 /// What the index holds for one file: its content hash and the stat it was read with.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Held {
-    /// blake3 hex of the content, as the watcher's snapshot has it.
-    pub hash: String,
+    /// blake3 of the content, as the watcher's snapshot has it.
+    pub hash: ContentHash,
     /// Size when read.
     pub size: u64,
     /// Modification time when read, as the cache stores it.
@@ -173,7 +173,7 @@ fn stat(root: &Path, path: &str) -> Option<(u64, Option<String>)> {
 fn differing(indexed: &Indexed, files: &BTreeMap<String, FileState>) -> Vec<String> {
     let mut out: Vec<String> = files
         .iter()
-        .filter(|(p, st)| indexed.get(*p).map(|h| &h.hash) != Some(&st.hash))
+        .filter(|(p, st)| indexed.get(*p).map(|h| Some(h.hash)) != Some(st.hash))
         .map(|(p, _)| p.clone())
         .collect();
     out.extend(indexed.keys().filter(|p| !files.contains_key(*p)).cloned());
@@ -232,6 +232,7 @@ mod tests {
 
     use super::*;
     use crate::{CacheConfig, CacheConsumer};
+    use vaultkeeper_core::file::hash_hex;
 
     /// A vault, its journal and a cache beside them.
     struct Setup {
@@ -266,10 +267,14 @@ mod tests {
                 size: text.len() as u64,
                 mtime_ns: 0,
                 ino: 0,
-                hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
+                hash: Some(blake3::hash(text.as_bytes())),
             };
             let mut events = [Event::builder(Kind::Created, rel)
-                .read(state.size, Some(state.hash.clone()), Some(text.to_string()))
+                .read(
+                    state.size,
+                    Some(hash_hex(state.hash.as_ref())),
+                    Some(text.to_string()),
+                )
                 .source("v", "h")
                 .origin(Origin::Watch)
                 .build()];
@@ -354,10 +359,10 @@ mod tests {
                 size: text.len() as u64,
                 mtime_ns: 0,
                 ino: 0,
-                hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
+                hash: Some(blake3::hash(text.as_bytes())),
             };
             let mut events = [Event::builder(Kind::Created, "b.md")
-                .hash(Some(state.hash.clone()))
+                .hash(Some(hash_hex(state.hash.as_ref())))
                 .source("v", "h")
                 .build()];
             journal

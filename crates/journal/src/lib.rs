@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use vaultkeeper_core::event::Event;
 pub use vaultkeeper_core::file::FileState;
+use vaultkeeper_core::file::{hash_hex, parse_hash};
 pub mod checkpoint;
 pub mod reader;
 pub use reader::JournalReader;
@@ -462,8 +463,14 @@ impl Journal {
             for change in snapshot {
                 match change {
                     SnapshotChange::Put(p, s) => {
-                        put.execute(params![p, s.size as i64, s.mtime_ns, s.ino as i64, s.hash])
-                            .map_err(e)?;
+                        put.execute(params![
+                            p,
+                            s.size as i64,
+                            s.mtime_ns,
+                            s.ino as i64,
+                            hash_hex(s.hash.as_ref())
+                        ])
+                        .map_err(e)?;
                     }
                     SnapshotChange::Remove(p) => {
                         remove.execute(params![p]).map_err(e)?;
@@ -734,7 +741,7 @@ impl Journal {
                         size: r.get::<_, i64>(1)? as u64,
                         mtime_ns: r.get(2)?,
                         ino: r.get::<_, i64>(3)? as u64,
-                        hash: r.get(4)?,
+                        hash: parse_hash(r.get_ref(4)?.as_str().unwrap_or_default()),
                     },
                 ))
             })
@@ -919,7 +926,7 @@ mod tests {
                         size: 1,
                         mtime_ns: 2,
                         ino: 3,
-                        hash: "h".into(),
+                        hash: Some(vaultkeeper_core::file::ContentHash::from([7; 32])),
                     },
                 )],
             )

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use vaultkeeper_core::event::{Event, EventBuilder, Kind};
+use vaultkeeper_core::file::ContentHash;
 
 /// What a file's bytes are, under the one text/binary/size rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +45,8 @@ impl Content {
 /// One read of a file: its hash, size, modification time and content.
 #[derive(Debug, Clone)]
 pub struct FileRead {
-    /// blake3 hex.
-    pub hash: String,
+    /// blake3 of the bytes.
+    pub hash: ContentHash,
     /// Bytes read.
     pub size: u64,
     /// Modification time from the open file's metadata, when the platform gives one.
@@ -67,7 +68,11 @@ impl FileRead {
     /// hash, modification time and text (only [`Content::Text`] travels in events).
     pub fn event(self, kind: Kind, path: impl Into<String>) -> EventBuilder {
         Event::builder(kind, path)
-            .read(self.size, Some(self.hash), self.content.into_text())
+            .read(
+                self.size,
+                Some(self.hash.to_hex().to_string()),
+                self.content.into_text(),
+            )
             .mtime(self.mtime)
     }
 }
@@ -104,7 +109,7 @@ pub fn read_file(abs: &Path, max_content: u64) -> std::io::Result<FileRead> {
         }
     }
     Ok(FileRead {
-        hash: hasher.finalize().to_hex().to_string(),
+        hash: hasher.finalize(),
         size,
         mtime,
         content: kept.map_or(Content::TooLarge, Content::of_bytes),
@@ -122,7 +127,7 @@ mod tests {
         std::fs::write(&p, "hello").expect("write");
         let r = read_file(&p, 100).expect("read");
         assert_eq!(r.text(), Some("hello"));
-        assert_eq!(r.hash, blake3::hash(b"hello").to_hex().to_string());
+        assert_eq!(r.hash, blake3::hash(b"hello"));
         assert!(r.mtime.is_some());
         let r = read_file(&p, 3).expect("read");
         assert_eq!(r.text(), None, "over the limit: no content");

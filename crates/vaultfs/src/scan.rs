@@ -32,7 +32,7 @@ pub fn quick_state(meta: &Metadata) -> FileState {
         size: meta.len(),
         mtime_ns: mtime_ns(meta),
         ino: inode(meta),
-        hash: String::new(),
+        hash: None,
     }
 }
 
@@ -99,7 +99,7 @@ fn probe_meta_with(abs: &Path, meta: &Metadata, prev: Option<&FileState>, hash_n
     match read_file(abs, 0) {
         Ok(read) => Probe::Present(FileState {
             size: read.size,
-            hash: read.hash,
+            hash: Some(read.hash),
             ..quick
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probe::Gone,

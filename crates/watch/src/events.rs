@@ -27,7 +27,7 @@ pub(crate) struct Built {
 impl EventSource {
     fn deleted(&self, path: &str, prev: Option<&FileState>, origin: Origin) -> Event {
         Event::builder(Kind::Deleted, path)
-            .hash(prev.map(|p| p.hash.clone()))
+            .hash(prev.and_then(|p| p.hash).map(|h| h.to_hex().to_string()))
             .source(&self.vault, &self.host)
             .origin(origin)
             .build()
@@ -54,7 +54,7 @@ impl EventSource {
         let abs = root.join(&change.path);
         match vaultkeeper_vaultfs::read_file(&abs, max_content) {
             Ok(read) => {
-                let (size, hash) = (read.size, read.hash.clone());
+                let (size, hash) = (read.size, Some(read.hash));
                 // The event's mtime is the snapshot's, so both agree on what was seen.
                 let e = read
                     .event(change.kind, change.path.as_str())

@@ -64,6 +64,10 @@ use vaultkeeper_vaultfs::scan::{Found, Probe};
 /// Events journaled per transaction when a scan finds many changes.
 const CHUNK: usize = 1000;
 
+/// The fewest new paths that make the snapshot's tree worth building again: below it the
+/// half-empty nodes cost less than a few hundred KiB.
+const PACK_MIN: usize = 4096;
+
 /// A message to the watcher thread.
 pub enum Msg {
     /// A notification from the kernel.
@@ -119,6 +123,7 @@ impl Watcher {
             rules: Arc::new(rules),
             journal,
             snapshot: Arc::new(snapshot),
+            grown: 0,
             fs: None,
             polling: Polling::default(),
             pending: Pending::new(),
@@ -171,6 +176,8 @@ struct WatchState {
     rules: Arc<IgnoreRules>,
     journal: Journal,
     snapshot: Arc<BTreeMap<String, FileState>>,
+    /// Paths added to `snapshot` since its nodes were last packed (see [`Self::pack_snapshot`]).
+    grown: usize,
     /// Who events are from.
     source: EventSource,
     /// The notify watches; `None` when polling only.
@@ -804,19 +811,19 @@ impl WatchState {
     }
 
     fn apply(&mut self, diff: Diff, origin: Origin) -> Result<()> {
-        if !diff.silent.is_empty() {
-            let changes: Vec<SnapshotChange> = diff
-                .silent
+        let Diff { changes, silent } = diff;
+        if !silent.is_empty() {
+            let changes: Vec<SnapshotChange> = silent
                 .iter()
                 .map(|(p, s)| SnapshotChange::Put(p.clone(), s.clone()))
                 .collect();
             self.journal.append(&mut [], &changes)?;
             let snap = Arc::make_mut(&mut self.snapshot);
-            for (p, s) in diff.silent {
-                snap.insert(p, s);
+            for (p, s) in silent {
+                self.grown += usize::from(snap.insert(p, s).is_none());
             }
         }
-        for chunk in diff.changes.chunks(CHUNK) {
+        for chunk in changes.chunks(CHUNK) {
             let mut built = Built::default();
             for change in chunk {
                 self.source.build(
@@ -843,7 +850,7 @@ impl WatchState {
             for c in snap_changes {
                 match c {
                     SnapshotChange::Put(p, s) => {
-                        snap.insert(p, s);
+                        self.grown += usize::from(snap.insert(p, s).is_none());
                     }
                     SnapshotChange::Remove(p) => {
                         snap.remove(&p);
@@ -855,7 +862,24 @@ impl WatchState {
             }
             self.head.send_replace(head);
         }
+        // Journaled: freed before the snapshot is packed, or both would make the peak.
+        drop(changes);
+        self.pack_snapshot();
         Ok(())
+    }
+
+    /// Builds the snapshot's tree again, full, once it has grown by half since it was last
+    /// built. A `BTreeMap` filled one insert at a time in key order (every path of a first
+    /// scan) splits each full node in two and never refills the left half, so its nodes
+    /// stay about half full: 17 MB of nodes for 102,000 files, against 9 MB when built from
+    /// sorted entries at once (heaptrack, live heap of a settled daemon).
+    fn pack_snapshot(&mut self) {
+        if self.grown < PACK_MIN.max(self.snapshot.len() / 2) {
+            return;
+        }
+        self.grown = 0;
+        let snap = Arc::make_mut(&mut self.snapshot);
+        *snap = std::mem::take(snap).into_iter().collect();
     }
 }
 

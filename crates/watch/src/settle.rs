@@ -172,7 +172,7 @@ mod tests {
             size: 1,
             mtime_ns: 1,
             ino,
-            hash: "h".into(),
+            hash: None,
         }
     }
 
