@@ -22,6 +22,10 @@ use unicode_normalization::UnicodeNormalization;
 
 /// NFC, then lower case: the form in which names and paths compare.
 pub fn fold(s: &str) -> String {
+    // ASCII is already NFC, and its lower case is ASCII's: most paths, tags and keys are.
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     s.nfc().collect::<String>().to_lowercase()
 }
 
