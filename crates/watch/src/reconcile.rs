@@ -62,12 +62,15 @@ pub fn diff(
         .collect();
     gone_states.sort_by(|a, b| a.0.cmp(&b.0));
     let mut by_ino: HashMap<u64, usize> = HashMap::new();
-    let mut by_hash: HashMap<Option<ContentHash>, Vec<usize>> = HashMap::new();
+    // Only a known hash pairs by content: two files never read are not the same file.
+    let mut by_hash: HashMap<ContentHash, Vec<usize>> = HashMap::new();
     for (i, (_, s, _)) in gone_states.iter().enumerate() {
         if s.ino != 0 {
             by_ino.insert(s.ino, i);
         }
-        by_hash.entry(s.hash).or_default().push(i);
+        if let Some(h) = s.hash {
+            by_hash.entry(h).or_default().push(i);
+        }
     }
     new_files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut pairs: Vec<(usize, usize)> = Vec::new(); // (new index, gone index)
@@ -80,8 +83,9 @@ pub fn diff(
             !taken[gi] && (s.hash == state.hash || file_name(old) == file_name(path))
         });
         let by_content = || {
-            by_hash
-                .get(&state.hash)
+            state
+                .hash
+                .and_then(|h| by_hash.get(&h))
                 .and_then(|c| c.iter().copied().find(|&gi| !taken[gi]))
         };
         if let Some(gi) = by_inode.or_else(by_content) {
@@ -205,6 +209,27 @@ mod tests {
             vec![
                 (Kind::Renamed, "y/a.md", Some("a.md")),
                 (Kind::Renamed, "z/b2.md", Some("x/b.md"))
+            ]
+        );
+    }
+
+    #[test]
+    fn files_never_read_are_not_paired_by_content() {
+        let unread = |ino| FileState {
+            hash: None,
+            ..st("x", ino)
+        };
+        let s = snap(&[("old.md", unread(0))]);
+        let d = diff(
+            &s,
+            vec![("new.md".into(), unread(0))],
+            vec!["old.md".into()],
+        );
+        assert_eq!(
+            kinds(&d),
+            vec![
+                (Kind::Deleted, "old.md", None),
+                (Kind::Created, "new.md", None)
             ]
         );
     }
