@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use super::{Daemon, table};
 
+/// RSS as the bench prints it, in MiB (the "MB" figures were measured the same way,
+/// and its aims are compared in the same unit).
 fn mib(kib: u64) -> String {
-    format!("{:.1} MB", kib as f64 / 1024.0)
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// The idle row: RSS of the daemon on obsidian-help-en once its cache is complete, with how
