@@ -255,59 +255,89 @@ impl IndexFile {
     /// The new index: entries merged in path order, the tree cache invalidated along every
     /// changed path, the extensions that describe the old entries dropped (git rebuilds
     /// them), then the checksum.
+    #[cfg(test)]
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data.len() + self.changes.len() * 96 + 64);
-        out.extend_from_slice(b"DIRC");
-        out.extend_from_slice(&self.version.max(2).to_be_bytes());
-        out.extend_from_slice(&[0; 4]);
+        self.emit(&mut |b| out.extend_from_slice(b));
+        let sum = Sha1::digest(&out);
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// Hands `out` the new index but its checksum, piece by piece: runs of untouched entries
+    /// straight from the old index, so nothing the size of the index is copied or allocated.
+    /// With 100,000 entries, building it in one buffer took 7 ms for one change (the fresh
+    /// 8.8 MB were mostly page faults).
+    fn emit(&self, out: &mut dyn FnMut(&[u8])) {
+        let (pieces, count) = self.plan();
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(b"DIRC");
+        header.extend_from_slice(&self.version.max(2).to_be_bytes());
+        header.extend_from_slice(&count.to_be_bytes());
+        out(&header);
+        let mut entry = Vec::with_capacity(FIXED_LEN + 256);
+        for piece in pieces {
+            match piece {
+                Piece::Old(range) => out(&self.data[range]),
+                Piece::New(path, e) => {
+                    entry.clear();
+                    encode_entry(&mut entry, path, e);
+                    out(&entry);
+                }
+            }
+        }
+        if !self.data.is_empty() {
+            let mut ext = Vec::new();
+            self.encode_extensions(&mut ext);
+            out(&ext);
+        }
+    }
+
+    /// The pieces of the new entry list, in order, and how many entries they hold.
+    fn plan(&self) -> (Vec<Piece<'_>>, u32) {
+        let mut pieces = Vec::with_capacity(2 * self.changes.len() + 1);
         let mut count: u32 = 0;
         let mut changes = self.changes.iter().peekable();
-        // Runs of untouched entries are copied in one piece.
+        // Runs of untouched entries go in one piece.
         let mut run: Option<(usize, usize)> = None;
-        let flush = |out: &mut Vec<u8>, run: &mut Option<(usize, usize)>| {
+        let flush = |pieces: &mut Vec<Piece<'_>>, run: &mut Option<(usize, usize)>| {
             if let Some((a, b)) = run.take() {
-                out.extend_from_slice(&self.data[a..b]);
+                pieces.push(Piece::Old(a..b));
             }
         };
         for s in &self.entries {
             let p = self.entry_path(s);
             while let Some((k, v)) = changes.next_if(|(k, _)| k.as_slice() < p) {
-                flush(&mut out, &mut run);
+                flush(&mut pieces, &mut run);
                 if let Some(e) = v {
-                    encode_entry(&mut out, k, e);
+                    pieces.push(Piece::New(k, e));
                     count += 1;
                 }
             }
             if let Some((k, v)) = changes.next_if(|(k, _)| k.as_slice() == p) {
-                flush(&mut out, &mut run);
+                flush(&mut pieces, &mut run);
                 if let Some(e) = v {
-                    encode_entry(&mut out, k, e);
+                    pieces.push(Piece::New(k, e));
                     count += 1;
                 }
                 continue;
             }
             if self.under_removed_dir(p) {
-                flush(&mut out, &mut run);
+                flush(&mut pieces, &mut run);
                 continue;
             }
             // Entries lie back to back, and every change or skip above ends the run.
             run = Some((run.map_or(s.start, |r| r.0), s.start + s.len));
             count += 1;
         }
-        flush(&mut out, &mut run);
+        flush(&mut pieces, &mut run);
         for (k, v) in changes {
             if let Some(e) = v {
-                encode_entry(&mut out, k, e);
+                pieces.push(Piece::New(k, e));
                 count += 1;
             }
         }
-        out[8..12].copy_from_slice(&count.to_be_bytes());
-        if !self.data.is_empty() {
-            self.encode_extensions(&mut out);
-        }
-        let sum = Sha1::digest(&out);
-        out.extend_from_slice(&sum);
-        out
+        (pieces, count)
     }
 
     fn encode_extensions(&self, out: &mut Vec<u8>) {
@@ -346,11 +376,25 @@ impl IndexFile {
     /// Writes the new index beside the lock, renames it over the index, then lets go of
     /// the lock. git renames the lock itself; ours keeps saying who holds it to the end.
     pub(crate) fn commit(self) -> std::io::Result<()> {
-        let bytes = self.encode();
         let new = self.path.with_file_name(NEW_INDEX);
         let written = (|| {
-            let mut file = std::fs::File::create(&new)?;
-            file.write_all(&bytes)?;
+            let file = std::fs::File::create(&new)?;
+            let mut file = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            let mut sum = Sha1::new();
+            let mut failed = None;
+            self.emit(&mut |b| {
+                sum.update(b);
+                if failed.is_none()
+                    && let Err(e) = file.write_all(b)
+                {
+                    failed = Some(e);
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            file.write_all(&sum.finalize())?;
+            let file = file.into_inner().map_err(|e| e.into_error())?;
             if let Ok(meta) = std::fs::metadata(&self.path) {
                 file.set_permissions(meta.permissions())?;
             }
@@ -381,6 +425,17 @@ fn encode_entry(out: &mut Vec<u8>, path: &[u8], e: &NewEntry) {
     let len = (FIXED_LEN + path.len() + 8) & !7;
     out.resize(start + len, 0);
 }
+
+/// One piece of a new index's entry list.
+enum Piece<'a> {
+    /// Untouched entries, a byte range of the old index.
+    Old(std::ops::Range<usize>),
+    /// A new or changed entry at this path.
+    New(&'a [u8], &'a NewEntry),
+}
+
+/// Bytes buffered between writes of a new index.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 enum Parsed {
     Index {
@@ -658,8 +713,14 @@ mod tests {
         idx.remove_dir("gone");
         assert!(idx.get("gone/x.md").is_none());
         assert_eq!(idx.get("b/cc.md").map(|e| e.1), Some(0o100644));
+        let built = idx.encode();
         idx.commit().expect("commit");
         assert!(!d.join(".git/index.lock").exists());
+        assert_eq!(
+            std::fs::read(d.join(".git/index")).expect("index"),
+            built,
+            "the index written piece by piece is the one built in memory"
+        );
         assert_eq!(
             git(d, &["diff", "--name-only"]),
             "",
