@@ -105,7 +105,13 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
     let fmt: Box<dyn Layer<Registry> + Send + Sync> = match (format, under_journald) {
         (LogFormat::Json, _) => fmt.json().flatten_event(true).boxed(),
         (LogFormat::Human, true) => fmt.without_time().with_ansi(false).boxed(),
-        (LogFormat::Human, false) => fmt.boxed(),
+        // Colour only on a terminal: a log redirected to a file stays plain text.
+        (LogFormat::Human, false) => fmt
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .boxed(),
     };
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()

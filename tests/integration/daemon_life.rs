@@ -349,6 +349,13 @@ fn logs_as_json_lines_and_without_timestamps_under_journald() {
         first.trim_start().starts_with("INFO"),
         "journald adds its own timestamp: {first}"
     );
+    // Written to a file, not a terminal: no colour codes in it.
+    let text = run(&["run"], None);
+    assert!(text.contains(" INFO "), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file: {text:?}"
+    );
 }
 
 #[test]
