@@ -78,6 +78,16 @@ impl DaemonApi {
     }
 }
 
+/// The last commit git made in the daemon, with its summary.
+fn last_commit(live: &DaemonStatus) -> Option<(String, String)> {
+    match live.consumer(vaultkeeper_git::NAME)?.detail.as_ref()? {
+        vaultkeeper_core::status::ConsumerReport::Git(g) => {
+            Some((g.last_commit.clone()?, g.last_summary.clone()?))
+        }
+        _ => None,
+    }
+}
+
 /// An absolute path, or one that climbs out with `..`: never a note of this vault.
 fn outside_the_vault(name: &str) -> bool {
     let path = std::path::Path::new(name);
@@ -130,24 +140,32 @@ impl Backend for DaemonApi {
                 "git auto-commit is not running in the daemon ({why}); see `vaultkeeper status`"
             )));
         }
-        let journal = self.journal()?;
-        let head = journal.head().map_err(internal)?;
+        let head = self.journal()?.head().map_err(internal)?;
+        let before = last_commit(&live);
         self.send(Request::Flush)?;
         let deadline = Instant::now() + COMMIT_TIMEOUT;
-        // A one-file commit takes milliseconds: look every millisecond at first (a cursor
-        // read is one SQLite query), then every 50 ms for a long one.
+        // A one-file commit takes milliseconds: look often at first, then every 50 ms for a
+        // long one. The runner's live status, not the journal: its cursor moves only once
+        // the journal's has, together with the consumer's report of the commit it made.
         let started = Instant::now();
         loop {
-            let cursor = journal
-                .cursor(vaultkeeper_git::NAME)
-                .map_err(internal)?
-                .unwrap_or(0);
+            let now = (self.live)();
+            let git = now.consumer(vaultkeeper_git::NAME);
+            let cursor = git.map_or(0, |g| g.cursor);
             if cursor >= head {
-                return Ok(serde_json::json!({ "head": head, "git_cursor": cursor }));
+                let mut reply = serde_json::json!({ "head": head, "git_cursor": cursor });
+                // The commit this flush made, if any: the caller prints it without
+                // opening the repository itself.
+                if let Some((id, summary)) =
+                    last_commit(&now).filter(|c| Some(c) != before.as_ref())
+                {
+                    reply["commit"] = Value::String(id);
+                    reply["summary"] = Value::String(summary);
+                }
+                return Ok(reply);
             }
             if Instant::now() > deadline {
-                let why = (self.live)()
-                    .consumer(vaultkeeper_git::NAME)
+                let why = git
                     .and_then(|g| g.last_error.clone())
                     .unwrap_or_else(|| "no error reported".into());
                 return Err(ApiError::internal(format!(
@@ -156,7 +174,7 @@ impl Backend for DaemonApi {
                 )));
             }
             std::thread::sleep(if started.elapsed() < Duration::from_millis(250) {
-                Duration::from_millis(1)
+                Duration::from_micros(250)
             } else {
                 Duration::from_millis(50)
             });

@@ -9,14 +9,15 @@ use super::Context;
 use crate::cli::GlobalArgs;
 use vaultkeeper_journal::Journal;
 
-/// Asks the daemon's API to commit; false when it does not answer (then a signal does).
-fn commit_through_api(ctx: &Context) -> Result<bool> {
+/// Asks the daemon's API to commit: its reply, or `None` when it does not answer (then a
+/// signal does).
+fn commit_through_api(ctx: &Context) -> Result<Option<serde_json::Value>> {
     match crate::api::call_within(&ctx.paths, "POST", "/v1/commit", Duration::from_secs(130)) {
-        Ok(_) => Ok(true),
+        Ok(reply) => Ok(Some(reply)),
         Err(e @ vaultkeeper_api::client::ClientError::Refused { .. }) => Err(e.into()),
         Err(e) => {
             tracing::debug!("commit without the API: {e}");
-            Ok(false)
+            Ok(None)
         }
     }
 }
@@ -31,12 +32,22 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
             ctx.paths.root.display()
         );
     }
+    let daemon = crate::lock::holder(&ctx.paths.lock());
+    if let Some(pid) = daemon
+        && let Some(reply) = commit_through_api(&ctx)?
+    {
+        tracing::debug!("daemon {pid} committed through its API");
+        // The commit the daemon made: printed as it reports it, without opening the
+        // repository here (that cost a third of the command on 20,000 tracked files).
+        if let (Some(id), Some(summary)) = (reply["commit"].as_str(), reply["summary"].as_str()) {
+            println!("{} {summary}", id.get(..12).unwrap_or(id));
+            return Ok(ExitCode::SUCCESS);
+        }
+        return print_head(&ctx);
+    }
     let journal = Journal::open(&ctx.paths.journal())?;
     let head = journal.head()?;
-    match crate::lock::holder(&ctx.paths.lock()) {
-        Some(pid) if commit_through_api(&ctx)? => {
-            tracing::debug!("daemon {pid} committed through its API");
-        }
+    match daemon {
         Some(pid) => {
             // A cursor alone does not mean git runs: cursors outlive a consumer turned off.
             let running = crate::status::read_status(&ctx.paths)
@@ -107,6 +118,11 @@ pub fn commit(global: &GlobalArgs) -> Result<ExitCode> {
             }
         }
     }
+    print_head(&ctx)
+}
+
+/// Prints HEAD's commit as `<id> <summary>`, as `vaultkeeper commit` reports what it did.
+fn print_head(ctx: &Context) -> Result<ExitCode> {
     let repo = git2::Repository::discover(&ctx.paths.root).context("opening the repository")?;
     match repo.head().ok().and_then(|h| h.peel_to_commit().ok()) {
         Some(c) => println!(

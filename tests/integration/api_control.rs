@@ -95,6 +95,28 @@ fn start_stop_restart_and_stop_commits_what_is_pending() {
         "committed through the API: {}",
         g.porcelain()
     );
+    // It prints the commit made as `git log --oneline` would.
+    let printed = String::from_utf8_lossy(&commit.stdout).trim().to_string();
+    let oneline = g.git(&["log", "-1", "--format=%h %s", "--abbrev=12"]);
+    assert_eq!(printed, oneline.trim(), "{commit:?}");
+    // The API's reply names the commit a flush made; a flush with nothing to commit, none.
+    g.v.write("pending1.md", "# one more\n");
+    g.wait_event("pending1.md");
+    let (code, body) = curl(&sock, "POST", "/v1/commit");
+    assert_eq!(code, 200, "{body}");
+    let reply = json(&body);
+    assert_eq!(reply["commit"], g.head().as_str(), "{reply}");
+    assert_eq!(
+        reply["summary"],
+        g.git(&["log", "-1", "--format=%s"]).trim(),
+        "{reply}"
+    );
+    let (code, body) = curl(&sock, "POST", "/v1/commit");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        json(&body).get("commit").is_none(),
+        "nothing to commit: {body}"
+    );
 
     g.v.write("pending2.md", "# also waiting\n");
     g.wait_event("pending2.md");

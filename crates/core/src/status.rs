@@ -109,6 +109,9 @@ pub struct GitReport {
     pub last_commit: Option<String>,
     /// When that commit was made.
     pub last_commit_at: Option<DateTime<Utc>>,
+    /// That commit's summary (its message's first paragraph), when vaultkeeper made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_summary: Option<String>,
     /// Paths waiting for the next commit.
     pub pending: usize,
     /// Why committing waits right now (rebase, merge, index.lock, detached HEAD).
@@ -208,6 +211,7 @@ mod tests {
             branch: Some("main".into()),
             last_commit: Some("ab".repeat(20)),
             last_commit_at: at(1_700_000_000),
+            last_summary: Some("vault: 3 change(s) on host".into()),
             pending: 3,
             blocked: Some("rebase in progress".into()),
             last_error: Some("index.lock".into()),

@@ -10,8 +10,10 @@
 //! the index is read and renamed over it once written, so no other writer slips between.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use git2::Oid;
 use sha1::{Digest, Sha1};
@@ -28,6 +30,8 @@ const FIXED_LEN: usize = 40 + HASH_LEN + 2;
 const NAME_MASK: u16 = 0x0fff;
 const EXTENDED: u16 = 0x4000;
 const STAGE_MASK: u16 = 0x3000;
+/// Below this size the old index's checksum is checked inline: a thread costs more.
+const CHECK_ASIDE: usize = 256 * 1024;
 
 /// What opening the index found.
 pub(crate) enum Open {
@@ -75,7 +79,12 @@ struct Span {
 /// The index as read, the changes made to it, and the lock that is renamed over it.
 pub(crate) struct IndexFile {
     path: PathBuf,
-    data: Vec<u8>,
+    data: Arc<Vec<u8>>,
+    /// The old index, open until the new one is renamed over it: see [`free_aside`].
+    old: Option<std::fs::File>,
+    /// The old index's checksum being checked on another thread while the commit stages;
+    /// [`IndexFile::commit`] waits for it before it writes anything taken from that index.
+    checksum: Checksum,
     version: u32,
     entries: Vec<Span>,
     /// Offset of the first extension (the end of the entries).
@@ -86,6 +95,62 @@ pub(crate) struct IndexFile {
     removed_dirs: Vec<Vec<u8>>,
     /// Held until the commit or the drop: `index.lock` goes with it.
     _lock: Lock,
+}
+
+/// Whether the old index's bytes are the ones its trailer names.
+enum Checksum {
+    /// Known: checked inline, or there is none (`index.skipHash`, an absent index).
+    Done(bool),
+    /// Being computed aside.
+    Pending(JoinHandle<bool>),
+}
+
+impl Checksum {
+    /// Starts checking `data` (an index whose structure parsed) against its trailer.
+    /// git itself checks it only in `fsck` (since 2.13): a commit splices these bytes into
+    /// the new index, so this one does, but on the second core while the paths are staged
+    /// (1.9 MB at 20,000 tracked files, about a millisecond of SHA-1).
+    fn start(data: &Arc<Vec<u8>>) -> Checksum {
+        if data.len() < HEADER_LEN + HASH_LEN {
+            return Checksum::Done(true);
+        }
+        if data.len() < CHECK_ASIDE {
+            return Checksum::Done(checksum_matches(data));
+        }
+        let aside = Arc::clone(data);
+        match std::thread::Builder::new()
+            .name("vk-index-sum".into())
+            .spawn(move || checksum_matches(&aside))
+        {
+            Ok(handle) => Checksum::Pending(handle),
+            Err(_) => Checksum::Done(checksum_matches(data)),
+        }
+    }
+
+    /// Waits for the answer.
+    fn matches(self) -> bool {
+        match self {
+            Checksum::Done(ok) => ok,
+            Checksum::Pending(handle) => handle.join().unwrap_or(false),
+        }
+    }
+}
+
+/// Closes the replaced index on another thread. Its last close frees the file, which on
+/// ext4 costs about 1.4 ms per MB (2.7 ms at 20,000 tracked files, measured), and nothing
+/// of the commit waits for that.
+fn free_aside(old: Option<std::fs::File>) {
+    let Some(old) = old else { return };
+    let _ = std::thread::Builder::new()
+        .name("vk-index-free".into())
+        .spawn(move || drop(old));
+}
+
+/// A null trailer is what `index.skipHash` writes: nothing to check.
+fn checksum_matches(d: &[u8]) -> bool {
+    let end = d.len() - HASH_LEN;
+    let trailer = &d[end..];
+    trailer.iter().all(|&b| b == 0) || Sha1::digest(&d[..end]).as_slice() == trailer
 }
 
 /// `index.lock`, held while this exists: removed on drop (the new index is renamed over the
@@ -130,9 +195,14 @@ impl IndexFile {
         drop(file);
         // A new index a killed vaultkeeper was writing; ours to remove while the lock is held.
         let _ = std::fs::remove_file(git_dir.join(NEW_INDEX));
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let (data, old) = match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let size = f.metadata().map_or(0, |m| m.len() as usize);
+                let mut d = Vec::with_capacity(size + 1);
+                f.read_to_end(&mut d)?;
+                (Arc::new(d), Some(f))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Arc::new(Vec::new()), None),
             Err(e) => return Err(e),
         };
         Ok(match parse(&data) {
@@ -142,6 +212,8 @@ impl IndexFile {
                 ext_start,
             }) => Open::Ready(IndexFile {
                 path,
+                old,
+                checksum: Checksum::start(&data),
                 data,
                 version,
                 entries,
@@ -380,7 +452,18 @@ impl IndexFile {
 
     /// Writes the new index beside the lock, renames it over the index, then lets go of
     /// the lock. git renames the lock itself; ours keeps saying who holds it to the end.
-    pub(crate) fn commit(self) -> std::io::Result<()> {
+    pub(crate) fn commit(mut self) -> std::io::Result<()> {
+        let checksum = std::mem::replace(&mut self.checksum, Checksum::Done(true));
+        if !checksum.matches() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is damaged (its checksum does not match its content); \
+                     `rm .git/index && git reset` rebuilds it from HEAD",
+                    self.path.display()
+                ),
+            ));
+        }
         let new = self.path.with_file_name(NEW_INDEX);
         let written = (|| {
             let file = std::fs::File::create(&new)?;
@@ -396,7 +479,9 @@ impl IndexFile {
                 file.set_permissions(meta.permissions())?;
             }
             drop(file);
-            std::fs::rename(&new, &self.path)
+            std::fs::rename(&new, &self.path)?;
+            free_aside(self.old.take());
+            Ok(())
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&new);
@@ -443,7 +528,8 @@ enum Parsed {
     Conflicts,
 }
 
-/// Checks the header, the checksum and every entry; finds where each entry lies.
+/// Checks the header and every entry (the checksum is [`Checksum`]'s); finds where each
+/// entry lies.
 fn parse(d: &[u8]) -> Result<Parsed, String> {
     if d.is_empty() {
         return Ok(Parsed::Index {
@@ -460,11 +546,6 @@ fn parse(d: &[u8]) -> Result<Parsed, String> {
         return Err(format!("index version {version}"));
     }
     let end = d.len() - HASH_LEN;
-    let trailer = &d[end..];
-    // A null checksum is what `index.skipHash` writes.
-    if trailer.iter().any(|&b| b != 0) && Sha1::digest(&d[..end]).as_slice() != trailer {
-        return Err("index checksum mismatch".into());
-    }
     let count = be32(d, 8) as usize;
     let mut entries = Vec::with_capacity(count);
     let mut at = HEADER_LEN;
@@ -882,16 +963,46 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_index_is_left_to_libgit2() {
+    fn a_damaged_index_is_never_written_over() {
         let t = tempfile::tempdir().expect("tempdir");
         let d = t.path();
         git(d, &["init", "-q", "-b", "main"]);
-        std::fs::write(d.join("a.md"), "a").expect("write");
-        git(d, &["add", "-A"]);
-        let p = d.join(".git/index");
-        let mut bytes = std::fs::read(&p).expect("read");
-        bytes[20] ^= 1;
-        std::fs::write(&p, bytes).expect("write");
+        // Small and large: the checksum is checked inline below CHECK_ASIDE, aside above.
+        for (n, name) in [(1, "small"), (4000, "large")] {
+            for i in 0..n {
+                std::fs::write(d.join(format!("{name}-{i}-with-a-longer-name.md")), "a")
+                    .expect("write");
+            }
+            git(d, &["add", "-A"]);
+            let p = d.join(".git/index");
+            let mut bytes = std::fs::read(&p).expect("read");
+            assert_eq!(
+                bytes.len() >= CHECK_ASIDE,
+                name == "large",
+                "{}",
+                bytes.len()
+            );
+            bytes[20] ^= 1;
+            std::fs::write(&p, &bytes).expect("write");
+            let mut idx = ready(&d.join(".git"));
+            idx.upsert(
+                "new.md",
+                entry_for(d, &format!("{name}-0-with-a-longer-name.md")),
+            );
+            let err = idx.commit().expect_err("a damaged index is not rewritten");
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+            assert!(err.to_string().contains("damaged"), "{err}");
+            assert_eq!(std::fs::read(&p).expect("read"), bytes, "left as it was");
+            assert!(!d.join(".git/index.lock").exists());
+            bytes[20] ^= 1;
+            std::fs::write(&p, &bytes).expect("write");
+        }
+        // A header that is not an index's is libgit2's to report.
+        std::fs::write(
+            d.join(".git/index"),
+            b"not an index at all, but long enough",
+        )
+        .expect("write");
         assert!(matches!(
             IndexFile::open(&d.join(".git")).expect("open"),
             Open::Unsupported(_)

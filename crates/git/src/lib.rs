@@ -339,6 +339,7 @@ impl GitConsumer {
         if self.pending.is_empty() {
             return Ok(Durable::Unchanged);
         }
+        let started = std::time::Instant::now();
         let committer = self.committer.take();
         let pending = self.pending.clone();
         let (vault, cfg) = (self.vault.clone(), self.cfg.clone());
@@ -379,13 +380,15 @@ impl GitConsumer {
                         id,
                         changes,
                         branch,
+                        summary,
                     } => {
                         tracing::info!(
                             commit = %id,
-                            "git: committed {changes} change(s) on {branch} as {:.10}",
-                            id.to_string()
+                            "git: committed {changes} change(s) on {branch} as {:.10} in {:.1} ms",
+                            id.to_string(),
+                            started.elapsed().as_secs_f64() * 1000.0
                         );
-                        committed = Some((id.to_string(), Utc::now()));
+                        committed = Some((id.to_string(), Utc::now(), summary.clone()));
                         if self.cfg.push {
                             self.push_branch = Some(branch.clone());
                             self.pusher.committed();
@@ -402,9 +405,10 @@ impl GitConsumer {
                     s.blocked = None;
                     s.last_error = None;
                     s.branch = branch;
-                    if let Some((id, at)) = committed {
+                    if let Some((id, at, summary)) = committed {
                         s.last_commit = Some(id);
                         s.last_commit_at = Some(at);
+                        s.last_summary = Some(summary);
                     }
                 });
                 self.poll_push();

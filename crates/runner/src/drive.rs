@@ -118,6 +118,10 @@ impl<C: Consumer, S: Source> Run<'_, C, S> {
         self.update(|s| s.dead_letters += 1);
         let d = self.consumer.gave_up(seq);
         self.apply(d).await?;
+        // The live cursor never lags the journal's for long: `commit` through the API
+        // waits on it.
+        let cursor = self.cursor;
+        self.update(|s| s.cursor = cursor);
         Ok(true)
     }
 
