@@ -224,20 +224,16 @@ fn init_repo(repo: &Path) -> Result<(), String> {
 /// the first commit after the start left out.
 fn daemon_commit_ms(log: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(log).ok()?;
-    let mut ms: Vec<f64> = text
+    let times: Vec<Duration> = text
         .lines()
-        .filter(|l| l.contains("git: committed"))
         .filter_map(|l| {
             let after = l.split_once("git: committed")?.1.split_once(" in ")?.1;
-            after.split_whitespace().next()?.parse().ok()
+            let ms: f64 = after.split_whitespace().next()?.parse().ok()?;
+            Some(Duration::from_secs_f64(ms / 1000.0))
         })
         .skip(1)
         .collect();
-    if ms.is_empty() {
-        return None;
-    }
-    ms.sort_by(f64::total_cmp);
-    Some(ms[ms.len() / 2])
+    (!times.is_empty()).then(|| median(times))
 }
 
 /// `vaultkeeper commit` as a user runs it, the whole process, against a running daemon on a

@@ -97,9 +97,16 @@ impl<C: Consumer, S: Source> Run<'_, C, S> {
         });
     }
 
+    /// Makes `d` durable. The live status's cursor moves with the journal's, together with
+    /// the consumer's report of what made it durable (`commit` through the API waits on both).
     async fn apply(&mut self, d: Durable) -> Result<(), S::Error> {
         if let Durable::Upto(n) = d {
             self.cursor = self.source.durable(n).await?;
+            let (cursor, detail) = (self.cursor, self.consumer.status());
+            self.update(|s| {
+                s.cursor = cursor;
+                s.detail = detail;
+            });
         }
         Ok(())
     }
@@ -118,10 +125,6 @@ impl<C: Consumer, S: Source> Run<'_, C, S> {
         self.update(|s| s.dead_letters += 1);
         let d = self.consumer.gave_up(seq);
         self.apply(d).await?;
-        // The live cursor never lags the journal's for long: `commit` through the API
-        // waits on it.
-        let cursor = self.cursor;
-        self.update(|s| s.cursor = cursor);
         Ok(true)
     }
 
