@@ -886,6 +886,133 @@ fn reindex_equals_consumer_result() {
     }
 }
 
+/// Rowids of `path`'s rows in `table`, in order.
+fn rowids(c: &Connection, table: &str, path: &str) -> Vec<i64> {
+    c.prepare(&format!(
+        "SELECT rowid FROM {table} WHERE path = ?1 ORDER BY rowid"
+    ))
+    .expect("prepare")
+    .query_map([path], |r| r.get(0))
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+#[test]
+fn an_edit_rewrites_only_the_parts_it_changed_and_links_resolve_within_the_batch() {
+    let mut h = Harness::new();
+    let put = |h: &mut Harness, kind: Kind, p: &str, t: Option<&str>| -> Event {
+        let f = h.vault.join(p);
+        match t {
+            Some(t) => std::fs::write(&f, t).expect("write"),
+            None => std::fs::remove_file(&f).expect("remove"),
+        }
+        h.event(kind, p, None, t)
+    };
+    let a1 = "# A\n#tag one [[B]]\n- [ ] task\nkey:: v\n## Sub\npara ^blk\n";
+    let e = put(&mut h, Kind::Created, "A.md", Some(a1));
+    h.apply(&[e]);
+    let c = h.conn();
+    let id = |c: &Connection| count_p(c, "SELECT id FROM notes WHERE path = ?1", "A.md");
+    let a_id = id(&c);
+    let parts = |c: &Connection| -> Vec<Vec<i64>> {
+        ["tags", "links", "headings", "blocks", "tasks", "fields"]
+            .iter()
+            .map(|t| rowids(c, t, "A.md"))
+            .collect()
+    };
+    let before = parts(&c);
+    assert!(before.iter().all(|r| !r.is_empty()), "{before:?}");
+    assert_eq!(target_of(&c, "A.md", "B"), None);
+
+    // Text only: every part stays as it was, the note keeps its id, the text is new.
+    let a2 = format!("{a1}an appended line about zebras\n");
+    let e = put(&mut h, Kind::Modified, "A.md", Some(&a2));
+    h.apply(&[e]);
+    let c = h.conn();
+    assert_eq!(id(&c), a_id);
+    assert_eq!(parts(&c), before);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'zebras'"
+        ),
+        1
+    );
+
+    // A new link, to notes created later in the same batch; only the links are rewritten,
+    // and both resolve.
+    let a3 = a2.replace("[[B]]", "[[B]] [[D]]");
+    let batch = [
+        put(&mut h, Kind::Modified, "A.md", Some(&a3)),
+        put(&mut h, Kind::Created, "B.md", Some("# B\n")),
+        put(&mut h, Kind::Created, "D.md", Some("# D\n[[A]]\n")),
+    ];
+    h.apply(&batch);
+    let c = h.conn();
+    let after = parts(&c);
+    assert_ne!(after[1], before[1], "the links were not written again");
+    for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+        if i != 1 {
+            assert_eq!(a, b, "part {i} was written again");
+        }
+    }
+    assert_eq!(target_of(&c, "A.md", "B").as_deref(), Some("B.md"));
+    assert_eq!(target_of(&c, "A.md", "D").as_deref(), Some("D.md"));
+    assert_eq!(target_of(&c, "D.md", "A").as_deref(), Some("A.md"));
+
+    // A link written to a note that goes later in the same batch is left unresolved.
+    let a4 = a3.replace("[[D]]", "[[D]] [[B]]");
+    let batch = [
+        put(&mut h, Kind::Modified, "A.md", Some(&a4)),
+        put(&mut h, Kind::Deleted, "B.md", None),
+    ];
+    h.apply(&batch);
+    let c = h.conn();
+    assert_eq!(
+        count_p(
+            &c,
+            "SELECT count(*) FROM links WHERE path = ?1 AND target_path IS NULL",
+            "A.md"
+        ),
+        2
+    );
+
+    // Metadata only (binary content), then text again: the parts go, then come back.
+    let e = put(&mut h, Kind::Modified, "A.md", Some("bin\0ary"));
+    h.apply(&[e]);
+    let c = h.conn();
+    assert!(parts(&c).iter().all(Vec::is_empty), "{:?}", parts(&c));
+    assert_eq!(id(&c), a_id);
+    let e = put(&mut h, Kind::Modified, "A.md", Some(&a4));
+    h.apply(&[e]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db2 = dir.path().join("fresh.db");
+    let files = vault_files(&h.vault).expect("walk");
+    reindex(
+        &db2,
+        &h.vault,
+        files.into_iter(),
+        h.seq,
+        &CacheConfig::default(),
+    )
+    .expect("reindex");
+    let (a, b) = (h.conn(), open_ro(&db2).expect("ro"));
+    for sql in [
+        "SELECT path, title, frontmatter, aliases, hash, words, is_markdown, error, shape FROM notes ORDER BY path",
+        "SELECT path, tag, source, line FROM tags ORDER BY 1, 2, 3, 4",
+        "SELECT path, target_raw, target_path, kind, heading, line FROM links ORDER BY 1, 2, 3, 6",
+        "SELECT path, level, text, line FROM headings ORDER BY 1, 4",
+        "SELECT path, block_id, line FROM blocks ORDER BY 1, 3",
+        "SELECT path, line, status, text FROM tasks ORDER BY 1, 2",
+        "SELECT path, key, value, line FROM fields ORDER BY 1, 2, 3",
+        "SELECT term, doc, cnt FROM notes_vocab ORDER BY term",
+    ] {
+        assert_eq!(rows(&a, sql), rows(&b, sql), "{sql}");
+    }
+}
+
 #[test]
 fn full_text_after_edits_renames_and_deletes_equals_a_fresh_reindex() {
     // The full-text index keeps no text: a row leaves it by being handed its terms again,

@@ -19,7 +19,7 @@ use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem, parse_note};
 use super::prepare::{self, PreparedNote};
 use super::resolve::{name_key, resolve};
-use super::rows::{FtsBatch, NoteRows, StoredText};
+use super::rows::{CHILD_TABLES, FtsBatch, NoteRows, OldRow, ResolveLink, Shape, StoredText};
 use super::schema::{self, read_cursor, write_cursor};
 use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
@@ -175,16 +175,19 @@ impl FileData {
     }
 }
 
-/// Inserts one file's rows; `resolve_link(src, target)` gives each link's target path.
+/// Inserts the rows of a file not in the cache; `resolve_link(src, target)` gives each
+/// link's target path.
 pub(crate) fn insert_note(
     tx: &Connection,
     path: &str,
     data: FileData,
     parsed: Option<ParsedNote>,
-    resolve_link: &mut dyn FnMut(&str, &str) -> Option<String>,
+    resolve_link: &mut ResolveLink<'_>,
     fts: &mut FtsBatch,
 ) -> rusqlite::Result<()> {
-    NoteRows::new(path, data, parsed, resolve_link).insert(tx, Some(fts))
+    NoteRows::new(path, data, parsed)
+        .resolved(resolve_link)
+        .insert(tx, Some(fts))
 }
 
 /// Gives note `id` a new title in the full-text index. The index keeps no text, so the row is
@@ -200,21 +203,21 @@ fn retitle_fts(tx: &Connection, id: i64, title: &str, fts: &mut FtsBatch) -> rus
     Ok(())
 }
 
-const CHILD_TABLES: &[&str] = &["tags", "links", "headings", "blocks", "tasks", "fields"];
-
 struct Row {
     id: i64,
     hash: Option<String>,
     title_from: String,
+    shape: Option<Shape>,
 }
 
 fn get_row(tx: &Connection, path: &str) -> rusqlite::Result<Option<Row>> {
-    tx.prepare_cached("SELECT id, hash, title_from FROM notes WHERE path = ?1")?
+    tx.prepare_cached("SELECT id, hash, title_from, shape FROM notes WHERE path = ?1")?
         .query_row([path], |r| {
             Ok(Row {
                 id: r.get(0)?,
                 hash: r.get(1)?,
                 title_from: r.get(2)?,
+                shape: Shape::from_blob(r.get_ref(3)?.as_blob_or_null()?),
             })
         })
         .optional()
@@ -244,10 +247,62 @@ pub(crate) fn delete_note(
 /// Files and names a batch touched, whose links are resolved again before commit.
 #[derive(Default)]
 pub(crate) struct Dirty {
+    /// Notes whose links are all resolved again (moved notes: a relative link, or a link to
+    /// the note itself, resolves differently from a new path).
     pub(crate) sources: HashSet<String>,
+    /// Name keys of files that appeared or went: every link with that target key is
+    /// resolved again, links written earlier in the same batch included.
     pub(crate) keys: HashSet<String>,
     /// Full-text writes, made before the commit.
     pub(crate) fts: FtsBatch,
+    /// Files by name key, as the batch's upserts looked them up to resolve their links.
+    names: NameLookup,
+}
+
+/// Vault files by name key, looked up in `notes` and remembered. An answer may be outdated
+/// by a later write of the same batch, but only for a key that write puts in
+/// [`Dirty::keys`], whose links are all resolved again before the commit.
+#[derive(Default)]
+struct NameLookup {
+    memo: HashMap<String, Vec<String>>,
+}
+
+impl NameLookup {
+    /// Where `target`, written in the note at `src`, points now.
+    fn resolve(
+        &mut self,
+        tx: &Connection,
+        src: &str,
+        target: &str,
+    ) -> rusqlite::Result<Option<String>> {
+        let mut failed: Option<rusqlite::Error> = None;
+        let memo = &mut self.memo;
+        let to = resolve(src, target, &mut |k| {
+            if let Some(v) = memo.get(k) {
+                return v.clone();
+            }
+            let found = tx
+                .prepare_cached("SELECT path FROM notes WHERE name_key = ?1")
+                .and_then(|mut st| {
+                    st.query_map([k], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                });
+            match found {
+                Ok(v) => {
+                    memo.insert(k.to_string(), v.clone());
+                    v
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Vec::new()
+                }
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(to),
+        }
+    }
 }
 
 /// The `cache` consumer. See the module docs; open with [`CacheConsumer::open`].
@@ -882,11 +937,6 @@ fn upsert(
     {
         return Ok(());
     }
-    if existing.is_some() {
-        delete_note(tx, path, &mut dirty.fts)?;
-    } else {
-        dirty.keys.insert(name_key(path));
-    }
     let parsed = parsed.unwrap_or_else(|| match (&data.text, md) {
         (Some(t), true) => Some(parse_note(path, t)),
         _ => None,
@@ -894,9 +944,32 @@ fn upsert(
     if let Some(err) = &data.error {
         tracing::warn!(path, error = %err, "cache: indexed with an error");
     }
-    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts)?;
-    dirty.sources.insert(path.to_string());
-    Ok(())
+    let rows = NoteRows::new(path, data, parsed);
+    // Links are resolved as they are written, against the cache as it stands; a file of
+    // the same name that appears or goes later in the batch puts its key in `dirty.keys`.
+    let mut failed = None;
+    let names = &mut dirty.names;
+    let mut resolve_link = |src: &str, target: &str| {
+        names.resolve(tx, src, target).unwrap_or_else(|e| {
+            failed.get_or_insert(e);
+            None
+        })
+    };
+    match &existing {
+        Some(row) => {
+            let old = OldRow {
+                id: row.id,
+                shape: row.shape,
+            };
+            rows.replace(tx, &old, &mut dirty.fts, &mut resolve_link)?;
+        }
+        None => {
+            dirty.keys.insert(name_key(path));
+            rows.resolved(&mut resolve_link)
+                .insert(tx, Some(&mut dirty.fts))?;
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// What an upsert indexes of `path`: the event's content, else the file on disk, else
@@ -970,31 +1043,11 @@ fn reresolve(tx: &Connection, dirty: &Dirty) -> rusqlite::Result<()> {
             }
         }
     }
-    let mut memo: HashMap<String, Vec<String>> = HashMap::new();
-    let mut lookup_err: Option<rusqlite::Error> = None;
-    let mut by_name = tx.prepare_cached("SELECT path FROM notes WHERE name_key = ?1")?;
+    // Looked up afresh: the batch's writes are all made.
+    let mut names = NameLookup::default();
     let mut update = tx.prepare_cached("UPDATE links SET target_path = ?2 WHERE rowid = ?1")?;
     for (id, (src, target, old)) in rows {
-        let new = resolve(&src, &target, &mut |k| {
-            if let Some(v) = memo.get(k) {
-                return v.clone();
-            }
-            let v: Vec<String> = match by_name
-                .query_map([k], |r| r.get(0))
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
-            {
-                Ok(v) => v,
-                Err(e) => {
-                    lookup_err = Some(e);
-                    Vec::new()
-                }
-            };
-            memo.insert(k.to_string(), v.clone());
-            v
-        });
-        if let Some(e) = lookup_err.take() {
-            return Err(e);
-        }
+        let new = names.resolve(tx, &src, &target)?;
         if new != old {
             update.execute(params![id, new])?;
         }
@@ -1137,15 +1190,16 @@ fn reindex_conn(
                                 let with_error = d.error.is_some()
                                     || parsed.as_ref().is_some_and(|p| !p.errors.is_empty());
                                 let held = if settling { d.held() } else { None };
-                                let rows = NoteRows::new(rel, d, parsed, &mut |src, target| {
-                                    resolve(src, target, &mut |k| {
-                                        by_key.get(k).map_or_else(Vec::new, |ids| {
-                                            ids.iter()
-                                                .filter_map(|&i| files.get(i).cloned())
-                                                .collect()
+                                let rows =
+                                    NoteRows::new(rel, d, parsed).resolved(&mut |src, target| {
+                                        resolve(src, target, &mut |k| {
+                                            by_key.get(k).map_or_else(Vec::new, |ids| {
+                                                ids.iter()
+                                                    .filter_map(|&i| files.get(i).cloned())
+                                                    .collect()
+                                            })
                                         })
-                                    })
-                                });
+                                    });
                                 (rows, held, with_error)
                             });
                             chunk.push((i, loaded));

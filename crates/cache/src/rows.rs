@@ -1,9 +1,11 @@
 //! One file's rows for the cache's tables: every value computed first ([`NoteRows::new`], pure,
-//! so a full index runs it on its parser threads, link resolution included), then inserted
-//! ([`NoteRows::insert`]: binds and steps only, the one part that must run on the writer).
+//! so a full index runs it on its parser threads, link resolution included), then written
+//! ([`NoteRows::insert`] for a new row, [`NoteRows::replace`] for a note already indexed:
+//! binds and steps only, the one part that must run on the writer).
 //! Full-text writes of a batch wait in an [`FtsBatch`] until its end (see there why).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -12,6 +14,89 @@ use super::parse::fts::{FtsColumns, fts_columns};
 use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem};
 use super::resolve::{fold, name_key, target_key};
+
+/// The tables holding a note's parts, one row per part, keyed by the note's path; in the
+/// order of [`Shape`]'s hashes.
+pub(crate) const CHILD_TABLES: &[&str] =
+    &["tags", "links", "headings", "blocks", "tasks", "fields"];
+
+/// Per table of [`CHILD_TABLES`], a hash of the rows a note has there (links without what
+/// they resolve to), stored with the note (`notes.shape`). An edit that leaves a table's rows
+/// as they were (most edits change text, not the note's links, tags or headings) leaves
+/// them in place: deleting and inserting them again, with their indexes, and resolving every
+/// link again was most of the cache's time catching up after a burst of edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape([u64; 6]);
+
+/// Bytes of a stored [`Shape`].
+const SHAPE_BYTES: usize = 6 * 8;
+
+/// A [`Hasher`] over blake3: a stored hash must mean the same rows in the next run, which
+/// std's `DefaultHasher` does not promise. Only equality matters, so 64 bits are plenty.
+struct StableHasher(blake3::Hasher);
+
+impl Hasher for StableHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0.finalize().as_bytes()[..8]);
+        u64::from_le_bytes(first)
+    }
+}
+
+fn stable_hash(rows: &impl Hash) -> u64 {
+    let mut h = StableHasher(blake3::Hasher::new());
+    rows.hash(&mut h);
+    h.finish()
+}
+
+impl Shape {
+    /// The shape of a parsed note's rows.
+    fn of(p: &ParsedNote) -> Shape {
+        Shape([
+            stable_hash(&p.tags),
+            stable_hash(&p.links),
+            stable_hash(&p.headings),
+            stable_hash(&p.blocks),
+            stable_hash(&p.tasks),
+            stable_hash(&p.fields),
+        ])
+    }
+
+    /// The hash of a table with no rows of the note.
+    fn empty() -> u64 {
+        stable_hash(&Vec::<u8>::new())
+    }
+
+    /// The form stored in `notes.shape`.
+    fn to_blob(self) -> Vec<u8> {
+        self.0.iter().flat_map(|h| h.to_le_bytes()).collect()
+    }
+
+    /// A stored shape; None for none (a note without parts: metadata only) or one that is not
+    /// a shape's size (then every table is written again).
+    pub(crate) fn from_blob(blob: Option<&[u8]>) -> Option<Shape> {
+        let blob = blob.filter(|b| b.len() == SHAPE_BYTES)?;
+        let mut out = [0u64; 6];
+        for (h, chunk) in out.iter_mut().zip(blob.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *h = u64::from_le_bytes(b);
+        }
+        Some(Shape(out))
+    }
+}
+
+/// What [`NoteRows::replace`] needs to know of the row it replaces.
+pub(crate) struct OldRow {
+    /// Its id, which the note keeps.
+    pub(crate) id: i64,
+    /// Its stored shape (None: it has no rows in the child tables).
+    pub(crate) shape: Option<Shape>,
+}
 
 /// A file's rows, ready to insert.
 pub(crate) struct NoteRows {
@@ -25,22 +110,23 @@ pub(crate) struct NoteRows {
     frontmatter: Option<String>,
     aliases: String,
     error: Option<String>,
+    /// Per table, the hash of its rows (None: not parsed, no rows).
+    shape: Option<Shape>,
     /// Per tag of `parsed`, its folded form.
     tag_keys: Vec<String>,
-    /// Per link of `parsed`, its target key and the path it resolves to.
+    /// Per link of `parsed`, its target key and the path it resolves to (see
+    /// [`NoteRows::resolve_links`]).
     links: Vec<(String, Option<String>)>,
     /// Per field of `parsed`, its folded key.
     field_keys: Vec<String>,
 }
 
+/// Gives a link's target path from the linking note's path and the link's target.
+pub(crate) type ResolveLink<'a> = dyn FnMut(&str, &str) -> Option<String> + 'a;
+
 impl NoteRows {
-    /// Computes the rows of `path`; `resolve_link(src, target)` gives each link's target path.
-    pub(crate) fn new(
-        path: &str,
-        data: FileData,
-        parsed: Option<ParsedNote>,
-        resolve_link: &mut dyn FnMut(&str, &str) -> Option<String>,
-    ) -> NoteRows {
+    /// Computes the rows of `path`, links not resolved yet (see [`NoteRows::resolve_links`]).
+    pub(crate) fn new(path: &str, data: FileData, parsed: Option<ParsedNote>) -> NoteRows {
         let md = is_markdown(path);
         let (title, title_from) = match &parsed {
             Some(p) => (p.title.clone(), p.title_from),
@@ -62,7 +148,7 @@ impl NoteRows {
                 p.tags.iter().map(|t| fold(&t.tag)).collect(),
                 p.links
                     .iter()
-                    .map(|l| (target_key(&l.target), resolve_link(path, &l.target)))
+                    .map(|l| (target_key(&l.target), None))
                     .collect(),
                 p.fields.iter().map(|f| fold(&f.key)).collect(),
             ),
@@ -72,6 +158,7 @@ impl NoteRows {
             path: path.to_string(),
             name_key: name_key(path),
             title_key: words_key(&title),
+            shape: parsed.as_ref().map(Shape::of),
             title,
             title_from,
             frontmatter,
@@ -85,22 +172,35 @@ impl NoteRows {
         }
     }
 
-    /// Inserts the rows (inside the caller's transaction); the full-text row goes into `fts`
-    /// when given, else at once (a full index, whose ids only grow).
+    /// Resolves every link: `resolve_link(src, target)` gives its target path.
+    pub(crate) fn resolve_links(&mut self, resolve_link: &mut ResolveLink<'_>) {
+        let Some(p) = &self.parsed else { return };
+        for (l, (_, to)) in p.links.iter().zip(self.links.iter_mut()) {
+            *to = resolve_link(&self.path, &l.target);
+        }
+    }
+
+    /// [`NoteRows::resolve_links`], by value.
+    pub(crate) fn resolved(mut self, resolve_link: &mut ResolveLink<'_>) -> NoteRows {
+        self.resolve_links(resolve_link);
+        self
+    }
+
+    /// Inserts the rows of a note not in the cache (inside the caller's transaction), links
+    /// as resolved; the full-text row goes into `fts` when given, else at once (a full
+    /// index, whose ids only grow).
     pub(crate) fn insert(
         mut self,
         tx: &Connection,
         fts: Option<&mut FtsBatch>,
     ) -> rusqlite::Result<()> {
-        let path = self.path.as_str();
         let data = &self.data;
-        let parsed = self.parsed.as_mut();
         tx.prepare_cached(
-            "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key)
-             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key, shape)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
         .execute(params![
-            path,
+            self.path,
             self.name_key,
             self.title,
             self.title_from,
@@ -109,70 +209,169 @@ impl NoteRows {
             i64::try_from(data.size).unwrap_or(i64::MAX),
             data.mtime,
             data.hash,
-            parsed
-                .as_ref()
-                .map(|p| i64::try_from(p.words).unwrap_or(i64::MAX))
-                .unwrap_or(0),
-            is_markdown(path),
+            self.words(),
+            is_markdown(&self.path),
             self.error,
             self.title_key,
+            self.shape.map(Shape::to_blob),
         ])?;
         let id = tx.last_insert_rowid();
-        let Some(p) = parsed else { return Ok(()) };
+        let Some(p) = self.parsed.as_mut() else {
+            return Ok(());
+        };
         match fts {
             Some(batch) => batch.insert(id, std::mem::take(&mut p.fts)),
             None => insert_fts(tx, id, &p.fts)?,
         }
-        let p = &*p;
         tx.prepare_cached("INSERT INTO bodies(id, body) VALUES(?1, ?2)")?
             .execute(params![id, p.body])?;
-        let mut st = tx.prepare_cached(
-            "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (t, key) in p.tags.iter().zip(&self.tag_keys) {
-            st.execute(params![path, t.tag, key, t.source, t.line])?;
+        for table in CHILD_TABLES {
+            self.insert_children(tx, table)?;
         }
-        let mut st = tx.prepare_cached(
-            "INSERT INTO links(path, target_raw, target, target_key, target_path, kind, heading, block, display, line)
-             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for (l, (key, to)) in p.links.iter().zip(&self.links) {
-            st.execute(params![
-                path,
-                l.raw,
-                l.target,
-                key,
-                to,
-                l.kind.as_str(),
-                l.heading,
-                l.block,
-                l.display,
-                l.line
-            ])?;
+        Ok(())
+    }
+
+    /// Writes these rows over those of `old`, a note at the same path, keeping its id: its
+    /// row is updated, and of its parts only the tables whose [`Shape`] changed are written
+    /// again, their links resolved then through `resolve_link`.
+    pub(crate) fn replace(
+        mut self,
+        tx: &Connection,
+        old: &OldRow,
+        fts: &mut FtsBatch,
+        resolve_link: &mut ResolveLink<'_>,
+    ) -> rusqlite::Result<()> {
+        // First: the old terms are made from the stored text, which changes below.
+        fts.delete(tx, old.id)?;
+        let data = &self.data;
+        tx.prepare_cached(
+            "UPDATE notes SET title = ?2, title_from = ?3, frontmatter = ?4, aliases = ?5,
+             size = ?6, mtime = ?7, hash = ?8, words = ?9, error = ?10, title_key = ?11, shape = ?12
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            old.id,
+            self.title,
+            self.title_from,
+            self.frontmatter,
+            self.aliases,
+            i64::try_from(data.size).unwrap_or(i64::MAX),
+            data.mtime,
+            data.hash,
+            self.words(),
+            self.error,
+            self.title_key,
+            self.shape.map(Shape::to_blob),
+        ])?;
+        match self.parsed.as_mut() {
+            Some(p) => {
+                fts.insert(old.id, std::mem::take(&mut p.fts));
+                tx.prepare_cached(
+                    "INSERT INTO bodies(id, body) VALUES(?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                )?
+                .execute(params![old.id, p.body])?;
+            }
+            None => {
+                tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
+                    .execute([old.id])?;
+            }
         }
-        let mut st = tx.prepare_cached(
-            "INSERT INTO headings(path, level, text, line) VALUES(?1, ?2, ?3, ?4)",
-        )?;
-        for h in &p.headings {
-            st.execute(params![path, h.level, h.text, h.line])?;
+        let empty = Shape::empty();
+        for (table, name) in CHILD_TABLES.iter().enumerate() {
+            let before = old.shape.map_or(empty, |s| s.0[table]);
+            let after = self.shape.map_or(empty, |s| s.0[table]);
+            if before == after {
+                continue;
+            }
+            if before != empty {
+                tx.prepare_cached(&format!("DELETE FROM {name} WHERE path = ?1"))?
+                    .execute([&self.path])?;
+            }
+            if after != empty {
+                if *name == "links" {
+                    self.resolve_links(resolve_link);
+                }
+                self.insert_children(tx, name)?;
+            }
         }
-        let mut st =
-            tx.prepare_cached("INSERT INTO blocks(path, block_id, line) VALUES(?1, ?2, ?3)")?;
-        for b in &p.blocks {
-            st.execute(params![path, b.id, b.line])?;
-        }
-        let mut st = tx.prepare_cached(
-            "INSERT INTO tasks(path, line, status, done, text) VALUES(?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for t in &p.tasks {
-            let done = matches!(t.status, 'x' | 'X');
-            st.execute(params![path, t.line, t.status.to_string(), done, t.text])?;
-        }
-        let mut st = tx.prepare_cached(
-            "INSERT INTO fields(path, key, key_fold, value, source, line) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for (f, key) in p.fields.iter().zip(&self.field_keys) {
-            st.execute(params![path, f.key, key, f.value, f.source, f.line])?;
+        Ok(())
+    }
+
+    fn words(&self) -> i64 {
+        self.parsed
+            .as_ref()
+            .map(|p| i64::try_from(p.words).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+
+    /// Inserts this note's rows of `table` (one of [`CHILD_TABLES`]).
+    fn insert_children(&self, tx: &Connection, table: &str) -> rusqlite::Result<()> {
+        let Some(p) = &self.parsed else { return Ok(()) };
+        let path = self.path.as_str();
+        match table {
+            "tags" => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (t, key) in p.tags.iter().zip(&self.tag_keys) {
+                    st.execute(params![path, t.tag, key, t.source, t.line])?;
+                }
+            }
+            "links" => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO links(path, target_raw, target, target_key, target_path, kind, heading, block, display, line)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for (l, (key, to)) in p.links.iter().zip(&self.links) {
+                    st.execute(params![
+                        path,
+                        l.raw,
+                        l.target,
+                        key,
+                        to,
+                        l.kind.as_str(),
+                        l.heading,
+                        l.block,
+                        l.display,
+                        l.line
+                    ])?;
+                }
+            }
+            "headings" => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO headings(path, level, text, line) VALUES(?1, ?2, ?3, ?4)",
+                )?;
+                for h in &p.headings {
+                    st.execute(params![path, h.level, h.text, h.line])?;
+                }
+            }
+            "blocks" => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO blocks(path, block_id, line) VALUES(?1, ?2, ?3)",
+                )?;
+                for b in &p.blocks {
+                    st.execute(params![path, b.id, b.line])?;
+                }
+            }
+            "tasks" => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO tasks(path, line, status, done, text) VALUES(?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for t in &p.tasks {
+                    let done = matches!(t.status, 'x' | 'X');
+                    st.execute(params![path, t.line, t.status.to_string(), done, t.text])?;
+                }
+            }
+            "fields" => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO fields(path, key, key_fold, value, source, line) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (f, key) in p.fields.iter().zip(&self.field_keys) {
+                    st.execute(params![path, f.key, key, f.value, f.source, f.line])?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

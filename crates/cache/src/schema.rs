@@ -15,7 +15,8 @@ use super::CacheError;
 /// tokenizer writes into `notes_fts`). Version 2: the tokenizer of `parse::tokens`, with
 /// aliases and frontmatter columns, and the original body in `bodies`. Version 3: `notes_fts`
 /// without `contentless_delete` (deletions hand FTS5 the old terms, see `rows::FtsBatch`).
-pub const SCHEMA_VERSION: i64 = 3;
+/// Version 4: `notes.shape`, so an edit rewrites only the parts that changed (`rows::Shape`).
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Every table and the FTS table of version [`SCHEMA_VERSION`] (indexes: [`INDEXES`]).
 ///
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS notes(
     hash TEXT,
     words INTEGER NOT NULL DEFAULT 0,
     is_markdown INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    shape BLOB
 );
 CREATE TABLE IF NOT EXISTS tags(
     path TEXT NOT NULL,

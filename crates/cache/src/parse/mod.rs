@@ -31,7 +31,7 @@ pub(crate) mod tokens;
 use serde::Serialize;
 
 /// How a link was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     /// `[[Note]]`
@@ -54,7 +54,7 @@ impl LinkKind {
 }
 
 /// One outgoing link of a note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ParsedLink {
     /// The destination as written, before `|` (`Note#Heading`, `Other%20Note.md`).
     pub raw: String,
@@ -73,7 +73,7 @@ pub struct ParsedLink {
 }
 
 /// One heading.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ParsedHeading {
     /// 1 to 6.
     pub level: u8,
@@ -84,7 +84,7 @@ pub struct ParsedHeading {
 }
 
 /// One tag, without `#`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ParsedTag {
     /// As written (`project/alpha`).
     pub tag: String,
@@ -95,7 +95,7 @@ pub struct ParsedTag {
 }
 
 /// One task list item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ParsedTask {
     /// The character between the brackets (` `, `x`, `-`, `/`, …).
     pub status: char,
@@ -106,7 +106,7 @@ pub struct ParsedTask {
 }
 
 /// One field: a frontmatter key or a Dataview `key:: value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ParsedField {
     /// The key as written.
     pub key: String,
@@ -119,7 +119,7 @@ pub struct ParsedField {
 }
 
 /// A block id `^id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ParsedBlock {
     /// The id without `^`.
     pub id: String,
