@@ -1227,3 +1227,63 @@ fn task_tag_filter_matches_whole_tags_only() {
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts.iter().all(|t| !t.contains("workshop")), "{texts:?}");
 }
+
+#[test]
+fn a_search_ranks_as_one_query_over_every_match_would() {
+    // An unfiltered search scores every match in the full-text index alone and looks up only
+    // the best ones; a path filter matching every note takes the one-query path, which orders
+    // every match by title, score and path. Both must give the same hits in the same order:
+    // notes titled as the query first, ties on score by path (here, a run of identical notes
+    // ties at every cut).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = dir.path().join("vault");
+    std::fs::create_dir_all(vault.join("same")).expect("mkdir");
+    for i in 0..40 {
+        let text = format!(
+            "{}{}\n",
+            "alpha ".repeat(1 + i % 7),
+            "filler words here ".repeat(i % 11)
+        );
+        std::fs::write(vault.join(format!("n{i:02}.md")), text).expect("write");
+    }
+    for i in 0..12 {
+        std::fs::write(vault.join(format!("same/s{i:02}.md")), "alpha beta gamma\n")
+            .expect("write");
+    }
+    std::fs::write(
+        vault.join("Alpha.md"),
+        "no such word in the body\nalpha once\n",
+    )
+    .expect("write");
+    std::fs::write(vault.join("Alpha Beta.md"), "# Alpha Beta\nbeta\n").expect("write");
+    let db = dir.path().join("cache.db");
+    let files = vault_files(&vault).expect("walk");
+    reindex(&db, &vault, files.into_iter(), 0, &CacheConfig::default()).expect("reindex");
+    let c = open_ro(&db).expect("ro");
+    let hits = |q: &str, limit: usize, glob: Option<&str>| -> Vec<(String, String)> {
+        query::search(&c, q, None, glob, limit)
+            .expect("search")
+            .hits
+            .into_iter()
+            .map(|h| (h.path, format!("{:.12}", h.score)))
+            .collect()
+    };
+    let mut compared = 0;
+    for q in [
+        "alpha",
+        "beta",
+        "gamma",
+        "alpha beta",
+        "alpha OR filler",
+        "nothing",
+    ] {
+        for limit in [1, 3, 5, 12, 20, 100] {
+            let fast = hits(q, limit, None);
+            assert_eq!(fast, hits(q, limit, Some("*")), "{q:?}, limit {limit}");
+            compared += fast.len();
+        }
+    }
+    assert!(compared > 200, "too few hits compared: {compared}");
+    assert_eq!(hits("alpha", 1, None)[0].0, "Alpha.md");
+    assert_eq!(hits("alpha beta", 1, None)[0].0, "Alpha Beta.md");
+}

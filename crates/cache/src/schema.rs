@@ -15,7 +15,8 @@ use super::CacheError;
 /// tokenizer writes into `notes_fts`). Version 2: the tokenizer of `parse::tokens`, with
 /// aliases and frontmatter columns, and the original body in `bodies`. Version 3: `notes_fts`
 /// without `contentless_delete` (deletions hand FTS5 the old terms, see `rows::FtsBatch`).
-/// Version 4: `notes.shape`, so an edit rewrites only the parts that changed (`rows::Shape`).
+/// Version 4: `notes.shape`, so an edit rewrites only the parts that changed (`rows::Shape`),
+/// and an index on `notes.title_key` (a search looks up the notes titled as the query).
 pub const SCHEMA_VERSION: i64 = 4;
 
 /// Every table and the FTS table of version [`SCHEMA_VERSION`] (indexes: [`INDEXES`]).
@@ -109,6 +110,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS notes_vocab USING fts5vocab(notes_fts, row);
 pub(crate) const INDEXES: &str = r#"
 CREATE INDEX IF NOT EXISTS notes_name_key ON notes(name_key);
 CREATE INDEX IF NOT EXISTS notes_mtime ON notes(mtime);
+CREATE INDEX IF NOT EXISTS notes_title_key ON notes(title_key);
 CREATE INDEX IF NOT EXISTS tags_path ON tags(path);
 CREATE INDEX IF NOT EXISTS tags_key ON tags(tag_key);
 CREATE INDEX IF NOT EXISTS links_path ON links(path);

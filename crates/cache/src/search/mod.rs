@@ -139,6 +139,116 @@ pub fn search_with(
         return Err(CacheError::BadQuery(format!("empty search: {query:?}")));
     }
     let has_fts = !plan.fts.is_empty();
+    let context = format!("search {query:?}: ");
+    let unfiltered = opts.tag.is_none() && opts.path_glob.is_none() && fields.is_empty();
+    let ranked = if has_fts && unfiltered {
+        top_matches(conn, &plan.fts, &words_key(query), opts.limit).map_err(|e| q(&context, e))?
+    } else {
+        None
+    };
+    let rows = match ranked {
+        Some(rows) => rows,
+        None => matches_in_one_query(conn, &plan, &fields, query, opts, &context)?,
+    };
+    let mut body_st = conn
+        .prepare_cached("SELECT body FROM bodies WHERE id = ?1")
+        .map_err(|e| q(&context, e))?;
+    let mut hits = Vec::with_capacity(rows.len());
+    for (id, path, title, score) in rows {
+        let body: Option<String> = body_st
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .map_err(|e| q(&context, e))?;
+        hits.push(SearchHit {
+            snippet: body
+                .map(|b| snippet::snippet(&b, &plan.needles))
+                .unwrap_or_default(),
+            path,
+            title,
+            score,
+        });
+    }
+    Ok(SearchResult {
+        query: query.to_string(),
+        fts: plan.fts,
+        hits,
+    })
+}
+
+/// A match: note id, path, title, score.
+type Match = (i64, String, String, f64);
+
+/// The best `limit` matches of `fts`, ordered as [`matches_in_one_query`] orders them: notes
+/// whose `title_key` is `key` first, then by score, then by path. Only the matches that make
+/// the cut are looked up in `notes`: ordering every match by its path and title key meant a
+/// lookup and a sort row per match, more than half of a search matching every note. None when
+/// notes tied on score straddle the cut (their order is by path, which only the one query
+/// can tell).
+fn top_matches(
+    conn: &Connection,
+    fts: &str,
+    key: &str,
+    limit: usize,
+) -> rusqlite::Result<Option<Vec<Match>>> {
+    let mut known: Vec<Match> = conn
+        .prepare_cached(&format!(
+            "SELECT n.id, n.path, n.title, bm25(notes_fts, {WEIGHTS}) FROM notes n
+             CROSS JOIN notes_fts ON notes_fts.rowid = n.id
+             WHERE n.title_key = ?2 AND notes_fts MATCH ?1"
+        ))?
+        .query_map(params_from_iter([fts, key]), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    known.sort_by(|a, b| a.3.total_cmp(&b.3).then_with(|| a.1.cmp(&b.1)));
+    known.truncate(limit);
+    // Enough that `limit` others make it past the known ones, and one more to see a tie.
+    let need = limit.saturating_add(known.len());
+    let ranked: Vec<(i64, f64)> = conn
+        .prepare_cached(&format!(
+            "SELECT rowid, bm25(notes_fts, {WEIGHTS}) AS score FROM notes_fts
+             WHERE notes_fts MATCH ?1 ORDER BY score LIMIT ?2"
+        ))?
+        .query_map(
+            params_from_iter([
+                Value::Text(fts.to_string()),
+                Value::Integer(i64::try_from(need.saturating_add(1)).unwrap_or(i64::MAX)),
+            ]),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    if let (Some(last), Some(next)) = (
+        need.checked_sub(1).and_then(|i| ranked.get(i)),
+        ranked.get(need),
+    ) && last.1 == next.1
+    {
+        return Ok(None);
+    }
+    let mut by_id = conn.prepare_cached("SELECT path, title FROM notes WHERE id = ?1")?;
+    let mut others = Vec::with_capacity(ranked.len());
+    for (id, score) in ranked.into_iter().take(need) {
+        if known.iter().any(|k| k.0 == id) {
+            continue;
+        }
+        let (path, title) = by_id.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        others.push((id, path, title, score));
+    }
+    others.sort_by(|a: &Match, b: &Match| a.3.total_cmp(&b.3).then_with(|| a.1.cmp(&b.1)));
+    known.extend(others);
+    known.truncate(limit);
+    Ok(Some(known))
+}
+
+/// Every match of the plan, filtered, ordered and cut in one query (see [`top_matches`]).
+fn matches_in_one_query(
+    conn: &Connection,
+    plan: &syntax::Plan,
+    fields: &[(String, String)],
+    query: &str,
+    opts: &SearchOptions,
+    context: &str,
+) -> Result<Vec<Match>, CacheError> {
+    let has_fts = !plan.fts.is_empty();
     let mut sql = String::from("SELECT n.id, n.path, n.title, ");
     if has_fts {
         sql.push_str(&format!(
@@ -166,7 +276,7 @@ pub fn search_with(
         Value::Integer(i64::try_from(opts.limit).unwrap_or(i64::MAX)),
         Value::Text(words_key(query)),
     ];
-    for (k, v) in &fields {
+    for (k, v) in fields {
         let (a, b) = (args.len() + 1, args.len() + 2);
         sql.push_str(&format!(
             " AND EXISTS (SELECT 1 FROM fields x WHERE x.path = n.path AND x.key_fold = ?{a}
@@ -177,42 +287,12 @@ pub fn search_with(
     }
     // Known-item search: a note whose title is the query (folded) comes first.
     sql.push_str(" ORDER BY n.title_key = ?5 DESC, score, n.path LIMIT ?4");
-    let context = format!("search {query:?}: ");
-    let mut st = conn.prepare(&sql).map_err(|e| q(&context, e))?;
-    let rows = st
-        .query_map(params_from_iter(args), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, f64>(3)?,
-            ))
-        })
-        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(|e| q(&context, e))?;
-    let mut body_st = conn
-        .prepare_cached("SELECT body FROM bodies WHERE id = ?1")
-        .map_err(|e| q(&context, e))?;
-    let mut hits = Vec::with_capacity(rows.len());
-    for (id, path, title, score) in rows {
-        let body: Option<String> = body_st
-            .query_row([id], |r| r.get(0))
-            .optional()
-            .map_err(|e| q(&context, e))?;
-        hits.push(SearchHit {
-            snippet: body
-                .map(|b| snippet::snippet(&b, &plan.needles))
-                .unwrap_or_default(),
-            path,
-            title,
-            score,
-        });
-    }
-    Ok(SearchResult {
-        query: query.to_string(),
-        fts: plan.fts,
-        hits,
+    let mut st = conn.prepare(&sql).map_err(|e| q(context, e))?;
+    st.query_map(params_from_iter(args), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     })
+    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+    .map_err(|e| q(context, e))
 }
 
 /// Full-text search with optional tag (nested tags included) and path glob (SQLite `GLOB`:
