@@ -886,6 +886,22 @@ fn reindex_equals_consumer_result() {
     }
 }
 
+/// A fresh reindex of the harness's vault from disk, at its last seq: (tempdir, cache db).
+fn fresh_reindex(h: &Harness) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("fresh.db");
+    let files = vault_files(&h.vault).expect("walk");
+    reindex(
+        &db,
+        &h.vault,
+        files.into_iter(),
+        h.seq,
+        &CacheConfig::default(),
+    )
+    .expect("reindex");
+    (dir, db)
+}
+
 /// Rowids of `path`'s rows in `table`, in order.
 fn rowids(c: &Connection, table: &str, path: &str) -> Vec<i64> {
     c.prepare(&format!(
@@ -987,17 +1003,7 @@ fn an_edit_rewrites_only_the_parts_it_changed_and_links_resolve_within_the_batch
     let e = put(&mut h, Kind::Modified, "A.md", Some(&a4));
     h.apply(&[e]);
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db2 = dir.path().join("fresh.db");
-    let files = vault_files(&h.vault).expect("walk");
-    reindex(
-        &db2,
-        &h.vault,
-        files.into_iter(),
-        h.seq,
-        &CacheConfig::default(),
-    )
-    .expect("reindex");
+    let (_dir, db2) = fresh_reindex(&h);
     let (a, b) = (h.conn(), open_ro(&db2).expect("ro"));
     for sql in [
         "SELECT path, title, frontmatter, aliases, hash, words, is_markdown, error, shape FROM notes ORDER BY path",
@@ -1112,17 +1118,7 @@ fn full_text_after_edits_renames_and_deletes_equals_a_fresh_reindex() {
     mixed.push(h.event(Kind::Modified, "fm/Front.md", None, Some(t)));
     h.apply(&mixed);
 
-    let files = vault_files(&h.vault).expect("walk");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db2 = dir.path().join("fresh.db");
-    reindex(
-        &db2,
-        &h.vault,
-        files.into_iter(),
-        h.seq,
-        &CacheConfig::default(),
-    )
-    .expect("reindex");
+    let (_dir, db2) = fresh_reindex(&h);
     let vocab = "SELECT term, doc, cnt FROM notes_vocab ORDER BY term";
     let live = rows(&h.conn(), vocab);
     assert_eq!(live, rows(&open_ro(&db2).expect("ro"), vocab));

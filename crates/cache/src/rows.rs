@@ -194,28 +194,7 @@ impl NoteRows {
         tx: &Connection,
         fts: Option<&mut FtsBatch>,
     ) -> rusqlite::Result<()> {
-        let data = &self.data;
-        tx.prepare_cached(
-            "INSERT INTO notes(path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key, shape)
-             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        )?
-        .execute(params![
-            self.path,
-            self.name_key,
-            self.title,
-            self.title_from,
-            self.frontmatter,
-            self.aliases,
-            i64::try_from(data.size).unwrap_or(i64::MAX),
-            data.mtime,
-            data.hash,
-            self.words(),
-            is_markdown(&self.path),
-            self.error,
-            self.title_key,
-            self.shape.map(Shape::to_blob),
-        ])?;
-        let id = tx.last_insert_rowid();
+        let id = self.write_note(tx, None)?;
         let Some(p) = self.parsed.as_mut() else {
             return Ok(());
         };
@@ -243,26 +222,7 @@ impl NoteRows {
     ) -> rusqlite::Result<()> {
         // First: the old terms are made from the stored text, which changes below.
         fts.delete(tx, old.id)?;
-        let data = &self.data;
-        tx.prepare_cached(
-            "UPDATE notes SET title = ?2, title_from = ?3, frontmatter = ?4, aliases = ?5,
-             size = ?6, mtime = ?7, hash = ?8, words = ?9, error = ?10, title_key = ?11, shape = ?12
-             WHERE id = ?1",
-        )?
-        .execute(params![
-            old.id,
-            self.title,
-            self.title_from,
-            self.frontmatter,
-            self.aliases,
-            i64::try_from(data.size).unwrap_or(i64::MAX),
-            data.mtime,
-            data.hash,
-            self.words(),
-            self.error,
-            self.title_key,
-            self.shape.map(Shape::to_blob),
-        ])?;
+        self.write_note(tx, Some(old.id))?;
         match self.parsed.as_mut() {
             Some(p) => {
                 fts.insert(old.id, std::mem::take(&mut p.fts));
@@ -296,6 +256,39 @@ impl NoteRows {
             }
         }
         Ok(())
+    }
+
+    /// Writes the note's own row: a new one (`id` None), or over row `id` (same path), and
+    /// returns its id. Only the columns an edit can change are written over: the path and
+    /// name key keep their index entries.
+    fn write_note(&self, tx: &Connection, id: Option<i64>) -> rusqlite::Result<i64> {
+        let data = &self.data;
+        tx.prepare_cached(
+            "INSERT INTO notes(id, path, name_key, title, title_from, frontmatter, aliases, size, mtime, hash, words, is_markdown, error, title_key, shape)
+             VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT(id) DO UPDATE SET title = excluded.title, title_from = excluded.title_from,
+                 frontmatter = excluded.frontmatter, aliases = excluded.aliases, size = excluded.size,
+                 mtime = excluded.mtime, hash = excluded.hash, words = excluded.words,
+                 error = excluded.error, title_key = excluded.title_key, shape = excluded.shape",
+        )?
+        .execute(params![
+            id,
+            self.path,
+            self.name_key,
+            self.title,
+            self.title_from,
+            self.frontmatter,
+            self.aliases,
+            i64::try_from(data.size).unwrap_or(i64::MAX),
+            data.mtime,
+            data.hash,
+            self.words(),
+            is_markdown(&self.path),
+            self.error,
+            self.title_key,
+            self.shape.map(Shape::to_blob),
+        ])?;
+        Ok(id.unwrap_or_else(|| tx.last_insert_rowid()))
     }
 
     fn words(&self) -> i64 {
