@@ -19,7 +19,7 @@ use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem, parse_note};
 use super::prepare::{self, PreparedNote};
 use super::resolve::{name_key, resolve};
-use super::rows::{CHILD_TABLES, FtsBatch, NoteRows, OldRow, ResolveLink, Shape, StoredText};
+use super::rows::{FtsBatch, NoteRows, Part, ResolveLink, Shape, StoredText};
 use super::schema::{self, read_cursor, write_cursor};
 use super::settle::{self, Held, Indexed, Limits, Snapshot};
 use super::{CacheConfig, CacheError};
@@ -186,7 +186,7 @@ pub(crate) fn insert_note(
     fts: &mut FtsBatch,
 ) -> rusqlite::Result<()> {
     NoteRows::new(path, data, parsed)
-        .resolved(resolve_link)
+        .resolved(resolve_link)?
         .insert(tx, Some(fts))
 }
 
@@ -232,8 +232,8 @@ pub(crate) fn delete_note(
     let Some(row) = get_row(tx, path)? else {
         return Ok(false);
     };
-    for t in CHILD_TABLES {
-        tx.prepare_cached(&format!("DELETE FROM {t} WHERE path = ?1"))?
+    for part in Part::ALL {
+        tx.prepare_cached(&format!("DELETE FROM {} WHERE path = ?1", part.table()))?
             .execute([path])?;
     }
     fts.delete(tx, row.id)?;
@@ -874,9 +874,12 @@ fn move_note(
         tx.prepare_cached("UPDATE notes SET title = ?2, title_key = ?3 WHERE id = ?1")?
             .execute(params![row.id, title, words_key(title)])?;
     }
-    for t in CHILD_TABLES {
-        tx.prepare_cached(&format!("UPDATE {t} SET path = ?2 WHERE path = ?1"))?
-            .execute([old, new])?;
+    for part in Part::ALL {
+        tx.prepare_cached(&format!(
+            "UPDATE {} SET path = ?2 WHERE path = ?1",
+            part.table()
+        ))?
+        .execute([old, new])?;
     }
     Ok(())
 }
@@ -947,29 +950,16 @@ fn upsert(
     let rows = NoteRows::new(path, data, parsed);
     // Links are resolved as they are written, against the cache as it stands; a file of
     // the same name that appears or goes later in the batch puts its key in `dirty.keys`.
-    let mut failed = None;
     let names = &mut dirty.names;
-    let mut resolve_link = |src: &str, target: &str| {
-        names.resolve(tx, src, target).unwrap_or_else(|e| {
-            failed.get_or_insert(e);
-            None
-        })
-    };
+    let mut resolve_link = |src: &str, target: &str| names.resolve(tx, src, target);
     match &existing {
-        Some(row) => {
-            let old = OldRow {
-                id: row.id,
-                shape: row.shape,
-            };
-            rows.replace(tx, &old, &mut dirty.fts, &mut resolve_link)?;
-        }
+        Some(row) => rows.replace(tx, row.id, row.shape, &mut dirty.fts, &mut resolve_link),
         None => {
             dirty.keys.insert(name_key(path));
-            rows.resolved(&mut resolve_link)
-                .insert(tx, Some(&mut dirty.fts))?;
+            rows.resolved(&mut resolve_link)?
+                .insert(tx, Some(&mut dirty.fts))
         }
     }
-    failed.map_or(Ok(()), Err)
 }
 
 /// What an upsert indexes of `path`: the event's content, else the file on disk, else
@@ -1172,6 +1162,15 @@ fn reindex_conn(
             let spawned = std::thread::Builder::new()
                 .name("vk-parse".into())
                 .spawn_scoped(s, move || {
+                    // Links are resolved against the listing, in memory: this cannot fail.
+                    let mut in_listing =
+                        |src: &str, target: &str| -> Result<_, std::convert::Infallible> {
+                            Ok(resolve(src, target, &mut |k| {
+                                by_key.get(k).map_or_else(Vec::new, |ids| {
+                                    ids.iter().filter_map(|&i| files.get(i).cloned()).collect()
+                                })
+                            }))
+                        };
                     loop {
                         let first = next.fetch_add(PARSE_CHUNK, Ordering::Relaxed);
                         let end = files.len().min(first.saturating_add(PARSE_CHUNK));
@@ -1190,16 +1189,8 @@ fn reindex_conn(
                                 let with_error = d.error.is_some()
                                     || parsed.as_ref().is_some_and(|p| !p.errors.is_empty());
                                 let held = if settling { d.held() } else { None };
-                                let rows =
-                                    NoteRows::new(rel, d, parsed).resolved(&mut |src, target| {
-                                        resolve(src, target, &mut |k| {
-                                            by_key.get(k).map_or_else(Vec::new, |ids| {
-                                                ids.iter()
-                                                    .filter_map(|&i| files.get(i).cloned())
-                                                    .collect()
-                                            })
-                                        })
-                                    });
+                                let Ok(rows) =
+                                    NoteRows::new(rel, d, parsed).resolved(&mut in_listing);
                                 (rows, held, with_error)
                             });
                             chunk.push((i, loaded));

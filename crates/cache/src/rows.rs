@@ -15,12 +15,43 @@ use super::parse::tokens::words_key;
 use super::parse::{ParsedNote, file_stem};
 use super::resolve::{fold, name_key, target_key};
 
-/// The tables holding a note's parts, one row per part, keyed by the note's path; in the
-/// order of [`Shape`]'s hashes.
-pub(crate) const CHILD_TABLES: &[&str] =
-    &["tags", "links", "headings", "blocks", "tasks", "fields"];
+/// A kind of a note's parts, each in a table of its own, one row per part, keyed by the
+/// note's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Tags,
+    Links,
+    Headings,
+    Blocks,
+    Tasks,
+    Fields,
+}
 
-/// Per table of [`CHILD_TABLES`], a hash of the rows a note has there (links without what
+impl Part {
+    /// Every kind, in the order of [`Shape`]'s hashes.
+    pub(crate) const ALL: [Part; 6] = [
+        Part::Tags,
+        Part::Links,
+        Part::Headings,
+        Part::Blocks,
+        Part::Tasks,
+        Part::Fields,
+    ];
+
+    /// Its table.
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Part::Tags => "tags",
+            Part::Links => "links",
+            Part::Headings => "headings",
+            Part::Blocks => "blocks",
+            Part::Tasks => "tasks",
+            Part::Fields => "fields",
+        }
+    }
+}
+
+/// Per [`Part`], a hash of the rows a note has there (links without what
 /// they resolve to), stored with the note (`notes.shape`). An edit that leaves a table's rows
 /// as they were (most edits change text, not the note's links, tags or headings) leaves
 /// them in place: deleting and inserting them again, with their indexes, and resolving every
@@ -90,14 +121,6 @@ impl Shape {
     }
 }
 
-/// What [`NoteRows::replace`] needs to know of the row it replaces.
-pub(crate) struct OldRow {
-    /// Its id, which the note keeps.
-    pub(crate) id: i64,
-    /// Its stored shape (None: it has no rows in the child tables).
-    pub(crate) shape: Option<Shape>,
-}
-
 /// A file's rows, ready to insert.
 pub(crate) struct NoteRows {
     path: String,
@@ -121,8 +144,10 @@ pub(crate) struct NoteRows {
     field_keys: Vec<String>,
 }
 
-/// Gives a link's target path from the linking note's path and the link's target.
-pub(crate) type ResolveLink<'a> = dyn FnMut(&str, &str) -> Option<String> + 'a;
+/// Gives a link's target path from the linking note's path and the link's target (`E`: what
+/// looking it up can fail with; a full index looks up in memory and cannot fail).
+pub(crate) type ResolveLink<'a, E = rusqlite::Error> =
+    dyn FnMut(&str, &str) -> Result<Option<String>, E> + 'a;
 
 impl NoteRows {
     /// Computes the rows of `path`, links not resolved yet (see [`NoteRows::resolve_links`]).
@@ -173,17 +198,26 @@ impl NoteRows {
     }
 
     /// Resolves every link: `resolve_link(src, target)` gives its target path.
-    pub(crate) fn resolve_links(&mut self, resolve_link: &mut ResolveLink<'_>) {
-        let Some(p) = &self.parsed else { return };
+    pub(crate) fn resolve_links<E>(
+        &mut self,
+        resolve_link: &mut ResolveLink<'_, E>,
+    ) -> Result<(), E> {
+        let Some(p) = &self.parsed else {
+            return Ok(());
+        };
         for (l, (_, to)) in p.links.iter().zip(self.links.iter_mut()) {
-            *to = resolve_link(&self.path, &l.target);
+            *to = resolve_link(&self.path, &l.target)?;
         }
+        Ok(())
     }
 
     /// [`NoteRows::resolve_links`], by value.
-    pub(crate) fn resolved(mut self, resolve_link: &mut ResolveLink<'_>) -> NoteRows {
-        self.resolve_links(resolve_link);
-        self
+    pub(crate) fn resolved<E>(
+        mut self,
+        resolve_link: &mut ResolveLink<'_, E>,
+    ) -> Result<NoteRows, E> {
+        self.resolve_links(resolve_link)?;
+        Ok(self)
     }
 
     /// Inserts the rows of a note not in the cache (inside the caller's transaction), links
@@ -204,55 +238,57 @@ impl NoteRows {
         }
         tx.prepare_cached("INSERT INTO bodies(id, body) VALUES(?1, ?2)")?
             .execute(params![id, p.body])?;
-        for table in CHILD_TABLES {
-            self.insert_children(tx, table)?;
+        for part in Part::ALL {
+            self.insert_parts(tx, part)?;
         }
         Ok(())
     }
 
-    /// Writes these rows over those of `old`, a note at the same path, keeping its id: its
-    /// row is updated, and of its parts only the tables whose [`Shape`] changed are written
-    /// again, their links resolved then through `resolve_link`.
+    /// Writes these rows over those of note `id` at the same path, whose stored shape is
+    /// `old` (None: it has no parts), keeping its id: its row is updated, and of its parts
+    /// only the kinds whose [`Shape`] hash changed are written again, their links resolved
+    /// then through `resolve_link`.
     pub(crate) fn replace(
         mut self,
         tx: &Connection,
-        old: &OldRow,
+        id: i64,
+        old: Option<Shape>,
         fts: &mut FtsBatch,
         resolve_link: &mut ResolveLink<'_>,
     ) -> rusqlite::Result<()> {
         // First: the old terms are made from the stored text, which changes below.
-        fts.delete(tx, old.id)?;
-        self.write_note(tx, Some(old.id))?;
+        fts.delete(tx, id)?;
+        self.write_note(tx, Some(id))?;
         match self.parsed.as_mut() {
             Some(p) => {
-                fts.insert(old.id, std::mem::take(&mut p.fts));
+                fts.insert(id, std::mem::take(&mut p.fts));
                 tx.prepare_cached(
                     "INSERT INTO bodies(id, body) VALUES(?1, ?2)
                      ON CONFLICT(id) DO UPDATE SET body = excluded.body",
                 )?
-                .execute(params![old.id, p.body])?;
+                .execute(params![id, p.body])?;
             }
             None => {
                 tx.prepare_cached("DELETE FROM bodies WHERE id = ?1")?
-                    .execute([old.id])?;
+                    .execute([id])?;
             }
         }
         let empty = Shape::empty();
-        for (table, name) in CHILD_TABLES.iter().enumerate() {
-            let before = old.shape.map_or(empty, |s| s.0[table]);
-            let after = self.shape.map_or(empty, |s| s.0[table]);
+        for (i, part) in Part::ALL.into_iter().enumerate() {
+            let before = old.map_or(empty, |s| s.0[i]);
+            let after = self.shape.map_or(empty, |s| s.0[i]);
             if before == after {
                 continue;
             }
             if before != empty {
-                tx.prepare_cached(&format!("DELETE FROM {name} WHERE path = ?1"))?
+                tx.prepare_cached(&format!("DELETE FROM {} WHERE path = ?1", part.table()))?
                     .execute([&self.path])?;
             }
             if after != empty {
-                if *name == "links" {
-                    self.resolve_links(resolve_link);
+                if part == Part::Links {
+                    self.resolve_links(resolve_link)?;
                 }
-                self.insert_children(tx, name)?;
+                self.insert_parts(tx, part)?;
             }
         }
         Ok(())
@@ -298,12 +334,12 @@ impl NoteRows {
             .unwrap_or(0)
     }
 
-    /// Inserts this note's rows of `table` (one of [`CHILD_TABLES`]).
-    fn insert_children(&self, tx: &Connection, table: &str) -> rusqlite::Result<()> {
+    /// Inserts this note's parts of one kind.
+    fn insert_parts(&self, tx: &Connection, part: Part) -> rusqlite::Result<()> {
         let Some(p) = &self.parsed else { return Ok(()) };
         let path = self.path.as_str();
-        match table {
-            "tags" => {
+        match part {
+            Part::Tags => {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO tags(path, tag, tag_key, source, line) VALUES(?1, ?2, ?3, ?4, ?5)",
                 )?;
@@ -311,7 +347,7 @@ impl NoteRows {
                     st.execute(params![path, t.tag, key, t.source, t.line])?;
                 }
             }
-            "links" => {
+            Part::Links => {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO links(path, target_raw, target, target_key, target_path, kind, heading, block, display, line)
                      VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -331,7 +367,7 @@ impl NoteRows {
                     ])?;
                 }
             }
-            "headings" => {
+            Part::Headings => {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO headings(path, level, text, line) VALUES(?1, ?2, ?3, ?4)",
                 )?;
@@ -339,7 +375,7 @@ impl NoteRows {
                     st.execute(params![path, h.level, h.text, h.line])?;
                 }
             }
-            "blocks" => {
+            Part::Blocks => {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO blocks(path, block_id, line) VALUES(?1, ?2, ?3)",
                 )?;
@@ -347,7 +383,7 @@ impl NoteRows {
                     st.execute(params![path, b.id, b.line])?;
                 }
             }
-            "tasks" => {
+            Part::Tasks => {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO tasks(path, line, status, done, text) VALUES(?1, ?2, ?3, ?4, ?5)",
                 )?;
@@ -356,7 +392,7 @@ impl NoteRows {
                     st.execute(params![path, t.line, t.status.to_string(), done, t.text])?;
                 }
             }
-            "fields" => {
+            Part::Fields => {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO fields(path, key, key_fold, value, source, line) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
@@ -364,7 +400,6 @@ impl NoteRows {
                     st.execute(params![path, f.key, key, f.value, f.source, f.line])?;
                 }
             }
-            _ => {}
         }
         Ok(())
     }

@@ -214,7 +214,7 @@ fn reread(
         _ => None,
     };
     let held = data.held();
-    insert_note(tx, path, data, parsed, &mut |_, _| None, &mut dirty.fts).map_err(dbe)?;
+    insert_note(tx, path, data, parsed, &mut |_, _| Ok(None), &mut dirty.fts).map_err(dbe)?;
     dirty.sources.insert(path.to_string());
     if let Some(held) = held {
         indexed.insert(path.to_string(), held);

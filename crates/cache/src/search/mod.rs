@@ -178,6 +178,11 @@ pub fn search_with(
 /// A match: note id, path, title, score.
 type Match = (i64, String, String, f64);
 
+/// Best score first (bm25: lower is better), then the path.
+fn by_score_then_path(a: &Match, b: &Match) -> std::cmp::Ordering {
+    a.3.total_cmp(&b.3).then_with(|| a.1.cmp(&b.1))
+}
+
 /// The best `limit` matches of `fts`, ordered as [`matches_in_one_query`] orders them: notes
 /// whose `title_key` is `key` first, then by score, then by path. Only the matches that make
 /// the cut are looked up in `notes`: ordering every match by its path and title key meant a
@@ -200,7 +205,7 @@ fn top_matches(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    known.sort_by(|a, b| a.3.total_cmp(&b.3).then_with(|| a.1.cmp(&b.1)));
+    known.sort_by(by_score_then_path);
     known.truncate(limit);
     // Enough that `limit` others make it past the known ones, and one more to see a tie.
     let need = limit.saturating_add(known.len());
@@ -233,7 +238,7 @@ fn top_matches(
         let (path, title) = by_id.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         others.push((id, path, title, score));
     }
-    others.sort_by(|a: &Match, b: &Match| a.3.total_cmp(&b.3).then_with(|| a.1.cmp(&b.1)));
+    others.sort_by(by_score_then_path);
     known.extend(others);
     known.truncate(limit);
     Ok(Some(known))
